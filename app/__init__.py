@@ -1,0 +1,1 @@
+"""PrepaidGuard: supervision of prepaid tuition held in escrow."""

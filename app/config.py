@@ -1,0 +1,45 @@
+"""One Settings class, read from the environment alone."""
+
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    environment: Environment = Environment.development
+    # Plain URLs are accepted (postgresql://user@host:port/db, sqlite:///path); the service picks
+    # the async driver itself.
+    database_url: str = "sqlite:///./prepaid_guard.db"
+    admin_api_key: SecretStr | None = None
+    log_level: str = "INFO"
+    # Postgres pool size per process; the ledger holds a connection only for one short transaction.
+    db_pool_size: int = 20
+    # How long a stored idempotent response is kept.
+    idempotency_ttl_hours: int = 24
+
+    @model_validator(mode="after")
+    def _refuse_weak_secrets_in_production(self) -> "Settings":
+        if self.environment is Environment.production and self.admin_api_key is not None:
+            key = self.admin_api_key.get_secret_value()
+            if len(key) < 32 or key in {"changeme", "admin", "secret"}:
+                raise ValueError("ADMIN_API_KEY must be a random string of 32 characters or more")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.production
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,58 @@
+"""The unit of work owns the transaction, and is retried whole when the database says so.
+
+PostgreSQL reports serialisation failures (40001) and deadlocks (40P01); both mean "nothing was
+written, try again". A unit of work is a coroutine taking a connection; it must not commit, and it is
+run again from the start, in a new transaction, on such an error. Anything else propagates.
+"""
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+T = TypeVar("T")
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+MAX_ATTEMPTS = 8
+
+
+class RetryTransaction(Exception):
+    """Raised by a unit of work that found the ground moved (e.g. a lost idempotency race)."""
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a driver error, looking through SQLAlchemy's and asyncpg's wrappers."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for attribute in ("sqlstate", "pgcode"):
+            value = getattr(current, attribute, None)
+            if isinstance(value, str):
+                return value
+        current = getattr(current, "orig", None) or current.__cause__
+    return None
+
+
+def is_retryable(error: BaseException) -> bool:
+    if isinstance(error, RetryTransaction):
+        return True
+    return isinstance(error, DBAPIError) and sqlstate(error) in RETRYABLE_SQLSTATES
+
+
+async def run_in_transaction(
+    engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]
+) -> T:
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            async with engine.begin() as connection:
+                return await work(connection)
+        except Exception as error:
+            if attempt == MAX_ATTEMPTS or not is_retryable(error):
+                raise
+        # Jittered backoff so that the writers that collided do not collide again in step.
+        await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+    raise AssertionError("unreachable")

@@ -1,0 +1,331 @@
+"""All of the ledger's SQL, in SQLAlchemy Core: the write path cannot afford the ORM's overhead.
+
+Every statement names one institution, so each ledger transaction stays on one shard when the tables
+are distributed by `institution_id`.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.ledger.chain import GENESIS_HASH
+from app.ledger.types import (
+    Account,
+    AccountKind,
+    PostedEntry,
+    Posting,
+    Side,
+    Transfer,
+    TransferStatus,
+)
+from app.models import LedgerAccount, LedgerEntry, LedgerHead, LedgerPosting, LedgerTransfer
+
+heads = LedgerHead.__table__
+accounts = LedgerAccount.__table__
+entries = LedgerEntry.__table__
+postings = LedgerPosting.__table__
+transfers = LedgerTransfer.__table__
+
+_ACCOUNT_COLUMNS = (
+    accounts.c.institution_id,
+    accounts.c.id,
+    accounts.c.code,
+    accounts.c.kind,
+    accounts.c.normal,
+    accounts.c.lower_limit_fen,
+    accounts.c.balance_fen,
+)
+
+
+def _insert(connection: AsyncConnection, table: Any) -> Any:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def _account(row: Any) -> Account:
+    return Account(
+        institution_id=row.institution_id,
+        id=row.id,
+        code=row.code,
+        kind=AccountKind(row.kind),
+        normal=Side(row.normal),
+        lower_limit_fen=row.lower_limit_fen,
+        balance_fen=row.balance_fen,
+    )
+
+
+# --- heads and accounts -------------------------------------------------------------------------
+
+
+async def ensure_head(connection: AsyncConnection, institution_id: UUID, now: datetime) -> None:
+    await connection.execute(
+        _insert(connection, heads)
+        .values(institution_id=institution_id, last_seq=0, last_hash=GENESIS_HASH, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["institution_id"])
+    )
+
+
+async def lock_head(connection: AsyncConnection, institution_id: UUID) -> tuple[int, str] | None:
+    """Take the institution's ledger lock (its head row) and read the chain's tip. On SQLite the
+    write lock taken at BEGIN IMMEDIATE already serialises every writer."""
+    row = (
+        await connection.execute(
+            select(heads.c.last_seq, heads.c.last_hash)
+            .where(heads.c.institution_id == institution_id)
+            .with_for_update()
+        )
+    ).first()
+    return None if row is None else (row.last_seq, row.last_hash)
+
+
+async def advance_head(
+    connection: AsyncConnection, institution_id: UUID, seq: int, hash_: str, now: datetime
+) -> None:
+    await connection.execute(
+        update(heads)
+        .where(heads.c.institution_id == institution_id)
+        .values(last_seq=seq, last_hash=hash_, updated_at=now)
+    )
+
+
+async def read_head(connection: AsyncConnection, institution_id: UUID) -> int:
+    seq = await connection.scalar(
+        select(heads.c.last_seq).where(heads.c.institution_id == institution_id)
+    )
+    return seq or 0
+
+
+async def insert_accounts(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    await connection.execute(
+        _insert(connection, accounts).on_conflict_do_nothing(
+            index_elements=["institution_id", "code"]
+        ),
+        rows,
+    )
+
+
+async def accounts_by_code(
+    connection: AsyncConnection, institution_id: UUID, codes: Sequence[str]
+) -> dict[str, Account]:
+    rows = await connection.execute(
+        select(*_ACCOUNT_COLUMNS).where(
+            accounts.c.institution_id == institution_id, accounts.c.code.in_(codes)
+        )
+    )
+    return {row.code: _account(row) for row in rows}
+
+
+async def accounts_by_id(
+    connection: AsyncConnection, institution_id: UUID, ids: Iterable[UUID] | None = None
+) -> dict[UUID, Account]:
+    query = select(*_ACCOUNT_COLUMNS).where(accounts.c.institution_id == institution_id)
+    if ids is not None:
+        query = query.where(accounts.c.id.in_(list(ids)))
+    return {row.id: _account(row) for row in await connection.execute(query)}
+
+
+async def institutions_of_accounts(
+    connection: AsyncConnection, ids: Iterable[UUID]
+) -> dict[UUID, UUID]:
+    """Only for explaining a refusal: which institution an unknown account really belongs to."""
+    rows = await connection.execute(
+        select(accounts.c.id, accounts.c.institution_id).where(accounts.c.id.in_(list(ids)))
+    )
+    return {row.id: row.institution_id for row in rows}
+
+
+async def set_balances(
+    connection: AsyncConnection, institution_id: UUID, balances: dict[UUID, int]
+) -> None:
+    await connection.execute(
+        update(accounts)
+        .where(accounts.c.institution_id == institution_id, accounts.c.id == bindparam("account"))
+        .values(balance_fen=bindparam("balance")),
+        [{"account": account, "balance": balance} for account, balance in balances.items()],
+    )
+
+
+# --- journal ------------------------------------------------------------------------------------
+
+
+async def entries_by_key(
+    connection: AsyncConnection, institution_id: UUID, keys: Sequence[str]
+) -> dict[str, tuple[int, str]]:
+    """Already-posted keys among `keys`, with their seq and content hash."""
+    rows = await connection.execute(
+        select(entries.c.idempotency_key, entries.c.seq, entries.c.content_hash).where(
+            entries.c.institution_id == institution_id, entries.c.idempotency_key.in_(keys)
+        )
+    )
+    return {row.idempotency_key: (row.seq, row.content_hash) for row in rows}
+
+
+async def insert_journal(
+    connection: AsyncConnection,
+    entry_rows: list[dict[str, Any]],
+    posting_rows: list[dict[str, Any]],
+) -> None:
+    # Postings first: the entry's insert trigger checks that the postings it finds sum to zero.
+    await connection.execute(postings.insert(), posting_rows)
+    await connection.execute(entries.insert(), entry_rows)
+
+
+async def load_entries(
+    connection: AsyncConnection, institution_id: UUID, seqs: Sequence[int]
+) -> dict[int, PostedEntry]:
+    entry_rows = (
+        await connection.execute(
+            select(entries).where(
+                entries.c.institution_id == institution_id, entries.c.seq.in_(seqs)
+            )
+        )
+    ).all()
+    lines: dict[int, list[Posting]] = {seq: [] for seq in seqs}
+    for row in await connection.execute(
+        select(postings.c.entry_seq, postings.c.account_id, postings.c.amount_fen)
+        .where(postings.c.institution_id == institution_id, postings.c.entry_seq.in_(seqs))
+        .order_by(postings.c.entry_seq, postings.c.line_no)
+    ):
+        lines[row.entry_seq].append(Posting(row.account_id, row.amount_fen))
+    return {
+        row.seq: PostedEntry(
+            institution_id=institution_id,
+            seq=row.seq,
+            idempotency_key=row.idempotency_key,
+            kind=row.kind,
+            memo=row.memo,
+            posted_at=row.posted_at,
+            postings=tuple(lines[row.seq]),
+            hash=row.hash,
+            replayed=True,
+        )
+        for row in entry_rows
+    }
+
+
+async def stream_journal(connection: AsyncConnection, institution_id: UUID) -> Any:
+    """Entries in seq order, each with its postings in line order, for verification. Streams, so a
+    long journal is not held in memory at once."""
+    query = (
+        select(
+            entries.c.seq,
+            entries.c.idempotency_key,
+            entries.c.kind,
+            entries.c.memo,
+            entries.c.posted_at,
+            entries.c.posting_count,
+            entries.c.content_hash,
+            entries.c.prev_hash,
+            entries.c.hash,
+            postings.c.line_no,
+            postings.c.account_id,
+            postings.c.amount_fen,
+        )
+        .select_from(
+            entries.outerjoin(
+                postings,
+                (postings.c.institution_id == entries.c.institution_id)
+                & (postings.c.entry_seq == entries.c.seq),
+            )
+        )
+        .where(entries.c.institution_id == institution_id)
+        .order_by(entries.c.seq, postings.c.line_no)
+    )
+    return await connection.stream(query.execution_options(yield_per=2000))
+
+
+async def journal_sums(
+    connection: AsyncConnection, institution_id: UUID, posted_until: datetime | None = None
+) -> dict[UUID, int]:
+    """Each account's balance replayed from the journal, optionally as of a moment."""
+    query = (
+        select(postings.c.account_id, func.sum(postings.c.amount_fen).label("total"))
+        .where(postings.c.institution_id == institution_id)
+        .group_by(postings.c.account_id)
+    )
+    if posted_until is not None:
+        query = query.join(
+            entries,
+            (entries.c.institution_id == postings.c.institution_id)
+            & (entries.c.seq == postings.c.entry_seq),
+        ).where(entries.c.posted_at <= posted_until)
+    return {row.account_id: int(row.total) for row in await connection.execute(query)}
+
+
+async def max_seq(connection: AsyncConnection, institution_id: UUID) -> int:
+    value = await connection.scalar(
+        select(func.max(entries.c.seq)).where(entries.c.institution_id == institution_id)
+    )
+    return value or 0
+
+
+# --- two-phase transfers ------------------------------------------------------------------------
+
+
+def _transfer(row: Any, *, replayed: bool = False) -> Transfer:
+    return Transfer(
+        institution_id=row.institution_id,
+        id=row.id,
+        source_account_id=row.source_account_id,
+        transit_account_id=row.transit_account_id,
+        settle_account_id=row.settle_account_id,
+        amount_fen=row.amount_fen,
+        status=TransferStatus(row.status),
+        reserve_seq=row.reserve_seq,
+        resolve_seq=row.resolve_seq,
+        replayed=replayed,
+    )
+
+
+async def insert_transfer(connection: AsyncConnection, row: dict[str, Any]) -> None:
+    await connection.execute(transfers.insert(), [row])
+
+
+async def transfer_by_id(
+    connection: AsyncConnection, institution_id: UUID, transfer_id: UUID
+) -> Transfer | None:
+    row = (
+        await connection.execute(
+            select(transfers).where(
+                transfers.c.institution_id == institution_id, transfers.c.id == transfer_id
+            )
+        )
+    ).first()
+    return None if row is None else _transfer(row)
+
+
+async def transfer_by_reserve_seq(
+    connection: AsyncConnection, institution_id: UUID, reserve_seq: int
+) -> Transfer | None:
+    row = (
+        await connection.execute(
+            select(transfers).where(
+                transfers.c.institution_id == institution_id, transfers.c.reserve_seq == reserve_seq
+            )
+        )
+    ).first()
+    return None if row is None else _transfer(row, replayed=True)
+
+
+async def resolve_transfer(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    transfer_id: UUID,
+    status: TransferStatus,
+    resolve_seq: int,
+    now: datetime,
+) -> None:
+    await connection.execute(
+        update(transfers)
+        .where(
+            transfers.c.institution_id == institution_id,
+            transfers.c.id == transfer_id,
+            transfers.c.status == TransferStatus.pending,
+        )
+        .values(status=status, resolve_seq=resolve_seq, resolved_at=now)
+    )

@@ -1,0 +1,522 @@
+"""The ledger's operations. Every function runs inside the caller's transaction (a unit of work run
+by `app.db.transaction.run_in_transaction`, or a request's) and never commits.
+
+See `app.ledger` for the concurrency design: each write function first takes the institution's
+ledger lock via `repository.lock_head`.
+"""
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.kit.clock import utcnow
+from app.kit.money import INT64_MAX, is_fen
+from app.ledger import repository as repo
+from app.ledger.chain import GENESIS_HASH, chain_hash, content_hash
+from app.ledger.errors import (
+    BalanceOutOfRange,
+    CrossInstitutionEntry,
+    IdempotencyKeyReused,
+    InsufficientBalance,
+    InvalidAmount,
+    InvalidEntry,
+    LedgerError,
+    TransferAlreadyResolved,
+    TransferNotFound,
+    UnbalancedEntry,
+    UnknownAccount,
+)
+from app.ledger.types import (
+    Account,
+    AccountKind,
+    EntryDraft,
+    PostedEntry,
+    Posting,
+    Transfer,
+    TransferStatus,
+    VerifyReport,
+)
+
+MAX_POSTINGS_PER_ENTRY = 100
+MAX_ENTRIES_PER_CALL = 1000
+MAX_KEY_LENGTH = 200
+
+Result = PostedEntry | LedgerError
+
+
+# --- accounts -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSpec:
+    """An account to open. `ref` tells apart accounts of one kind (e.g. the enrollment of a prepaid
+    account). By default no account may go below zero, as DOMAIN.md requires of escrow cash and of
+    every liability; `lower_limit_fen=None` removes the limit."""
+
+    kind: AccountKind
+    ref: str | None = None
+    lower_limit_fen: int | None = 0
+
+    @property
+    def code(self) -> str:
+        return self.kind if self.ref is None else f"{self.kind}:{self.ref}"
+
+
+async def open_accounts(
+    connection: AsyncConnection, institution_id: UUID, specs: Sequence[AccountSpec]
+) -> list[Account]:
+    """Open the accounts that do not exist yet and return all of them, in the order asked.
+    Opening needs no ledger lock: an account starts at zero and is unique by its code."""
+    now = utcnow()
+    await repo.ensure_head(connection, institution_id, now)
+    await repo.insert_accounts(
+        connection,
+        [
+            {
+                "institution_id": institution_id,
+                "id": uuid.uuid4(),
+                "code": spec.code,
+                "kind": spec.kind,
+                "normal": spec.kind.normal,
+                "lower_limit_fen": spec.lower_limit_fen,
+                "balance_fen": 0,
+                "created_at": now,
+            }
+            for spec in specs
+        ],
+    )
+    found = await repo.accounts_by_code(connection, institution_id, [spec.code for spec in specs])
+    return [found[spec.code] for spec in specs]
+
+
+async def accounts(connection: AsyncConnection, institution_id: UUID) -> dict[UUID, Account]:
+    """Current balances, maintained with every posting: one row read per account."""
+    return await repo.accounts_by_id(connection, institution_id)
+
+
+async def balances_as_of(
+    connection: AsyncConnection, institution_id: UUID, moment: datetime
+) -> dict[UUID, int]:
+    """Raw balances as they stood at `moment`, replayed from the journal; accounts with no posting
+    by then are absent (their balance was zero)."""
+    return await repo.journal_sums(connection, institution_id, posted_until=moment)
+
+
+# --- posting ------------------------------------------------------------------------------------
+
+
+async def post(connection: AsyncConnection, institution_id: UUID, draft: EntryDraft) -> PostedEntry:
+    """Post one entry, or raise why not."""
+    [result] = await post_many(connection, institution_id, [draft])
+    if isinstance(result, LedgerError):
+        raise result
+    return result
+
+
+async def post_many(
+    connection: AsyncConnection, institution_id: UUID, drafts: Sequence[EntryDraft]
+) -> list[Result]:
+    """Post entries of one institution in order, each accepted or refused on its own: a refused
+    entry writes nothing and does not stop the others. One lock, one round of inserts."""
+    if len(drafts) > MAX_ENTRIES_PER_CALL:
+        raise InvalidEntry(f"at most {MAX_ENTRIES_PER_CALL} entries per call, got {len(drafts)}")
+    return await _post_locked(
+        connection, institution_id, await repo.lock_head(connection, institution_id), drafts
+    )
+
+
+def _validate(institution_id: UUID, draft: EntryDraft) -> str:
+    """Check the draft's shape and amounts; return its content hash."""
+    key = draft.idempotency_key
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY_LENGTH:
+        raise InvalidEntry(f"idempotency_key must be 1 to {MAX_KEY_LENGTH} characters")
+    if not isinstance(draft.kind, str) or not 0 < len(draft.kind) <= 40:
+        raise InvalidEntry("kind must be 1 to 40 characters")
+    if draft.memo is not None and (not isinstance(draft.memo, str) or len(draft.memo) > 500):
+        raise InvalidEntry("memo must be at most 500 characters")
+    if not 2 <= len(draft.postings) <= MAX_POSTINGS_PER_ENTRY:
+        raise InvalidEntry(
+            f"an entry has 2 to {MAX_POSTINGS_PER_ENTRY} postings, got {len(draft.postings)}"
+        )
+    for posting in draft.postings:
+        if not is_fen(posting.amount_fen) or posting.amount_fen == 0:
+            raise InvalidAmount(
+                f"amount_fen must be a non-zero whole number of fen within ±{INT64_MAX}, "
+                f"got {posting.amount_fen!r}",
+                account_id=str(posting.account_id),
+            )
+    total = sum(posting.amount_fen for posting in draft.postings)
+    if total != 0:
+        raise UnbalancedEntry(f"postings sum to {total} fen, not 0", imbalance_fen=total)
+    return content_hash(institution_id, key, draft.kind, draft.memo, draft.postings)
+
+
+async def _unknown_account_error(
+    connection: AsyncConnection, institution_id: UUID, missing: set[UUID]
+) -> LedgerError:
+    elsewhere = await repo.institutions_of_accounts(connection, missing)
+    if elsewhere:
+        return CrossInstitutionEntry(
+            f"account {next(iter(elsewhere))} belongs to another institution; an entry stays "
+            f"within institution {institution_id}"
+        )
+    return UnknownAccount(
+        f"no account {sorted(map(str, missing))[0]} in institution {institution_id}"
+    )
+
+
+async def _post_locked(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    tip: tuple[int, str] | None,
+    drafts: Sequence[EntryDraft],
+) -> list[Result]:
+    """The write path, run with the institution's ledger lock held: validate, deduplicate by key,
+    apply limits in order against balances read under the lock, then write journal and balances in
+    a fixed number of statements whatever the batch size."""
+    results: list[Result | None] = [None] * len(drafts)
+    hashes: dict[int, str] = {}
+    for index, draft in enumerate(drafts):
+        try:
+            hashes[index] = _validate(institution_id, draft)
+        except LedgerError as error:
+            results[index] = error
+
+    # A key already in the journal, or earlier in this batch, is a replay when the content is the
+    # same and a misuse when it is not.
+    keys = list({drafts[i].idempotency_key for i in hashes})
+    posted = await repo.entries_by_key(connection, institution_id, keys) if keys else {}
+    replay_of_seq: dict[int, int] = {}
+    replay_of_index: dict[int, int] = {}
+    first_with_key: dict[str, int] = {}
+    for index, digest in list(hashes.items()):
+        key = drafts[index].idempotency_key
+        if key in posted:
+            earlier_digest = posted[key][1]
+            replay_of_seq[index] = posted[key][0]
+        elif key in first_with_key:
+            earlier_digest = hashes[first_with_key[key]]
+            replay_of_index[index] = first_with_key[key]
+        else:
+            first_with_key[key] = index
+            continue
+        del hashes[index]
+        if earlier_digest != digest:
+            replay_of_seq.pop(index, None)
+            replay_of_index.pop(index, None)
+            results[index] = IdempotencyKeyReused(
+                f"entry {key!r} was posted before with different content"
+            )
+
+    account_ids = {p.account_id for i in hashes for p in drafts[i].postings}
+    known = await repo.accounts_by_id(connection, institution_id, account_ids) if hashes else {}
+    missing = account_ids - known.keys()
+    balances = {account_id: account.balance_fen for account_id, account in known.items()}
+    changed: set[UUID] = set()
+    now = utcnow()
+    last_seq, last_hash = tip if tip is not None else (0, GENESIS_HASH)
+    entry_rows: list[dict] = []
+    posting_rows: list[dict] = []
+
+    for index, digest in hashes.items():
+        draft = drafts[index]
+        unknown = {p.account_id for p in draft.postings} & missing
+        if unknown:
+            results[index] = await _unknown_account_error(connection, institution_id, unknown)
+            continue
+        after: dict[UUID, int] = {}
+        for posting in draft.postings:
+            after[posting.account_id] = (
+                after.get(posting.account_id, balances[posting.account_id]) + posting.amount_fen
+            )
+        refusal = _limit_refusal(known, balances, after)
+        if refusal is not None:
+            results[index] = refusal
+            continue
+        balances.update(after)
+        changed.update(after)
+        prev_hash = last_hash
+        last_seq += 1
+        last_hash = chain_hash(prev_hash, last_seq, now, digest)
+        entry_rows.append(
+            {
+                "institution_id": institution_id,
+                "seq": last_seq,
+                "idempotency_key": draft.idempotency_key,
+                "kind": draft.kind,
+                "memo": draft.memo,
+                "posted_at": now,
+                "posting_count": len(draft.postings),
+                "content_hash": digest,
+                "prev_hash": prev_hash,
+                "hash": last_hash,
+            }
+        )
+        posting_rows.extend(
+            {
+                "institution_id": institution_id,
+                "entry_seq": last_seq,
+                "line_no": line,
+                "account_id": p.account_id,
+                "amount_fen": p.amount_fen,
+            }
+            for line, p in enumerate(draft.postings)
+        )
+        results[index] = PostedEntry(
+            institution_id=institution_id,
+            seq=last_seq,
+            idempotency_key=draft.idempotency_key,
+            kind=draft.kind,
+            memo=draft.memo,
+            posted_at=now,
+            postings=draft.postings,
+            hash=last_hash,
+        )
+
+    if entry_rows:
+        await repo.insert_journal(connection, entry_rows, posting_rows)
+        await repo.set_balances(connection, institution_id, {a: balances[a] for a in changed})
+        await repo.advance_head(connection, institution_id, last_seq, last_hash, now)
+
+    if replay_of_seq:
+        loaded = await repo.load_entries(connection, institution_id, list(replay_of_seq.values()))
+        for index, seq in replay_of_seq.items():
+            results[index] = loaded[seq]
+    for index, first in replay_of_index.items():
+        outcome = results[first]
+        results[index] = (
+            replace(outcome, replayed=True) if isinstance(outcome, PostedEntry) else outcome
+        )
+    return results  # type: ignore[return-value]
+
+
+def _limit_refusal(
+    known: dict[UUID, Account], balances: dict[UUID, int], after: dict[UUID, int]
+) -> LedgerError | None:
+    for account_id, balance in after.items():
+        account = known[account_id]
+        if not is_fen(balance):
+            return BalanceOutOfRange(f"account {account.code} would leave the BIGINT range")
+        limit = account.lower_limit_fen
+        if limit is not None and balance * account.normal < limit:
+            held = balances[account_id] * account.normal
+            return InsufficientBalance(
+                f"account {account.code} holds {held} fen and may not go below {limit} fen",
+                account_id=str(account_id),
+                account_code=account.code,
+                requested_balance_fen=balance * account.normal,
+                lower_limit_fen=limit,
+            )
+    return None
+
+
+# --- two-phase transfers ------------------------------------------------------------------------
+
+
+async def reserve(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    *,
+    idempotency_key: str,
+    kind: str,
+    source: UUID,
+    transit: UUID,
+    settle: UUID,
+    amount_fen: int,
+    memo: str | None = None,
+) -> Transfer:
+    """Phase one: debit `source` and credit `transit` (e.g. releasable to payout in transit).
+    Phase two, once, either posts it (debit transit, credit `settle`, e.g. escrow cash) or voids it
+    (debit transit, credit source). Reserving the same key again returns the same transfer."""
+    draft = EntryDraft.transfer(idempotency_key, kind, source, transit, amount_fen, memo)
+    tip = await repo.lock_head(connection, institution_id)
+    [result] = await _post_locked(connection, institution_id, tip, [draft])
+    if isinstance(result, LedgerError):
+        raise result
+    if result.replayed:
+        existing = await repo.transfer_by_reserve_seq(connection, institution_id, result.seq)
+        if existing is None:
+            raise IdempotencyKeyReused(
+                f"entry {idempotency_key!r} was posted, but not as a transfer"
+            )
+        return existing
+    transfer = Transfer(
+        institution_id=institution_id,
+        id=uuid.uuid4(),
+        source_account_id=source,
+        transit_account_id=transit,
+        settle_account_id=settle,
+        amount_fen=amount_fen,
+        status=TransferStatus.pending,
+        reserve_seq=result.seq,
+        resolve_seq=None,
+    )
+    await repo.insert_transfer(
+        connection,
+        {
+            "institution_id": institution_id,
+            "id": transfer.id,
+            "source_account_id": source,
+            "transit_account_id": transit,
+            "settle_account_id": settle,
+            "amount_fen": amount_fen,
+            "status": TransferStatus.pending,
+            "reserve_seq": result.seq,
+            "resolve_seq": None,
+            "created_at": result.posted_at,
+            "resolved_at": None,
+        },
+    )
+    return transfer
+
+
+async def post_transfer(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    transfer_id: UUID,
+    kind: str = "transfer_posted",
+) -> Transfer:
+    return await _resolve(connection, institution_id, transfer_id, TransferStatus.posted, kind)
+
+
+async def void_transfer(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    transfer_id: UUID,
+    kind: str = "transfer_voided",
+) -> Transfer:
+    return await _resolve(connection, institution_id, transfer_id, TransferStatus.voided, kind)
+
+
+async def _resolve(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    transfer_id: UUID,
+    outcome: TransferStatus,
+    kind: str,
+) -> Transfer:
+    """Resolve a pending transfer at most once. The ledger lock makes read-check-write atomic; asking
+    for the outcome it already has is a replay, asking for the other one is refused."""
+    tip = await repo.lock_head(connection, institution_id)
+    transfer = await repo.transfer_by_id(connection, institution_id, transfer_id)
+    if transfer is None:
+        raise TransferNotFound(f"no transfer {transfer_id} in institution {institution_id}")
+    if transfer.status is outcome:
+        return replace(transfer, replayed=True)
+    if transfer.status is not TransferStatus.pending:
+        raise TransferAlreadyResolved(
+            f"transfer {transfer_id} is already {transfer.status}", status=transfer.status
+        )
+    credit = (
+        transfer.settle_account_id
+        if outcome is TransferStatus.posted
+        else transfer.source_account_id
+    )
+    draft = EntryDraft.transfer(
+        f"transfer:{transfer_id}:{outcome}",
+        kind,
+        transfer.transit_account_id,
+        credit,
+        transfer.amount_fen,
+    )
+    [result] = await _post_locked(connection, institution_id, tip, [draft])
+    if isinstance(result, LedgerError):
+        raise result
+    await repo.resolve_transfer(
+        connection, institution_id, transfer_id, outcome, result.seq, result.posted_at
+    )
+    return replace(transfer, status=outcome, resolve_seq=result.seq)
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+async def verify(connection: AsyncConnection, institution_id: UUID) -> VerifyReport:
+    """Walk the institution's journal from its first entry, recomputing every digest and link, and
+    name the first entry found altered or missing; then check that the maintained balances equal the
+    journal replayed."""
+    head_seq = await repo.read_head(connection, institution_id)
+    expected_seq, expected_prev = 1, GENESIS_HASH
+
+    def report(
+        problem: str | None = None, bad_seq: int | None = None, **extra: Any
+    ) -> VerifyReport:
+        return VerifyReport(
+            institution_id=institution_id,
+            intact=problem is None,
+            entries_checked=expected_seq - 1,
+            verified_through_seq=expected_seq - 1,
+            head_seq=head_seq,
+            first_bad_seq=bad_seq,
+            problem=problem,
+            **extra,
+        )
+
+    async with aclosing(_journal(connection, institution_id)) as journal:
+        async for entry, lines in journal:
+            if entry.seq != expected_seq:
+                return report(f"entry {expected_seq} is missing", expected_seq)
+            problem = _entry_problem(institution_id, entry, lines, expected_prev)
+            if problem is not None:
+                return report(f"entry {expected_seq} was altered: {problem}", expected_seq)
+            expected_seq, expected_prev = expected_seq + 1, entry.hash
+    if head_seq >= expected_seq:
+        return report(f"entries {expected_seq} to {head_seq} are missing", expected_seq)
+
+    maintained = await repo.accounts_by_id(connection, institution_id)
+    replayed = await repo.journal_sums(connection, institution_id)
+    mismatches = {
+        account_id: (account.balance_fen, replayed.get(account_id, 0))
+        for account_id, account in maintained.items()
+        if account.balance_fen != replayed.get(account_id, 0)
+    }
+    if mismatches:
+        return report(
+            f"{len(mismatches)} account balances differ from the journal",
+            balance_mismatches=mismatches,
+        )
+    return report()
+
+
+async def _journal(
+    connection: AsyncConnection, institution_id: UUID
+) -> AsyncIterator[tuple[Any, list[Any]]]:
+    """Each journal row with its posting rows, in seq order."""
+    stream = await repo.stream_journal(connection, institution_id)
+    try:
+        entry, lines = None, []
+        async for row in stream:
+            if entry is not None and row.seq != entry.seq:
+                yield entry, lines
+                lines = []
+            entry = row
+            if row.line_no is not None:
+                lines.append(row)
+        if entry is not None:
+            yield entry, lines
+    finally:
+        await stream.close()
+
+
+def _entry_problem(
+    institution_id: UUID, entry: Any, lines: list[Any], expected_prev: str
+) -> str | None:
+    postings = [Posting(line.account_id, line.amount_fen) for line in lines]
+    digest = content_hash(institution_id, entry.idempotency_key, entry.kind, entry.memo, postings)
+    if (
+        digest != entry.content_hash
+        or len(lines) != entry.posting_count
+        or [line.line_no for line in lines] != list(range(len(lines)))
+    ):
+        return "its content no longer matches its digest"
+    if entry.prev_hash != expected_prev or entry.hash != chain_hash(
+        expected_prev, entry.seq, entry.posted_at, digest
+    ):
+        return "its link in the chain is broken"
+    return None

@@ -5,7 +5,16 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-ROOT = Path(__file__).resolve().parents[2]
+
+
+def _project_root() -> Path:
+    """The source tree when run from a checkout; the working directory when the package is installed
+    (the container image keeps alembic.ini and migrations/ in its working directory)."""
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "alembic.ini").exists() else Path.cwd()
+
+
+ROOT = _project_root()
 
 
 def alembic_config(database_url: str | None = None) -> Config:

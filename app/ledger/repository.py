@@ -6,10 +6,10 @@ are distributed by `institution_id`.
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,11 +25,11 @@ from app.ledger.types import (
 )
 from app.models import LedgerAccount, LedgerEntry, LedgerHead, LedgerPosting, LedgerTransfer
 
-heads = LedgerHead.__table__
-accounts = LedgerAccount.__table__
-entries = LedgerEntry.__table__
-postings = LedgerPosting.__table__
-transfers = LedgerTransfer.__table__
+heads = cast(Table, LedgerHead.__table__)
+accounts = cast(Table, LedgerAccount.__table__)
+entries = cast(Table, LedgerEntry.__table__)
+postings = cast(Table, LedgerPosting.__table__)
+transfers = cast(Table, LedgerTransfer.__table__)
 
 _ACCOUNT_COLUMNS = (
     accounts.c.institution_id,
@@ -91,6 +91,12 @@ async def advance_head(
         .where(heads.c.institution_id == institution_id)
         .values(last_seq=seq, last_hash=hash_, updated_at=now)
     )
+
+
+async def institution_ids(connection: AsyncConnection) -> list[UUID]:
+    """Every institution with a ledger: for operators' sweeps, the one read across institutions."""
+    rows = await connection.execute(select(heads.c.institution_id).order_by(heads.c.institution_id))
+    return [row.institution_id for row in rows]
 
 
 async def read_head(connection: AsyncConnection, institution_id: UUID) -> int:

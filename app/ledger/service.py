@@ -6,7 +6,7 @@ ledger lock via `repository.lock_head`.
 """
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -437,6 +437,11 @@ async def _resolve(
 # --- verification -------------------------------------------------------------------------------
 
 
+async def institutions(connection: AsyncConnection) -> list[UUID]:
+    """Every institution that has a ledger."""
+    return await repo.institution_ids(connection)
+
+
 async def verify(connection: AsyncConnection, institution_id: UUID) -> VerifyReport:
     """Walk the institution's journal from its first entry, recomputing every digest and link, and
     name the first entry found altered or missing; then check that the maintained balances equal the
@@ -486,7 +491,7 @@ async def verify(connection: AsyncConnection, institution_id: UUID) -> VerifyRep
 
 async def _journal(
     connection: AsyncConnection, institution_id: UUID
-) -> AsyncIterator[tuple[Any, list[Any]]]:
+) -> AsyncGenerator[tuple[Any, list[Any]]]:
     """Each journal row with its posting rows, in seq order."""
     stream = await repo.stream_journal(connection, institution_id)
     try:

@@ -26,8 +26,13 @@ class Books:
 
     @property
     def all(self) -> list[Account]:
-        return [self.cash, *self.prepaid, self.releasable, self.payout_in_transit,
-                self.refund_in_transit]
+        return [
+            self.cash,
+            *self.prepaid,
+            self.releasable,
+            self.payout_in_transit,
+            self.refund_in_transit,
+        ]
 
 
 async def open_books(engine: AsyncEngine, enrollments: int = 2) -> Books:
@@ -48,7 +53,9 @@ async def open_books(engine: AsyncEngine, enrollments: int = 2) -> Books:
 
 def payment(key: str, books: Books, amount_fen: int, enrollment: int = 0) -> EntryDraft:
     """Money in: escrow cash up, the enrollment's prepaid liability up."""
-    return EntryDraft.transfer(key, "payment", books.cash.id, books.prepaid[enrollment].id, amount_fen)
+    return EntryDraft.transfer(
+        key, "payment", books.cash.id, books.prepaid[enrollment].id, amount_fen
+    )
 
 
 async def post(engine: AsyncEngine, books: Books, draft: EntryDraft):
@@ -88,9 +95,13 @@ async def tamper(engine: AsyncEngine, statement: str, **params: object) -> None:
             await connection.execute(text("SET LOCAL session_replication_role = replica"))
             await connection.execute(text(statement), params)
             return
-        guards = (await connection.execute(text(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ledger_%'"
-        ))).all()
+        guards = (
+            await connection.execute(
+                text(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ledger_%'"
+                )
+            )
+        ).all()
         for name, _ in guards:
             await connection.execute(text(f"DROP TRIGGER {name}"))
         await connection.execute(text(statement), params)

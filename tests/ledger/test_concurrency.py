@@ -42,7 +42,11 @@ async def test_200_writers_drawing_1_from_150(engine, path):
 async def test_500_transfers_among_10_accounts_in_random_order(engine):
     books = await open_books(engine, enrollments=10)
     for n, account in enumerate(books.prepaid):
-        await post(engine, books, EntryDraft.transfer(f"fund-{n}", "payment", books.cash.id, account.id, 1_000))
+        await post(
+            engine,
+            books,
+            EntryDraft.transfer(f"fund-{n}", "payment", books.cash.id, account.id, 1_000),
+        )
     rng = random.Random(7)
 
     async def transfer(n: int):

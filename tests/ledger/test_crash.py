@@ -30,9 +30,15 @@ CRASHING_WRITER = textwrap.dedent("""
 async def test_crash_before_commit_leaves_nothing(engine):
     books = await open_books(engine)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CRASHING_WRITER, TEST_DATABASE_URL,
-        str(books.institution_id), str(books.cash.id), str(books.prepaid[0].id),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-c",
+        CRASHING_WRITER,
+        TEST_DATABASE_URL,
+        str(books.institution_id),
+        str(books.cash.id),
+        str(books.prepaid[0].id),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await process.communicate()
     assert process.returncode == 9, stderr.decode()

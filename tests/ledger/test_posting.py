@@ -93,15 +93,18 @@ async def test_batch_items_are_accepted_or_refused_on_their_own(engine, books: B
 async def test_limit_refusal_names_the_account_and_figures(engine, books: Books):
     await post(engine, books, payment("in", books, 150))
     with pytest.raises(InsufficientBalance) as refused:
-        await post(engine, books, EntryDraft.transfer(
-            "out", "refund", books.prepaid[0].id, books.cash.id, 151
-        ))
+        await post(
+            engine,
+            books,
+            EntryDraft.transfer("out", "refund", books.prepaid[0].id, books.cash.id, 151),
+        )
     assert refused.value.extra["requested_balance_fen"] == -1
     assert "holds 150 fen" in refused.value.detail
 
 
 @pytest.mark.parametrize(
-    "amount", [0, -5, 1.5, "100", True, None, 2**63, -(2**63), 10**30],
+    "amount",
+    [0, -5, 1.5, "100", True, None, 2**63, -(2**63), 10**30],
     ids=["zero", "negative", "fractional", "string", "bool", "none", "2^63", "-2^63", "huge"],
 )
 async def test_bad_amounts_are_refused(engine, books: Books, amount):
@@ -117,7 +120,9 @@ async def test_bad_amounts_are_refused(engine, books: Books, amount):
 
 
 async def test_unbalanced_entry_is_refused(engine, books: Books):
-    draft = EntryDraft("u", "payment", (Posting(books.cash.id, 100), Posting(books.prepaid[0].id, -99)))
+    draft = EntryDraft(
+        "u", "payment", (Posting(books.cash.id, 100), Posting(books.prepaid[0].id, -99))
+    )
     with pytest.raises(UnbalancedEntry) as refused:
         await post(engine, books, draft)
     assert refused.value.extra["imbalance_fen"] == 1
@@ -132,9 +137,15 @@ async def test_single_posting_is_refused(engine, books: Books):
 async def test_unknown_and_foreign_accounts_are_refused(engine, books: Books):
     other = await open_books(engine)
     with pytest.raises(UnknownAccount):
-        await post(engine, books, EntryDraft.transfer("u", "payment", books.cash.id, uuid.uuid4(), 1))
+        await post(
+            engine, books, EntryDraft.transfer("u", "payment", books.cash.id, uuid.uuid4(), 1)
+        )
     with pytest.raises(CrossInstitutionEntry):
-        await post(engine, books, EntryDraft.transfer("f", "payment", books.cash.id, other.prepaid[0].id, 1))
+        await post(
+            engine,
+            books,
+            EntryDraft.transfer("f", "payment", books.cash.id, other.prepaid[0].id, 1),
+        )
     assert await journal_size(engine, books.institution_id) == (0, 0)
     assert await journal_size(engine, other.institution_id) == (0, 0)
 
@@ -145,9 +156,11 @@ async def test_refusal_inside_a_unit_of_work_leaves_nothing(engine, books: Books
 
     async def work(connection):
         await ledger.post(connection, books.institution_id, payment("ok", books, 10))
-        await ledger.post(connection, books.institution_id, EntryDraft.transfer(
-            "too-much", "refund", books.prepaid[0].id, books.cash.id, 11
-        ))
+        await ledger.post(
+            connection,
+            books.institution_id,
+            EntryDraft.transfer("too-much", "refund", books.prepaid[0].id, books.cash.id, 11),
+        )
 
     with pytest.raises(LedgerError):
         await run_in_transaction(engine, work)
@@ -160,14 +173,22 @@ async def test_database_refuses_an_unbalanced_entry_written_directly(engine, boo
     with pytest.raises(DBAPIError, match="balance"):
         async with engine.begin() as connection:
             await connection.execute(
-                text("INSERT INTO ledger_postings (institution_id, entry_seq, line_no, account_id,"
-                     " amount_fen) VALUES (:i, 1, 0, :a, 100), (:i, 1, 1, :b, -99)"),
-                {"i": inst, "a": db_id(engine, books.cash.id), "b": db_id(engine, books.prepaid[0].id)},
+                text(
+                    "INSERT INTO ledger_postings (institution_id, entry_seq, line_no, account_id,"
+                    " amount_fen) VALUES (:i, 1, 0, :a, 100), (:i, 1, 1, :b, -99)"
+                ),
+                {
+                    "i": inst,
+                    "a": db_id(engine, books.cash.id),
+                    "b": db_id(engine, books.prepaid[0].id),
+                },
             )
             await connection.execute(
-                text("INSERT INTO ledger_entries (institution_id, seq, idempotency_key, kind,"
-                     " posted_at, posting_count, content_hash, prev_hash, hash)"
-                     " VALUES (:i, 1, 'raw', 'raw', :t, 2, 'x', 'x', 'x')"),
+                text(
+                    "INSERT INTO ledger_entries (institution_id, seq, idempotency_key, kind,"
+                    " posted_at, posting_count, content_hash, prev_hash, hash)"
+                    " VALUES (:i, 1, 'raw', 'raw', :t, 2, 'x', 'x', 'x')"
+                ),
                 {"i": inst, "t": utcnow()},
             )
     assert await journal_size(engine, books.institution_id) == (0, 0)
@@ -178,18 +199,23 @@ async def test_database_refuses_a_posting_added_to_a_closed_entry(engine, books:
     with pytest.raises(DBAPIError):
         async with engine.begin() as connection:
             await connection.execute(
-                text("INSERT INTO ledger_postings (institution_id, entry_seq, line_no, account_id,"
-                     " amount_fen) VALUES (:i, 1, 2, :a, 5)"),
+                text(
+                    "INSERT INTO ledger_postings (institution_id, entry_seq, line_no, account_id,"
+                    " amount_fen) VALUES (:i, 1, 2, :a, 5)"
+                ),
                 {"i": db_id(engine, books.institution_id), "a": db_id(engine, books.cash.id)},
             )
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE ledger_postings SET amount_fen = 1 WHERE institution_id = :i",
-    "DELETE FROM ledger_postings WHERE institution_id = :i",
-    "UPDATE ledger_entries SET memo = 'x' WHERE institution_id = :i",
-    "DELETE FROM ledger_entries WHERE institution_id = :i",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ledger_postings SET amount_fen = 1 WHERE institution_id = :i",
+        "DELETE FROM ledger_postings WHERE institution_id = :i",
+        "UPDATE ledger_entries SET memo = 'x' WHERE institution_id = :i",
+        "DELETE FROM ledger_entries WHERE institution_id = :i",
+    ],
+)
 async def test_database_refuses_changing_the_journal(engine, books: Books, statement):
     await post(engine, books, payment("p", books, 100))
     with pytest.raises(DBAPIError, match="append-only"):
@@ -203,12 +229,18 @@ async def test_balances_as_of_past_moments_equal_what_was_maintained(engine, boo
     for n in range(1, 6):
         await post(engine, books, payment(f"p{n}", books, 100 * n, enrollment=n % 2))
         if n % 2:
-            await post(engine, books, EntryDraft.transfer(
-                f"c{n}", "lesson", books.prepaid[n % 2].id, books.releasable.id, 10 * n
-            ))
+            await post(
+                engine,
+                books,
+                EntryDraft.transfer(
+                    f"c{n}", "lesson", books.prepaid[n % 2].id, books.releasable.id, 10 * n
+                ),
+            )
         async with engine.connect() as connection:
             raw = await ledger.accounts(connection, books.institution_id)
-        snapshots.append((utcnow(), {a: acc.balance_fen for a, acc in raw.items() if acc.balance_fen}))
+        snapshots.append(
+            (utcnow(), {a: acc.balance_fen for a, acc in raw.items() if acc.balance_fen})
+        )
         await asyncio.sleep(0.002)
 
     async with engine.connect() as connection:

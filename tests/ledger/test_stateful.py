@@ -15,12 +15,18 @@ from app.db.engine import create_engine
 from app.db.transaction import run_in_transaction
 from app.ledger import service as ledger
 from app.ledger.errors import InsufficientBalance, TransferAlreadyResolved
-from app.ledger.types import AccountKind, EntryDraft, Posting, PostedEntry, TransferStatus
+from app.ledger.types import AccountKind, EntryDraft, PostedEntry, Posting, TransferStatus
 from tests.conftest import TEST_DATABASE_URL
 from tests.ledger.conftest import db_id
 
-KINDS = [AccountKind.escrow_cash, AccountKind.prepaid, AccountKind.prepaid, AccountKind.releasable,
-         AccountKind.payout_in_transit, AccountKind.own_funds]
+KINDS = [
+    AccountKind.escrow_cash,
+    AccountKind.prepaid,
+    AccountKind.prepaid,
+    AccountKind.releasable,
+    AccountKind.payout_in_transit,
+    AccountKind.own_funds,
+]
 amounts = st.integers(min_value=1, max_value=2_000)
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -69,12 +75,18 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(target=posted, data=st.data(), lines=st.integers(min_value=2, max_value=4))
     def post_entry(self, data, lines):
         accounts = data.draw(st.lists(st.sampled_from(self.ids), min_size=lines, max_size=lines))
-        head = data.draw(st.lists(st.integers(-2_000, 2_000).filter(bool), min_size=lines - 1, max_size=lines - 1))
+        head = data.draw(
+            st.lists(
+                st.integers(-2_000, 2_000).filter(bool), min_size=lines - 1, max_size=lines - 1
+            )
+        )
         last = -sum(head)
         if last == 0:
             head[0] += 1
             last -= 1
-        postings = tuple(Posting(a, amount) for a, amount in zip(accounts, [*head, last], strict=True))
+        postings = tuple(
+            Posting(a, amount) for a, amount in zip(accounts, [*head, last], strict=True)
+        )
         draft = EntryDraft(self.key(), "random", postings)
         expected_ok = self._would_hold(postings)
         try:
@@ -86,7 +98,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self._apply(postings)
         return (draft, entry)
 
-    @rule(target=posted, funds=st.lists(st.tuples(st.integers(0, 1), amounts), min_size=1, max_size=6))
+    @rule(
+        target=posted, funds=st.lists(st.tuples(st.integers(0, 1), amounts), min_size=1, max_size=6)
+    )
     def pay_in_batch(self, funds):
         drafts = [
             EntryDraft.transfer(self.key(), "payment", self.ids[0], self.ids[1 + which], amount)
@@ -112,10 +126,18 @@ class LedgerMachine(RuleBasedStateMachine):
         postings = (Posting.debit(source_id, amount), Posting.credit(transit_id, amount))
         expected_ok = self._would_hold(postings)
         try:
-            transfer = self.run(lambda c: ledger.reserve(
-                c, self.institution_id, idempotency_key=self.key(), kind="reserve",
-                source=source_id, transit=transit_id, settle=self.ids[0], amount_fen=amount,
-            ))
+            transfer = self.run(
+                lambda c: ledger.reserve(
+                    c,
+                    self.institution_id,
+                    idempotency_key=self.key(),
+                    kind="reserve",
+                    source=source_id,
+                    transit=transit_id,
+                    settle=self.ids[0],
+                    amount_fen=amount,
+                )
+            )
         except InsufficientBalance:
             assert not expected_ok
             return None
@@ -127,9 +149,15 @@ class LedgerMachine(RuleBasedStateMachine):
     def resolve(self, transfer, outcome, twice):
         if transfer is None or outcome is TransferStatus.pending:
             return
-        credit = transfer.settle_account_id if outcome is TransferStatus.posted else transfer.source_account_id
-        postings = (Posting.debit(transfer.transit_account_id, transfer.amount_fen),
-                    Posting.credit(credit, transfer.amount_fen))
+        credit = (
+            transfer.settle_account_id
+            if outcome is TransferStatus.posted
+            else transfer.source_account_id
+        )
+        postings = (
+            Posting.debit(transfer.transit_account_id, transfer.amount_fen),
+            Posting.credit(credit, transfer.amount_fen),
+        )
         resolve = ledger.post_transfer if outcome is TransferStatus.posted else ledger.void_transfer
         expected_ok = self._would_hold(postings)
         try:
@@ -140,7 +168,9 @@ class LedgerMachine(RuleBasedStateMachine):
         assert expected_ok
         self._apply(postings)
         if twice:
-            other = ledger.void_transfer if resolve is ledger.post_transfer else ledger.post_transfer
+            other = (
+                ledger.void_transfer if resolve is ledger.post_transfer else ledger.post_transfer
+            )
             try:
                 self.run(lambda c: other(c, self.institution_id, transfer.id))
             except TransferAlreadyResolved:
@@ -152,13 +182,19 @@ class LedgerMachine(RuleBasedStateMachine):
     def books_hold(self):
         if not self.model:
             return
+
         async def read(connection):
             maintained = await ledger.accounts(connection, self.institution_id)
             replayed = await ledger.balances_as_of(connection, self.institution_id, _FAR_FUTURE)
-            unbalanced = (await connection.execute(text(
-                "SELECT entry_seq FROM ledger_postings WHERE institution_id = :i"
-                " GROUP BY entry_seq HAVING sum(amount_fen) <> 0"
-            ), {"i": db_id(self.engine, self.institution_id)})).all()
+            unbalanced = (
+                await connection.execute(
+                    text(
+                        "SELECT entry_seq FROM ledger_postings WHERE institution_id = :i"
+                        " GROUP BY entry_seq HAVING sum(amount_fen) <> 0"
+                    ),
+                    {"i": db_id(self.engine, self.institution_id)},
+                )
+            ).all()
             return maintained, replayed, unbalanced
 
         maintained, replayed, unbalanced = self.run(read)
@@ -172,6 +208,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
 TestLedgerMachine = pytest.mark.usefixtures("database_url")(LedgerMachine.TestCase)
 TestLedgerMachine.settings = settings(
-    max_examples=25, stateful_step_count=20, deadline=None,
+    max_examples=25,
+    stateful_step_count=20,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

@@ -13,16 +13,34 @@ from tests.ledger.conftest import Books, balances, post
 
 
 async def _releasable(engine, books: Books, amount_fen: int) -> None:
-    await post(engine, books, EntryDraft.transfer("pay", "payment", books.cash.id, books.prepaid[0].id, amount_fen))
-    await post(engine, books, EntryDraft.transfer("lesson", "lesson", books.prepaid[0].id, books.releasable.id, amount_fen))
+    await post(
+        engine,
+        books,
+        EntryDraft.transfer("pay", "payment", books.cash.id, books.prepaid[0].id, amount_fen),
+    )
+    await post(
+        engine,
+        books,
+        EntryDraft.transfer(
+            "lesson", "lesson", books.prepaid[0].id, books.releasable.id, amount_fen
+        ),
+    )
 
 
 async def _reserve(engine, books: Books, amount_fen: int, key: str = "payout-1"):
-    return await run_in_transaction(engine, lambda c: ledger.reserve(
-        c, books.institution_id, idempotency_key=key, kind="payout_reserved",
-        source=books.releasable.id, transit=books.payout_in_transit.id, settle=books.cash.id,
-        amount_fen=amount_fen,
-    ))
+    return await run_in_transaction(
+        engine,
+        lambda c: ledger.reserve(
+            c,
+            books.institution_id,
+            idempotency_key=key,
+            kind="payout_reserved",
+            source=books.releasable.id,
+            transit=books.payout_in_transit.id,
+            settle=books.cash.id,
+            amount_fen=amount_fen,
+        ),
+    )
 
 
 async def _resolve(engine, books: Books, transfer_id, outcome: TransferStatus):
@@ -34,12 +52,20 @@ async def test_payout_reserved_then_settled_leaves_the_escrow(engine, books: Boo
     await _releasable(engine, books, 1_000)
     transfer = await _reserve(engine, books, 600)
     seen = await balances(engine, books)
-    assert (seen[books.releasable.id], seen[books.payout_in_transit.id], seen[books.cash.id]) == (400, 600, 1_000)
+    assert (seen[books.releasable.id], seen[books.payout_in_transit.id], seen[books.cash.id]) == (
+        400,
+        600,
+        1_000,
+    )
 
     settled = await _resolve(engine, books, transfer.id, TransferStatus.posted)
     assert settled.status is TransferStatus.posted
     seen = await balances(engine, books)
-    assert (seen[books.releasable.id], seen[books.payout_in_transit.id], seen[books.cash.id]) == (400, 0, 400)
+    assert (seen[books.releasable.id], seen[books.payout_in_transit.id], seen[books.cash.id]) == (
+        400,
+        0,
+        400,
+    )
 
 
 async def test_void_puts_the_money_back(engine, books: Books):
@@ -47,7 +73,11 @@ async def test_void_puts_the_money_back(engine, books: Books):
     transfer = await _reserve(engine, books, 1_000)
     await _resolve(engine, books, transfer.id, TransferStatus.voided)
     seen = await balances(engine, books)
-    assert (seen[books.releasable.id], seen[books.payout_in_transit.id], seen[books.cash.id]) == (1_000, 0, 1_000)
+    assert (seen[books.releasable.id], seen[books.payout_in_transit.id], seen[books.cash.id]) == (
+        1_000,
+        0,
+        1_000,
+    )
 
 
 async def test_reserve_beyond_the_source_is_refused(engine, books: Books):
@@ -74,15 +104,21 @@ async def test_a_transfer_is_resolved_at_most_once(engine, books: Books):
     with pytest.raises(TransferAlreadyResolved):
         await _resolve(engine, books, transfer.id, TransferStatus.voided)
     seen = await balances(engine, books)
-    assert (seen[books.releasable.id], seen[books.payout_in_transit.id], seen[books.cash.id]) == (0, 0, 0)
+    assert (seen[books.releasable.id], seen[books.payout_in_transit.id], seen[books.cash.id]) == (
+        0,
+        0,
+        0,
+    )
 
 
 async def test_concurrent_post_and_void_resolve_once(engine, books: Books):
     await _releasable(engine, books, 100)
     transfer = await _reserve(engine, books, 100)
     outcomes = await asyncio.gather(
-        *(_resolve(engine, books, transfer.id, outcome)
-          for outcome in [TransferStatus.posted, TransferStatus.voided] * 5),
+        *(
+            _resolve(engine, books, transfer.id, outcome)
+            for outcome in [TransferStatus.posted, TransferStatus.voided] * 5
+        ),
         return_exceptions=True,
     )
     winners = {o.status for o in outcomes if not isinstance(o, Exception) and not o.replayed}

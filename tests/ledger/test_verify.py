@@ -7,8 +7,16 @@ from tests.ledger.conftest import Books, db_id, payment, post, tamper, verify
 async def _five_entries(engine, books: Books) -> None:
     for n in range(1, 4):
         await post(engine, books, payment(f"p{n}", books, 1_000 * n))
-    await post(engine, books, EntryDraft.transfer("l1", "lesson", books.prepaid[0].id, books.releasable.id, 300))
-    await post(engine, books, EntryDraft.transfer("l2", "lesson", books.prepaid[0].id, books.releasable.id, 200))
+    await post(
+        engine,
+        books,
+        EntryDraft.transfer("l1", "lesson", books.prepaid[0].id, books.releasable.id, 300),
+    )
+    await post(
+        engine,
+        books,
+        EntryDraft.transfer("l2", "lesson", books.prepaid[0].id, books.releasable.id, 200),
+    )
 
 
 async def test_an_untouched_journal_verifies(engine, books: Books):
@@ -34,7 +42,8 @@ async def test_an_altered_amount_is_named(engine, books: Books):
 async def test_an_altered_entry_with_recomputed_digest_breaks_the_chain(engine, books: Books):
     await _five_entries(engine, books)
     await tamper(
-        engine, "UPDATE ledger_entries SET memo = 'edited', content_hash = 'f' WHERE institution_id = :i AND seq = 2",
+        engine,
+        "UPDATE ledger_entries SET memo = 'edited', content_hash = 'f' WHERE institution_id = :i AND seq = 2",
         i=db_id(engine, books.institution_id),
     )
     report = await verify(engine, books.institution_id)
@@ -44,11 +53,13 @@ async def test_an_altered_entry_with_recomputed_digest_breaks_the_chain(engine, 
 async def test_a_deleted_entry_is_named(engine, books: Books):
     await _five_entries(engine, books)
     await tamper(
-        engine, "DELETE FROM ledger_postings WHERE institution_id = :i AND entry_seq = 4",
+        engine,
+        "DELETE FROM ledger_postings WHERE institution_id = :i AND entry_seq = 4",
         i=db_id(engine, books.institution_id),
     )
     await tamper(
-        engine, "DELETE FROM ledger_entries WHERE institution_id = :i AND seq = 4",
+        engine,
+        "DELETE FROM ledger_entries WHERE institution_id = :i AND seq = 4",
         i=db_id(engine, books.institution_id),
     )
     report = await verify(engine, books.institution_id)
@@ -60,7 +71,8 @@ async def test_a_deleted_last_entry_is_named(engine, books: Books):
     await _five_entries(engine, books)
     for table, column in (("ledger_postings", "entry_seq"), ("ledger_entries", "seq")):
         await tamper(
-            engine, f"DELETE FROM {table} WHERE institution_id = :i AND {column} = 5",
+            engine,
+            f"DELETE FROM {table} WHERE institution_id = :i AND {column} = 5",
             i=db_id(engine, books.institution_id),
         )
     report = await verify(engine, books.institution_id)
@@ -70,8 +82,10 @@ async def test_a_deleted_last_entry_is_named(engine, books: Books):
 async def test_a_balance_changed_behind_the_ledger_is_found(engine, books: Books):
     await _five_entries(engine, books)
     await tamper(
-        engine, "UPDATE ledger_accounts SET balance_fen = balance_fen + 1 WHERE institution_id = :i AND id = :a",
-        i=db_id(engine, books.institution_id), a=db_id(engine, books.cash.id),
+        engine,
+        "UPDATE ledger_accounts SET balance_fen = balance_fen + 1 WHERE institution_id = :i AND id = :a",
+        i=db_id(engine, books.institution_id),
+        a=db_id(engine, books.cash.id),
     )
     report = await verify(engine, books.institution_id)
     assert not report.intact and report.balance_mismatches == {books.cash.id: (6_001, 6_000)}

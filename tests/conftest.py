@@ -7,9 +7,12 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.config import Settings
 from app.db import migrate
 from app.db.engine import create_engine
 
@@ -48,3 +51,25 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url, pool_size=40)
     yield engine
     await engine.dispose()
+
+
+# --- HTTP fixtures ---
+
+
+@pytest.fixture
+async def app(database_url: str) -> AsyncIterator[FastAPI]:
+    """A new application on the test database, inside its lifespan (ASGITransport runs none)."""
+    # Imported late: app.main builds its module-level app, and caches the settings, on import, which
+    # must come after DATABASE_URL is set above.
+    from app.main import create_app
+
+    application = create_app(Settings(database_url=database_url))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client

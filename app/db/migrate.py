@@ -6,7 +6,6 @@ from alembic import command
 from alembic.config import Config
 
 
-
 def _project_root() -> Path:
     """The source tree when run from a checkout; the working directory when the package is installed
     (the container image keeps alembic.ini and migrations/ in its working directory)."""

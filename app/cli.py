@@ -1,0 +1,90 @@
+"""The `prepaid-guard` command: operate a deployment from the shell."""
+
+import asyncio
+from typing import Annotated
+from uuid import UUID
+
+import typer
+import uvicorn
+from rich.progress import Progress
+from sqlalchemy.engine import make_url
+
+from app.config import get_settings
+from app.db.engine import create_engine
+from app.db.migrate import upgrade
+from app.ledger import service as ledger
+from app.ledger.types import VerifyReport
+
+cli = typer.Typer(help="PrepaidGuard operations.", no_args_is_help=True)
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database named by DATABASE_URL up to the latest schema."""
+    upgrade(get_settings().database_url)
+    typer.echo("database schema is up to date")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Migrate the database, then serve the API."""
+    migrate()
+    uvicorn.run("app.main:app", host=host, port=port)
+
+
+@cli.command("check-config")
+def check_config() -> None:
+    """Print the settings in effect, secrets masked."""
+    settings = get_settings()
+    for name, value in settings.model_dump().items():
+        if name == "database_url":
+            value = make_url(value).render_as_string(hide_password=True)
+        # SecretStr prints as asterisks.
+        typer.echo(f"{name} = {value}")
+
+
+@cli.command("verify-ledger")
+def verify_ledger(
+    institution_ids: Annotated[
+        list[UUID] | None, typer.Argument(help="Institutions to check; all of them when omitted.")
+    ] = None,
+) -> None:
+    """Check journals: every hash chain intact and every balance equal to its journal.
+
+    Exits 1 and names the first altered or missing entry of each institution that fails."""
+    reports = asyncio.run(_verify(institution_ids))
+    broken = [report for report in reports if not report.intact]
+    for report in broken:
+        typer.secho(f"{report.institution_id}: {report.problem}", fg=typer.colors.RED, err=True)
+    entries = sum(report.entries_checked for report in reports)
+    typer.echo(
+        f"{len(reports)} institutions, {entries} entries checked: "
+        + (f"{len(broken)} not intact" if broken else "all intact")
+    )
+    raise typer.Exit(1 if broken else 0)
+
+
+async def _verify(institution_ids: list[UUID] | None) -> list[VerifyReport]:
+    engine = create_engine(get_settings().database_url)
+    try:
+        if not institution_ids:
+            async with engine.connect() as connection:
+                institution_ids = await ledger.institutions(connection)
+        reports = []
+        with Progress(transient=True) as progress:
+            task = progress.add_task("verifying journals", total=len(institution_ids))
+            for institution_id in institution_ids:
+                # One short read transaction per institution, never one across all of them.
+                async with engine.connect() as connection:
+                    reports.append(await ledger.verify(connection, institution_id))
+                progress.advance(task)
+        return reports
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    cli()

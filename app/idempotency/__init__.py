@@ -1,0 +1,1 @@
+"""Idempotency-Key handling for every POST: claim, replay, release."""

@@ -1,0 +1,78 @@
+"""The application: settings, engine, middleware, error handlers and routers, put together once.
+
+`uvicorn app.main:app` serves `app`, built from the environment alone; tests call `create_app`.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+
+from app.config import Settings, get_settings
+from app.db.engine import create_engine
+from app.errors import PROBLEM_RESPONSES, UnhandledErrorMiddleware, install_error_handlers
+from app.health.endpoints import router as health_router
+from app.idempotency.middleware import IdempotencyMiddleware
+from app.logging import RequestContextMiddleware, configure_logging
+
+DESCRIPTION = """
+Supervision of prepaid tuition: the escrow ledger, bank adapters and the regulator's views.
+
+**Authentication**: `Authorization: Bearer <api key>`.
+
+**Errors** are RFC 9457 `application/problem+json` documents with `type`, `title`, `status`,
+`detail`, a machine-readable `code`, `instance` and `request_id`. Invalid payloads are `422` with
+code `validation_error` and an `errors` list of `{loc, msg}`.
+
+**Idempotency**: every `POST` honours an `Idempotency-Key` header (at most 255 characters). The same
+key with the same request returns the first response again, with header `Idempotent-Replayed: true`;
+the same key with a different request is `422 idempotency_key_reused`; while the first request is
+still running, `409 idempotency_in_progress`. A `5xx` is not kept: retry with the same key.
+
+**Tracing**: send `X-Request-ID` (up to 64 characters of `A-Z a-z 0-9 . _ -`) or get one; it comes
+back in the `X-Request-ID` response header and in every problem document.
+"""
+
+
+def _package_version() -> str:
+    try:
+        return version("prepaid-guard")
+    except PackageNotFoundError:  # run from a source checkout that was never installed
+        return "0+unknown"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        try:
+            yield
+        finally:
+            await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="PrepaidGuard",
+        version=_package_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
+    )
+    install_error_handlers(app)
+
+    # Each middleware added wraps the ones before it. From the outside in: the request id and the
+    # request log line; the 500 problem for anything unhandled (so it has the request id); the
+    # idempotency layer (so a crash inside releases the key before the 500 is written).
+    app.add_middleware(IdempotencyMiddleware, ttl=timedelta(hours=settings.idempotency_ttl_hours))
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+
+    app.include_router(health_router)
+    return app
+
+
+app = create_app()

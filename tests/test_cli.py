@@ -1,0 +1,88 @@
+"""The prepaid-guard command."""
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from app import cli
+from app.config import get_settings
+from app.db.engine import create_engine
+from tests.ledger.conftest import db_id, open_books, payment, post, tamper
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def fresh_settings() -> Iterator[None]:
+    """Settings read again from the environment the test sets, and forgotten after it."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_check_config_prints_settings_with_secrets_masked(monkeypatch, fresh_settings):
+    monkeypatch.setenv("ADMIN_API_KEY", "bootstrap-key-not-to-be-printed")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://svc:db-password@db.internal:5432/guard")
+
+    result = runner.invoke(cli.cli, ["check-config"])
+
+    assert result.exit_code == 0, result.output
+    assert "bootstrap-key-not-to-be-printed" not in result.output
+    assert "db-password" not in result.output
+    assert "database_url = postgresql://svc:***@db.internal:5432/guard" in result.output
+    assert "idempotency_ttl_hours = 24" in result.output
+
+
+def test_migrate_brings_the_database_to_the_latest_schema(database_url, fresh_settings):
+    result = runner.invoke(cli.cli, ["migrate"])
+
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.output
+
+
+def test_serve_migrates_then_runs_the_server(monkeypatch, fresh_settings):
+    calls: list[tuple] = []
+    monkeypatch.setattr(cli, "upgrade", lambda url: calls.append(("upgrade", url)))
+    monkeypatch.setattr(
+        cli.uvicorn, "run", lambda app, **options: calls.append(("run", app, options))
+    )
+
+    result = runner.invoke(cli.cli, ["serve", "--port", "9000"])
+
+    assert result.exit_code == 0, result.output
+    assert calls == [
+        ("upgrade", get_settings().database_url),
+        ("run", "app.main:app", {"host": "127.0.0.1", "port": 9000}),
+    ]
+
+
+def test_verify_ledger_names_the_altered_entry(database_url, fresh_settings):
+    async def books_with_one_altered():
+        engine = create_engine(database_url)
+        intact, altered = await open_books(engine), await open_books(engine)
+        for books in (intact, altered):
+            for n in range(3):
+                await post(engine, books, payment(f"p{n}", books, 100))
+        await tamper(
+            engine,
+            "UPDATE ledger_postings SET amount_fen = -amount_fen"
+            " WHERE institution_id = :i AND entry_seq = 2",
+            i=db_id(engine, altered.institution_id),
+        )
+        await engine.dispose()
+        return intact, altered
+
+    intact, altered = asyncio.run(books_with_one_altered())
+
+    checked = runner.invoke(cli.cli, ["verify-ledger", str(intact.institution_id)])
+    assert checked.exit_code == 0, checked.output
+    assert "1 institutions, 3 entries checked: all intact" in checked.output
+
+    result = runner.invoke(
+        cli.cli, ["verify-ledger", str(intact.institution_id), str(altered.institution_id)]
+    )
+    assert result.exit_code == 1
+    assert f"{altered.institution_id}: entry 2 was altered" in result.output
+    assert "2 institutions, 4 entries checked: 1 not intact" in result.output  # 3 + the 1 before

@@ -1,0 +1,67 @@
+"""Request ids and the JSON request log."""
+
+import json
+import logging
+
+import pytest
+
+from app.logging import JSON_HANDLER_NAME, RequestIdFilter, configure_logging
+
+
+@pytest.fixture
+def caplog_with_request_ids(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.handler.addFilter(RequestIdFilter())
+    return caplog
+
+
+async def test_a_sane_request_id_is_echoed(client):
+    response = await client.get("/healthz", headers={"X-Request-ID": "abc.DEF_123-x"})
+
+    assert response.headers["x-request-id"] == "abc.DEF_123-x"
+
+
+@pytest.mark.parametrize("offered", [None, "x" * 65, "has space", "semi;colon", ""])
+async def test_a_missing_or_odd_request_id_is_replaced_by_a_new_one(client, offered):
+    headers = {} if offered is None else {"X-Request-ID": offered}
+    first = await client.get("/healthz", headers=headers)
+    second = await client.get("/healthz", headers=headers)
+
+    generated = first.headers["x-request-id"]
+    assert generated != offered
+    assert len(generated) == 32 and generated.isalnum()
+    assert second.headers["x-request-id"] != generated
+
+
+async def test_each_request_is_logged_once_with_its_outcome(client, caplog_with_request_ids):
+    await client.get("/no-such-page", headers={"X-Request-ID": "req-404"})
+
+    [line] = [r for r in caplog_with_request_ids.records if r.name == "app.request"]
+    assert line.method == "GET"  # type: ignore[attr-defined]
+    assert line.path == "/no-such-page"  # type: ignore[attr-defined]
+    assert line.status == 404  # type: ignore[attr-defined]
+    assert line.duration_ms >= 0  # type: ignore[attr-defined]
+    assert line.request_id == "req-404"  # type: ignore[attr-defined]
+
+
+def test_log_lines_are_json_with_level_and_request_id():
+    configure_logging("INFO")
+    [handler] = [h for h in logging.getLogger().handlers if h.get_name() == JSON_HANDLER_NAME]
+    record = logging.LogRecord("app.test", logging.WARNING, __file__, 1, "hello %s", ("you",), None)
+    record.request_id = "req-1"
+
+    line = json.loads(handler.format(record))
+
+    assert line["level"] == "WARNING"
+    assert line["name"] == "app.test"
+    assert line["message"] == "hello you"
+    assert line["request_id"] == "req-1"
+    assert "timestamp" in line
+
+
+def test_configuring_again_replaces_the_handler_instead_of_adding_one():
+    configure_logging("WARNING")
+    configure_logging("INFO")
+
+    names = [h.get_name() for h in logging.getLogger().handlers]
+    assert names.count(JSON_HANDLER_NAME) == 1
+    assert logging.getLogger().level == logging.INFO

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -83,16 +83,6 @@ async def lock_head(connection: AsyncConnection, institution_id: UUID) -> tuple[
     return None if row is None else (row.last_seq, row.last_hash)
 
 
-async def advance_head(
-    connection: AsyncConnection, institution_id: UUID, seq: int, hash_: str, now: datetime
-) -> None:
-    await connection.execute(
-        update(heads)
-        .where(heads.c.institution_id == institution_id)
-        .values(last_seq=seq, last_hash=hash_, updated_at=now)
-    )
-
-
 async def institution_ids(connection: AsyncConnection) -> list[UUID]:
     """Every institution with a ledger: for operators' sweeps, the one read across institutions."""
     rows = await connection.execute(select(heads.c.institution_id).order_by(heads.c.institution_id))
@@ -145,17 +135,6 @@ async def institutions_of_accounts(
     return {row.id: row.institution_id for row in rows}
 
 
-async def set_balances(
-    connection: AsyncConnection, institution_id: UUID, balances: dict[UUID, int]
-) -> None:
-    await connection.execute(
-        update(accounts)
-        .where(accounts.c.institution_id == institution_id, accounts.c.id == bindparam("account"))
-        .values(balance_fen=bindparam("balance")),
-        [{"account": account, "balance": balance} for account, balance in balances.items()],
-    )
-
-
 # --- journal ------------------------------------------------------------------------------------
 
 
@@ -171,14 +150,113 @@ async def entries_by_key(
     return {row.idempotency_key: (row.seq, row.content_hash) for row in rows}
 
 
-async def insert_journal(
+async def write_journal(
     connection: AsyncConnection,
+    institution_id: UUID,
     entry_rows: list[dict[str, Any]],
     posting_rows: list[dict[str, Any]],
+    balances: dict[UUID, int],
+    now: datetime,
 ) -> None:
-    # Postings first: the entry's insert trigger checks that the postings it finds sum to zero.
+    """Append entries and their postings, set the balances they changed and move the head to the
+    last entry: the whole write of `service.post_many`, in a fixed number of statements.
+
+    Postings go first: the entry's insert trigger checks that the postings it finds sum to zero."""
+    head_seq, head_hash = entry_rows[-1]["seq"], entry_rows[-1]["hash"]
+    if connection.dialect.name == "postgresql":
+        await _write_journal_postgres(
+            connection, institution_id, entry_rows, posting_rows, balances, now
+        )
+        return
     await connection.execute(postings.insert(), posting_rows)
     await connection.execute(entries.insert(), entry_rows)
+    await connection.execute(
+        update(accounts)
+        .where(accounts.c.institution_id == institution_id, accounts.c.id == bindparam("account"))
+        .values(balance_fen=bindparam("balance")),
+        [{"account": account, "balance": balance} for account, balance in balances.items()],
+    )
+    await connection.execute(
+        update(heads)
+        .where(heads.c.institution_id == institution_id)
+        .values(last_seq=head_seq, last_hash=head_hash, updated_at=now)
+    )
+
+
+# PostgreSQL takes whole columns as arrays: two statements and two round trips for any number of
+# entries, with no per-row work in the driver. The second runs after the first, so the entries'
+# trigger sees their postings.
+_INSERT_POSTINGS = text("""
+    INSERT INTO ledger_postings (institution_id, entry_seq, line_no, account_id, amount_fen)
+    SELECT :institution_id, * FROM unnest(
+        CAST(:entry_seq AS bigint[]), CAST(:line_no AS smallint[]),
+        CAST(:account_id AS uuid[]), CAST(:amount_fen AS bigint[]))
+""")
+_INSERT_ENTRIES_SET_BALANCES_AND_HEAD = text("""
+    WITH new_entries AS (
+        INSERT INTO ledger_entries (institution_id, seq, idempotency_key, kind, memo, posted_at,
+                                    posting_count, content_hash, prev_hash, hash)
+        SELECT :institution_id, seq, idempotency_key, kind, memo, :posted_at,
+               posting_count, content_hash, prev_hash, hash
+          FROM unnest(CAST(:seq AS bigint[]), CAST(:idempotency_key AS varchar[]),
+                      CAST(:kind AS varchar[]), CAST(:memo AS varchar[]),
+                      CAST(:posting_count AS smallint[]), CAST(:content_hash AS varchar[]),
+                      CAST(:prev_hash AS varchar[]), CAST(:hash AS varchar[]))
+            AS e(seq, idempotency_key, kind, memo, posting_count, content_hash, prev_hash, hash)
+    ), new_balances AS (
+        UPDATE ledger_accounts SET balance_fen = b.balance_fen
+          FROM unnest(CAST(:balance_account AS uuid[]), CAST(:balance_fen AS bigint[]))
+            AS b(id, balance_fen)
+         WHERE ledger_accounts.institution_id = :institution_id AND ledger_accounts.id = b.id
+    )
+    UPDATE ledger_heads SET last_seq = :head_seq, last_hash = :head_hash, updated_at = :posted_at
+     WHERE institution_id = :institution_id
+""")
+
+
+def _columns(rows: list[dict[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in names}
+
+
+async def _write_journal_postgres(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    entry_rows: list[dict[str, Any]],
+    posting_rows: list[dict[str, Any]],
+    balances: dict[UUID, int],
+    now: datetime,
+) -> None:
+    await connection.execute(
+        _INSERT_POSTINGS,
+        {
+            "institution_id": institution_id,
+            **_columns(posting_rows, ("entry_seq", "line_no", "account_id", "amount_fen")),
+        },
+    )
+    await connection.execute(
+        _INSERT_ENTRIES_SET_BALANCES_AND_HEAD,
+        {
+            "institution_id": institution_id,
+            "posted_at": now,
+            **_columns(
+                entry_rows,
+                (
+                    "seq",
+                    "idempotency_key",
+                    "kind",
+                    "memo",
+                    "posting_count",
+                    "content_hash",
+                    "prev_hash",
+                    "hash",
+                ),
+            ),
+            "balance_account": list(balances),
+            "balance_fen": list(balances.values()),
+            "head_seq": entry_rows[-1]["seq"],
+            "head_hash": entry_rows[-1]["hash"],
+        },
+    )
 
 
 async def load_entries(

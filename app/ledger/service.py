@@ -280,9 +280,14 @@ async def _post_locked(
         )
 
     if entry_rows:
-        await repo.insert_journal(connection, entry_rows, posting_rows)
-        await repo.set_balances(connection, institution_id, {a: balances[a] for a in changed})
-        await repo.advance_head(connection, institution_id, last_seq, last_hash, now)
+        await repo.write_journal(
+            connection,
+            institution_id,
+            entry_rows,
+            posting_rows,
+            {account: balances[account] for account in sorted(changed)},
+            now,
+        )
 
     if replay_of_seq:
         loaded = await repo.load_entries(connection, institution_id, list(replay_of_seq.values()))

@@ -150,39 +150,6 @@ async def entries_by_key(
     return {row.idempotency_key: (row.seq, row.content_hash) for row in rows}
 
 
-async def write_journal(
-    connection: AsyncConnection,
-    institution_id: UUID,
-    entry_rows: list[dict[str, Any]],
-    posting_rows: list[dict[str, Any]],
-    balances: dict[UUID, int],
-    now: datetime,
-) -> None:
-    """Append entries and their postings, set the balances they changed and move the head to the
-    last entry: the whole write of `service.post_many`, in a fixed number of statements.
-
-    Postings go first: the entry's insert trigger checks that the postings it finds sum to zero."""
-    head_seq, head_hash = entry_rows[-1]["seq"], entry_rows[-1]["hash"]
-    if connection.dialect.name == "postgresql":
-        await _write_journal_postgres(
-            connection, institution_id, entry_rows, posting_rows, balances, now
-        )
-        return
-    await connection.execute(postings.insert(), posting_rows)
-    await connection.execute(entries.insert(), entry_rows)
-    await connection.execute(
-        update(accounts)
-        .where(accounts.c.institution_id == institution_id, accounts.c.id == bindparam("account"))
-        .values(balance_fen=bindparam("balance")),
-        [{"account": account, "balance": balance} for account, balance in balances.items()],
-    )
-    await connection.execute(
-        update(heads)
-        .where(heads.c.institution_id == institution_id)
-        .values(last_seq=head_seq, last_hash=head_hash, updated_at=now)
-    )
-
-
 # PostgreSQL takes whole columns as arrays: two statements and two round trips for any number of
 # entries, with no per-row work in the driver. The second runs after the first, so the entries'
 # trigger sees their postings.
@@ -218,7 +185,7 @@ def _columns(rows: list[dict[str, Any]], names: Sequence[str]) -> dict[str, list
     return {name: [row[name] for row in rows] for name in names}
 
 
-async def _write_journal_postgres(
+async def write_journal(
     connection: AsyncConnection,
     institution_id: UUID,
     entry_rows: list[dict[str, Any]],
@@ -226,36 +193,56 @@ async def _write_journal_postgres(
     balances: dict[UUID, int],
     now: datetime,
 ) -> None:
+    """Append entries and their postings, set the balances they changed and move the head to the
+    last entry: the whole write of `service.post_many`, in a fixed number of statements.
+
+    Postings go first: the entry's insert trigger checks that the postings it finds sum to zero."""
+    head_seq, head_hash = entry_rows[-1]["seq"], entry_rows[-1]["hash"]
+    if connection.dialect.name == "postgresql":
+        await connection.execute(
+            _INSERT_POSTINGS,
+            {
+                "institution_id": institution_id,
+                **_columns(posting_rows, ("entry_seq", "line_no", "account_id", "amount_fen")),
+            },
+        )
+        await connection.execute(
+            _INSERT_ENTRIES_SET_BALANCES_AND_HEAD,
+            {
+                "institution_id": institution_id,
+                "posted_at": now,
+                **_columns(
+                    entry_rows,
+                    (
+                        "seq",
+                        "idempotency_key",
+                        "kind",
+                        "memo",
+                        "posting_count",
+                        "content_hash",
+                        "prev_hash",
+                        "hash",
+                    ),
+                ),
+                "balance_account": list(balances),
+                "balance_fen": list(balances.values()),
+                "head_seq": head_seq,
+                "head_hash": head_hash,
+            },
+        )
+        return
+    await connection.execute(postings.insert(), posting_rows)
+    await connection.execute(entries.insert(), entry_rows)
     await connection.execute(
-        _INSERT_POSTINGS,
-        {
-            "institution_id": institution_id,
-            **_columns(posting_rows, ("entry_seq", "line_no", "account_id", "amount_fen")),
-        },
+        update(accounts)
+        .where(accounts.c.institution_id == institution_id, accounts.c.id == bindparam("account"))
+        .values(balance_fen=bindparam("balance")),
+        [{"account": account, "balance": balance} for account, balance in balances.items()],
     )
     await connection.execute(
-        _INSERT_ENTRIES_SET_BALANCES_AND_HEAD,
-        {
-            "institution_id": institution_id,
-            "posted_at": now,
-            **_columns(
-                entry_rows,
-                (
-                    "seq",
-                    "idempotency_key",
-                    "kind",
-                    "memo",
-                    "posting_count",
-                    "content_hash",
-                    "prev_hash",
-                    "hash",
-                ),
-            ),
-            "balance_account": list(balances),
-            "balance_fen": list(balances.values()),
-            "head_seq": entry_rows[-1]["seq"],
-            "head_hash": entry_rows[-1]["hash"],
-        },
+        update(heads)
+        .where(heads.c.institution_id == institution_id)
+        .values(last_seq=head_seq, last_hash=head_hash, updated_at=now)
     )
 
 

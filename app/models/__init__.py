@@ -1,19 +1,39 @@
 """Every table, one file each. Importing this package registers them all on Base.metadata."""
 
 from app.db.base import Base
+from app.models.api_key import ApiKey
+from app.models.course import Course
+from app.models.enrollment import Enrollment
 from app.models.idempotency_record import IdempotencyRecord
+from app.models.institution import Institution
+from app.models.instruction import Instruction
+from app.models.jurisdiction import Jurisdiction
 from app.models.ledger_account import LedgerAccount
 from app.models.ledger_entry import LedgerEntry
 from app.models.ledger_head import LedgerHead
 from app.models.ledger_posting import LedgerPosting
 from app.models.ledger_transfer import LedgerTransfer
+from app.models.lesson import Lesson
+from app.models.payout import Payout
+from app.models.refund import Refund
+from app.models.suspense_item import SuspenseItem
 
 __all__ = [
+    "ApiKey",
     "Base",
+    "Course",
+    "Enrollment",
     "IdempotencyRecord",
+    "Institution",
+    "Instruction",
+    "Jurisdiction",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerHead",
     "LedgerPosting",
     "LedgerTransfer",
+    "Lesson",
+    "Payout",
+    "Refund",
+    "SuspenseItem",
 ]

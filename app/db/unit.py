@@ -1,0 +1,46 @@
+"""The request or job owns the transaction: endpoints and jobs hand their work to `Database.run`,
+which gives it an ORM session on one connection, retries it whole on serialisation failures and
+deadlocks, and commits once when it returns. Services and repositories never commit.
+
+The ledger works on the same connection (`await session.connection()`), so a business row and its
+journal entry commit together or not at all.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from app.db.transaction import run_in_transaction
+
+T = TypeVar("T")
+Work = Callable[[AsyncSession], Awaitable[T]]
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def run(self, work: Work[T]) -> T:
+        """Run `work` in one transaction; commit when it returns, roll back when it raises."""
+
+        async def in_session(connection: AsyncConnection) -> T:
+            session = AsyncSession(
+                bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+            )
+            try:
+                result = await work(session)
+                await session.flush()
+                return result
+            finally:
+                await session.close()
+
+        return await run_in_transaction(self.engine, in_session)
+
+
+def get_database(request: Request) -> Database:
+    return Database(request.app.state.engine)
+
+
+Db = Annotated[Database, Depends(get_database)]

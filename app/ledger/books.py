@@ -1,0 +1,47 @@
+"""An institution's standard accounts, by role, as the lifecycle uses them."""
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.ledger.service import AccountSpec, open_accounts
+from app.ledger.types import Account, AccountKind
+
+INSTITUTION_KINDS = (
+    AccountKind.escrow_cash,
+    AccountKind.releasable,
+    AccountKind.payout_in_transit,
+    AccountKind.refund_in_transit,
+    AccountKind.suspense,
+    AccountKind.own_funds,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Books:
+    institution_id: UUID
+    escrow_cash: Account
+    releasable: Account
+    payout_in_transit: Account
+    refund_in_transit: Account
+    suspense: Account
+    own_funds: Account
+
+
+async def institution_books(connection: AsyncConnection, institution_id: UUID) -> Books:
+    """Open (once) and return the institution's accounts; cheap to call again."""
+    opened = await open_accounts(
+        connection, institution_id, [AccountSpec(kind) for kind in INSTITUTION_KINDS]
+    )
+    return Books(institution_id, *opened)
+
+
+async def enrollment_account(
+    connection: AsyncConnection, institution_id: UUID, enrollment_id: UUID
+) -> Account:
+    """The enrollment's prepaid liability: what its payer paid and has not yet been released."""
+    [account] = await open_accounts(
+        connection, institution_id, [AccountSpec(AccountKind.prepaid, ref=str(enrollment_id))]
+    )
+    return account

@@ -1,0 +1,77 @@
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+
+
+class EnrollmentStatus(StrEnum):
+    awaiting_payment = "awaiting_payment"
+    active = "active"
+    completed = "completed"
+    refunded = "refunded"
+    cancelled = "cancelled"  # expired unpaid
+
+
+class Enrollment(Base):
+    """A student's purchase of `lessons` lessons of a course. The counters are kept with every lesson
+    and refund under this row's lock, so caps and "never more lessons than purchased" are checked
+    against exact figures; the money itself is in the ledger account `prepaid:<id>`."""
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        UniqueConstraint("institution_id", "order_no"),
+        ForeignKeyConstraint(
+            ["institution_id", "course_id"], ["courses.institution_id", "courses.id"]
+        ),
+        CheckConstraint("lessons > 0", name="positive_lessons"),
+        CheckConstraint(
+            "lessons_confirmed + lessons_pending + lessons_disputed <= lessons",
+            name="lessons_within_purchase",
+        ),
+        # The prepay cap sums what one student still has with one course.
+        Index(None, "institution_id", "course_id", "student_id_hash"),
+    )
+
+    institution_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True, index=True)
+    course_id: Mapped[UUID] = mapped_column(Uuid)
+    order_no: Mapped[str] = mapped_column(String(32), index=True)
+    student_name: Mapped[str] = mapped_column(String(100))
+    # The identity number is kept only as a keyed hash (to match a student across enrollments) and a
+    # masked form (to show); never in full.
+    student_id_hash: Mapped[str] = mapped_column(String(64))
+    student_id_masked: Mapped[str] = mapped_column(String(18))
+    payer_name: Mapped[str] = mapped_column(String(100))
+    payer_phone: Mapped[str] = mapped_column(String(20))
+    lessons: Mapped[int] = mapped_column(Integer)
+    lesson_price_fen: Mapped[int] = mapped_column(BigInteger)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    loan_funded: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default=EnrollmentStatus.awaiting_payment)
+    paid_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    lessons_confirmed: Mapped[int] = mapped_column(Integer, default=0)
+    lessons_pending: Mapped[int] = mapped_column(Integer, default=0)
+    lessons_disputed: Mapped[int] = mapped_column(Integer, default=0)
+    confirmed_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    pending_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    disputed_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

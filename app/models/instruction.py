@@ -1,0 +1,43 @@
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+
+
+class InstructionKind(StrEnum):
+    payout = "payout"
+    refund = "refund"
+
+
+class InstructionStatus(StrEnum):
+    pending = "pending"  # written with its ledger reservation, not yet sent
+    sent = "sent"
+    succeeded = "succeeded"
+    failed = "failed"
+    returned = "returned"  # 退票 after success
+
+
+class Instruction(Base):
+    """The outbox: a payment instruction for the bank, written in the same transaction as the
+    two-phase ledger transfer that reserves its money, and sent by the dispatch job."""
+
+    __tablename__ = "instructions"
+    __table_args__ = (Index(None, "status", "created_at"),)
+
+    institution_id: Mapped[UUID] = mapped_column(ForeignKey("institutions.id"), primary_key=True)
+    # The bank's reference: at most 32 characters of [A-Za-z0-9].
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    transfer_id: Mapped[UUID] = mapped_column(Uuid)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    payee_account_no: Mapped[str] = mapped_column(String(40))
+    payee_name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default=InstructionStatus.pending)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

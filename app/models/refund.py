@@ -1,0 +1,53 @@
+from datetime import date, datetime
+from enum import StrEnum
+from uuid import UUID
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+
+
+class RefundStatus(StrEnum):
+    requested = "requested"
+    approved = "approved"
+    rejected = "rejected"
+    sent = "sent"
+    settled = "settled"
+    failed = "failed"
+
+
+class Refund(Base):
+    """A parent's refund request (退费), paid back by the original route once approved, or once the
+    institution has let `institution_refund_response_workdays` working days pass."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["institution_id", "enrollment_id"], ["enrollments.institution_id", "enrollments.id"]
+        ),
+        Index(None, "status", "respond_by"),
+    )
+
+    institution_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True, index=True)
+    enrollment_id: Mapped[UUID] = mapped_column(Uuid)
+    reason: Mapped[str] = mapped_column(String(500))
+    # What was refundable when asked; the amount paid is fixed again at approval.
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20), default=RefundStatus.requested)
+    respond_by: Mapped[date] = mapped_column(Date)
+    reject_reason: Mapped[str | None] = mapped_column(String(500))
+    decided_by: Mapped[str | None] = mapped_column(String(20))  # institution or auto
+    transfer_id: Mapped[UUID | None] = mapped_column(Uuid)
+    instruction_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

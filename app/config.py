@@ -13,6 +13,9 @@ class Environment(StrEnum):
     production = "production"
 
 
+DEVELOPMENT_SECRET = "development-only-secret-do-not-use-in-production"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
@@ -21,6 +24,9 @@ class Settings(BaseSettings):
     # the async driver itself.
     database_url: str = "sqlite:///./prepaid_guard.db"
     admin_api_key: SecretStr | None = None
+    # Keys API keys and identity numbers are hashed with (HMAC-SHA256). Changing it invalidates
+    # every issued key and unlinks stored identity hashes: set it once per deployment.
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
     log_level: str = "INFO"
     # Postgres pool size per process; the ledger holds a connection only for one short transaction.
     db_pool_size: int = 20
@@ -29,10 +35,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_in_production(self) -> "Settings":
-        if self.environment is Environment.production and self.admin_api_key is not None:
-            key = self.admin_api_key.get_secret_value()
-            if len(key) < 32 or key in {"changeme", "admin", "secret"}:
-                raise ValueError("ADMIN_API_KEY must be a random string of 32 characters or more")
+        if self.environment is not Environment.production:
+            return self
+        if self.admin_api_key is not None and len(self.admin_api_key.get_secret_value()) < 32:
+            raise ValueError("ADMIN_API_KEY must be a random string of 32 characters or more")
+        secret = self.secret_key.get_secret_value()
+        if secret == DEVELOPMENT_SECRET or len(secret) < 32:
+            raise ValueError("SECRET_KEY must be set to a random string of 32 characters or more")
         return self
 
     @property

@@ -26,12 +26,14 @@ class Database:
         """Run `work` in one transaction; commit when it returns, roll back when it raises."""
 
         async def in_session(connection: AsyncConnection) -> T:
+            # The session works inside the unit's transaction, in a savepoint that its commit
+            # releases; the transaction itself commits in run_in_transaction.
             session = AsyncSession(
                 bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
             )
             try:
                 result = await work(session)
-                await session.flush()
+                await session.commit()
                 return result
             finally:
                 await session.close()

@@ -10,12 +10,16 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
+from app.balances.endpoints import router as balances_router
 from app.config import Settings, get_settings
 from app.db.engine import create_engine
 from app.errors import PROBLEM_RESPONSES, UnhandledErrorMiddleware, install_error_handlers
 from app.health.endpoints import router as health_router
 from app.idempotency.middleware import IdempotencyMiddleware
+from app.jobs.endpoints import router as jobs_router
 from app.logging import RequestContextMiddleware, configure_logging
+from app.payouts.endpoints import router as payouts_router
+from app.refunds.endpoints import router as refunds_router
 
 DESCRIPTION = """
 Supervision of prepaid tuition: the escrow ledger, bank adapters and the regulator's views.
@@ -73,6 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health_router)
+    app.include_router(balances_router)
+    app.include_router(jobs_router)
+    app.include_router(payouts_router)
+    app.include_router(refunds_router)
     return app
 
 

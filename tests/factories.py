@@ -19,8 +19,10 @@ from app.config import get_settings
 from app.db.unit import Database
 from app.jurisdictions.profile import RuleProfile
 from app.kit.clock import utcnow
-from app.ledger.books import institution_books
-from app.models import Course, Institution, Jurisdiction
+from app.ledger import service as ledger
+from app.ledger.books import enrollment_account, institution_books
+from app.ledger.types import EntryDraft
+from app.models import Course, Enrollment, Institution, Jurisdiction
 from app.models.api_key import Role
 
 _serial = itertools.count(1)
@@ -150,3 +152,69 @@ async def make_course(
 
     await Database(engine).run(work)
     return course
+
+
+async def make_paid_enrollment(
+    engine: AsyncEngine,
+    world: World,
+    lessons: int = 20,
+    lesson_price_fen: int = 10_000,
+    released: int = 0,
+    pending: int = 0,
+) -> Enrollment:
+    """An active enrollment paid in full through the ledger, with `released` lessons' money moved
+    to releasable (as confirmed lessons) and `pending` lessons recorded, as counters only."""
+    course = await make_course(engine, world.institution_id, lesson_price_fen)
+    now = utcnow()
+    amount = lessons * lesson_price_fen
+    enrollment = Enrollment(
+        institution_id=world.institution_id,
+        id=uuid.uuid4(),
+        course_id=course.id,
+        order_no=f"PG{uuid.uuid4().hex[:30]}",
+        student_name="Xiao Ming",
+        student_id_hash=uuid.uuid4().hex * 2,
+        student_id_masked="110***********002X",
+        payer_name="Wang Fang",
+        payer_phone="13800000000",
+        lessons=lessons,
+        lesson_price_fen=lesson_price_fen,
+        amount_fen=amount,
+        status="active",
+        paid_fen=amount,
+        lessons_confirmed=released,
+        confirmed_fen=released * lesson_price_fen,
+        lessons_pending=pending,
+        pending_fen=pending * lesson_price_fen,
+        expires_at=now,
+        paid_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+
+    async def work(session):
+        session.add(enrollment)
+        await session.flush()
+        connection = await session.connection()
+        books = await institution_books(connection, world.institution_id)
+        prepaid = await enrollment_account(connection, world.institution_id, enrollment.id)
+        drafts = [
+            EntryDraft.transfer(
+                f"payment:test:{enrollment.id}", "payment", books.escrow_cash.id, prepaid.id, amount
+            )
+        ]
+        if released:
+            drafts.append(
+                EntryDraft.transfer(
+                    f"lesson:{enrollment.id}:release",
+                    "lesson_release",
+                    prepaid.id,
+                    books.releasable.id,
+                    released * lesson_price_fen,
+                )
+            )
+        for draft in drafts:
+            await ledger.post(connection, world.institution_id, draft)
+
+    await Database(engine).run(work)
+    return enrollment

@@ -125,6 +125,18 @@ async def accounts_by_id(
     return {row.id: _account(row) for row in await connection.execute(query)}
 
 
+async def totals_by_kind(
+    connection: AsyncConnection, institution_id: UUID
+) -> dict[AccountKind, int]:
+    total = func.sum(accounts.c.balance_fen * accounts.c.normal)
+    rows = await connection.execute(
+        select(accounts.c.kind, total.label("total"))
+        .where(accounts.c.institution_id == institution_id)
+        .group_by(accounts.c.kind)
+    )
+    return {AccountKind(row.kind): int(row.total) for row in rows}
+
+
 async def institutions_of_accounts(
     connection: AsyncConnection, ids: Iterable[UUID]
 ) -> dict[UUID, UUID]:
@@ -326,6 +338,29 @@ async def journal_sums(
             & (entries.c.seq == postings.c.entry_seq),
         ).where(entries.c.posted_at <= posted_until)
     return {row.account_id: int(row.total) for row in await connection.execute(query)}
+
+
+async def credited_since(
+    connection: AsyncConnection, institution_id: UUID, account_id: UUID, kind: str, since: datetime
+) -> int:
+    total = await connection.scalar(
+        select(func.coalesce(func.sum(-postings.c.amount_fen), 0))
+        .select_from(
+            entries.join(
+                postings,
+                (postings.c.institution_id == entries.c.institution_id)
+                & (postings.c.entry_seq == entries.c.seq),
+            )
+        )
+        .where(
+            entries.c.institution_id == institution_id,
+            entries.c.kind == kind,
+            entries.c.posted_at >= since,
+            postings.c.account_id == account_id,
+            postings.c.amount_fen < 0,
+        )
+    )
+    return int(total or 0)
 
 
 async def max_seq(connection: AsyncConnection, institution_id: UUID) -> int:

@@ -95,6 +95,31 @@ async def open_accounts(
     return [found[spec.code] for spec in specs]
 
 
+async def lock(connection: AsyncConnection, institution_id: UUID) -> None:
+    """Take the institution's ledger lock for the rest of the caller's transaction, so that what it
+    reads of balances stays true until it commits (e.g. a payout checked against the floor). It is
+    the lock every ledger write takes first, so taking it early keeps the lock order."""
+    await repo.lock_head(connection, institution_id)
+
+
+async def balances_by_kind(
+    connection: AsyncConnection, institution_id: UUID
+) -> dict[AccountKind, int]:
+    """Each kind's total balance as the kind reads it (all prepaid accounts together, say)."""
+    return {
+        **dict.fromkeys(AccountKind, 0),
+        **await repo.totals_by_kind(connection, institution_id),
+    }
+
+
+async def credited_since(
+    connection: AsyncConnection, institution_id: UUID, account_id: UUID, kind: str, since: datetime
+) -> int:
+    """What entries of `kind` posted since `since` credited to the account, e.g. the lessons
+    released today into releasable, which the T+1 rule does not let leave yet."""
+    return await repo.credited_since(connection, institution_id, account_id, kind, since)
+
+
 async def accounts(connection: AsyncConnection, institution_id: UUID) -> dict[UUID, Account]:
     """Current balances, maintained with every posting: one row read per account."""
     return await repo.accounts_by_id(connection, institution_id)

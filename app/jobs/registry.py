@@ -1,0 +1,34 @@
+"""The scheduled jobs, by the names API.md gives them. Each takes the database and the moment it
+runs for, does its work in transactions of its own, and returns how many things it handled. Every
+job is safe to run twice and on two processes at once."""
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.unit import Database
+from app.payouts.service import release_payouts
+from app.refunds.service import auto_approve_refunds
+
+Job = Callable[[Database, datetime], Awaitable[int]]
+Batch = Callable[[AsyncSession, datetime], Awaitable[int]]
+
+
+def in_batches(batch: Batch) -> Job:
+    """A job from a function that handles one batch in one transaction: run it until it finds
+    nothing left to do."""
+
+    async def job(db: Database, as_of: datetime) -> int:
+        total = 0
+        while handled := await db.run(lambda session: batch(session, as_of)):
+            total += handled
+        return total
+
+    return job
+
+
+JOBS: dict[str, Job] = {
+    "auto_approve_refunds": auto_approve_refunds,
+    "release_payouts": release_payouts,
+}

@@ -1,0 +1,51 @@
+from uuid import UUID
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from app.auth.dependencies import CurrentPrincipal, InstitutionCaller
+from app.auth.scope import sees_institution
+from app.db.unit import Db
+from app.kit.clock import utcnow
+from app.models import Institution, Payout
+from app.payouts import service
+from app.payouts.schemas import PayoutOut, PayoutRequest
+
+router = APIRouter(prefix="/v1/payouts", tags=["payouts"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=PayoutOut,
+    summary="Ask for a payout of releasable money",
+    description=(
+        "Pays confirmed lesson money to the institution's basic account. Allowed only while "
+        "`amount <= releasable` and the escrow balance stays at or above the required balance "
+        "`R = U + H + F` (DOMAIN.md rule 8); refused with `409 min_balance_violation` (the figures "
+        "are in the problem), `409 nothing_releasable`, `409 amount_exceeds_releasable`, "
+        "`409 monthly_payout_cap_exceeded` or `409 payouts_suspended` (alert level YELLOW, RED or "
+        "FROZEN, or the institution frozen or blacklisted)."
+    ),
+)
+async def create_payout(body: PayoutRequest, caller: InstitutionCaller, db: Db) -> Payout:
+    assert caller.institution_id is not None
+    institution_id = caller.institution_id
+    return await db.run(
+        lambda session: service.create_payout(
+            session, institution_id, body.amount_fen, "request", utcnow()
+        )
+    )
+
+
+@router.get("/{payout_id}", response_model=PayoutOut, summary="A payout and its status")
+async def get_payout(payout_id: UUID, caller: CurrentPrincipal, db: Db) -> Payout:
+    async def work(session):
+        payout = await session.scalar(select(Payout).where(Payout.id == payout_id))
+        if payout is None or not sees_institution(
+            caller, await session.get_one(Institution, payout.institution_id)
+        ):
+            raise service.PayoutNotFound(f"no payout {payout_id}")
+        return payout
+
+    return await db.run(work)

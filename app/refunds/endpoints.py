@@ -1,0 +1,89 @@
+from uuid import UUID
+
+from fastapi import APIRouter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.dependencies import CurrentPrincipal, InstitutionCaller, Parent
+from app.auth.principal import Principal
+from app.auth.scope import sees_enrollment
+from app.db.unit import Db
+from app.kit.clock import utcnow
+from app.kit.errors import NotFound
+from app.models import Enrollment, Institution, Refund
+from app.refunds import service
+from app.refunds.errors import RefundNotFound
+from app.refunds.schemas import RefundOut, RefundRejection, RefundRequest
+
+router = APIRouter(tags=["refunds"])
+
+
+async def _visible_refund(session: AsyncSession, caller: Principal, refund_id: UUID) -> Refund:
+    refund = await session.scalar(select(Refund).where(Refund.id == refund_id))
+    if refund is None or not sees_enrollment(
+        caller, await session.get_one(Institution, refund.institution_id), refund.enrollment_id
+    ):
+        raise RefundNotFound(f"no refund {refund_id}")
+    return refund
+
+
+@router.post(
+    "/v1/enrollments/{enrollment_id}/refunds",
+    status_code=201,
+    response_model=RefundOut,
+    summary="Ask for a refund (parent)",
+    description=(
+        "Refunds what was paid less the lessons confirmed, pending or disputed. The institution "
+        "answers within `institution_refund_response_workdays` working days, else the refund is "
+        "approved. Never blocked by the minimum balance, nor by the institution's state. "
+        "`409 nothing_refundable`, `409 refund_in_progress`."
+    ),
+)
+async def request_refund(
+    enrollment_id: UUID, body: RefundRequest, caller: Parent, db: Db
+) -> Refund:
+    async def work(session: AsyncSession) -> Refund:
+        enrollment = await session.scalar(select(Enrollment).where(Enrollment.id == enrollment_id))
+        if enrollment is None or caller.enrollment_id != enrollment_id:
+            raise NotFound(f"no enrollment {enrollment_id}")
+        return await service.request_refund(
+            session, enrollment.institution_id, enrollment_id, body.reason, utcnow()
+        )
+
+    return await db.run(work)
+
+
+@router.get("/v1/refunds/{refund_id}", response_model=RefundOut, summary="A refund and its status")
+async def get_refund(refund_id: UUID, caller: CurrentPrincipal, db: Db) -> Refund:
+    return await db.run(lambda session: _visible_refund(session, caller, refund_id))
+
+
+@router.post(
+    "/v1/refunds/{refund_id}/approve",
+    response_model=RefundOut,
+    summary="Approve a refund (institution)",
+    description="Pays back what is refundable now. `409 refund_not_requested` once answered.",
+)
+async def approve_refund(refund_id: UUID, caller: InstitutionCaller, db: Db) -> Refund:
+    async def work(session: AsyncSession) -> Refund:
+        refund = await _visible_refund(session, caller, refund_id)
+        return await service.approve_refund(
+            session, refund.institution_id, refund_id, decided_by="institution"
+        )
+
+    return await db.run(work)
+
+
+@router.post(
+    "/v1/refunds/{refund_id}/reject",
+    response_model=RefundOut,
+    summary="Reject a refund (institution)",
+)
+async def reject_refund(
+    refund_id: UUID, body: RefundRejection, caller: InstitutionCaller, db: Db
+) -> Refund:
+    async def work(session: AsyncSession) -> Refund:
+        refund = await _visible_refund(session, caller, refund_id)
+        return await service.reject_refund(session, refund.institution_id, refund_id, body.reason)
+
+    return await db.run(work)

@@ -1,0 +1,41 @@
+from datetime import date, datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.models.refund import RefundStatus
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class RefundRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+class RefundRejection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+
+
+class RefundOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    enrollment_id: UUID
+    amount_fen: int = Field(
+        description="Refundable when asked; once approved, the amount being paid back."
+    )
+    status: RefundStatus
+    reason: str
+    respond_by: date = Field(
+        description="The institution answers by the end of this day; after it, the refund is approved."
+    )
+    reject_reason: str | None
+    decided_by: str | None = Field(description="`institution` or `auto`.")
+    instruction_id: str | None
+    created_at: datetime
+    updated_at: datetime

@@ -1,8 +1,9 @@
 """FastAPI dependencies: who is calling, and may this role call this endpoint.
 
-A missing or unknown key is 401. A role the endpoint is not for is 403 (the endpoint's existence
-is public, in the OpenAPI document). An object outside the caller's scope is 404, decided by the
-service that looks it up, so the caller never learns it exists.
+A missing or unknown key is 401. Anything outside the caller's scope is 404, so the caller never
+learns it exists: an object of another institution, enrollment or jurisdiction (decided by the code
+that looks it up), and an endpoint that is not for the caller's role at all (decided here), which
+a caller could otherwise use to probe for objects through an endpoint it may not use.
 """
 
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from app.auth.keys import same_key
 from app.auth.principal import Principal
 from app.auth.service import principal_for_key
 from app.config import Settings
-from app.kit.errors import DomainError
+from app.kit.errors import DomainError, NotFound
 from app.models.api_key import Role
 
 
@@ -25,10 +26,8 @@ class Unauthorized(DomainError):
     title = "Unauthorized"
 
 
-class Forbidden(DomainError):
-    status = 403
-    code = "forbidden"
-    title = "Forbidden"
+class NotForRole(NotFound):
+    """404, like any object out of scope; the detail says why, to the caller's own key only."""
 
 
 def _bearer(request: Request) -> str:
@@ -59,7 +58,7 @@ def require(*roles: Role) -> Callable[[Principal], Principal]:
 
     def check(principal: CurrentPrincipal) -> Principal:
         if principal.role not in roles:
-            raise Forbidden(f"this endpoint is not for a {principal.role} key")
+            raise NotForRole(f"nothing here for a {principal.role} key")
         return principal
 
     return check

@@ -1,7 +1,7 @@
 """The `prepaid-guard` command: operate a deployment from the shell."""
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import typer
@@ -12,8 +12,13 @@ from sqlalchemy.engine import make_url
 from app.config import get_settings
 from app.db.engine import create_engine
 from app.db.migrate import upgrade
+from app.db.unit import Database
+from app.kit.clock import utcnow
 from app.ledger import service as ledger
 from app.ledger.types import VerifyReport
+
+if TYPE_CHECKING:
+    from app.jobs.registry import Job
 
 cli = typer.Typer(help="PrepaidGuard operations.", no_args_is_help=True)
 
@@ -65,6 +70,28 @@ def verify_ledger(
         + (f"{len(broken)} not intact" if broken else "all intact")
     )
     raise typer.Exit(1 if broken else 0)
+
+
+@cli.command("run-job")
+def run_job(
+    job: Annotated[str, typer.Argument(help="One of the scheduled jobs, e.g. release_payouts.")],
+) -> None:
+    """Run a scheduled job now, at the present moment (for cron or a scheduler)."""
+    from app.jobs.registry import JOBS
+
+    if job not in JOBS:
+        typer.secho(f"no job {job!r}; jobs are {', '.join(sorted(JOBS))}", fg="red", err=True)
+        raise typer.Exit(2)
+    handled = asyncio.run(_run_job(JOBS[job]))
+    typer.echo(f"{job}: handled {handled}")
+
+
+async def _run_job(job: "Job") -> int:
+    engine = create_engine(get_settings().database_url)
+    try:
+        return await job(Database(engine), utcnow())
+    finally:
+        await engine.dispose()
 
 
 async def _verify(institution_ids: list[UUID] | None) -> list[VerifyReport]:

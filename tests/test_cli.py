@@ -86,3 +86,13 @@ def test_verify_ledger_names_the_altered_entry(database_url, fresh_settings):
     assert result.exit_code == 1
     assert f"{altered.institution_id}: entry 2 was altered" in result.output
     assert "2 institutions, 4 entries checked: 1 not intact" in result.output  # 3 + the 1 before
+
+
+def test_run_job_runs_a_scheduled_job(database_url, fresh_settings):
+    result = runner.invoke(cli.cli, ["run-job", "auto_approve_refunds"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("auto_approve_refunds: handled ")
+
+    unknown = runner.invoke(cli.cli, ["run-job", "make_coffee"])
+    assert unknown.exit_code == 2
+    assert "release_payouts" in unknown.output

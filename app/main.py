@@ -12,7 +12,9 @@ from fastapi import FastAPI
 
 from app.balances.endpoints import router as balances_router
 from app.config import Settings, get_settings
+from app.courses.endpoints import router as courses_router
 from app.db.engine import create_engine
+from app.enrollments.endpoints import router as enrollments_router
 from app.errors import PROBLEM_RESPONSES, UnhandledErrorMiddleware, install_error_handlers
 from app.health.endpoints import router as health_router
 from app.idempotency.middleware import IdempotencyMiddleware
@@ -81,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(payouts_router)
     app.include_router(refunds_router)
+    app.include_router(courses_router)
+    app.include_router(enrollments_router)
     return app
 
 

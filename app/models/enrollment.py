@@ -45,6 +45,8 @@ class Enrollment(Base):
         ),
         # The prepay cap sums what one student still has with one course.
         Index(None, "institution_id", "course_id", "student_id_hash"),
+        # The expiry job looks for unpaid enrollments past their time.
+        Index(None, "status", "expires_at"),
     )
 
     institution_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)

@@ -219,6 +219,9 @@ def upgrade() -> None:
         ["institution_id", "course_id", "student_id_hash"],
     )
     op.create_index(op.f("ix_enrollments_order_no"), "enrollments", ["order_no"])
+    op.create_index(
+        op.f("ix_enrollments_status_expires_at"), "enrollments", ["status", "expires_at"]
+    )
     op.create_table(
         "lessons",
         sa.Column("institution_id", sa.Uuid(), nullable=False),
@@ -289,6 +292,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_lessons_institution_id_enrollment_id"), "lessons")
     op.drop_index(op.f("ix_lessons_id"), "lessons")
     op.drop_table("lessons")
+    op.drop_index(op.f("ix_enrollments_status_expires_at"), "enrollments")
     op.drop_index(op.f("ix_enrollments_order_no"), "enrollments")
     op.drop_index(op.f("ix_enrollments_institution_id_course_id_student_id_hash"), "enrollments")
     op.drop_index(op.f("ix_enrollments_id"), "enrollments")

@@ -1,0 +1,38 @@
+from uuid import UUID
+
+from fastapi import APIRouter
+
+from app.auth.dependencies import CurrentPrincipal, InstitutionCaller
+from app.courses import service
+from app.courses.schemas import CourseCreate, CourseOut
+from app.db.unit import Db
+from app.models import Course
+
+router = APIRouter(prefix="/v1/courses", tags=["courses"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CourseOut,
+    summary="Publish a course",
+    description=(
+        "A course of the calling institution at one price per lesson, so a bigger package can "
+        "never be cheaper per lesson. `ends_on` is on or after `starts_on`; the period an "
+        "enrollment covers, counted against `max_prepaid_months`, ends on `ends_on`."
+    ),
+)
+async def create_course(body: CourseCreate, caller: InstitutionCaller, db: Db) -> Course:
+    assert caller.institution_id is not None
+    institution_id = caller.institution_id
+    return await db.run(lambda session: service.create_course(session, institution_id, body))
+
+
+@router.get(
+    "/{course_id}",
+    response_model=CourseOut,
+    summary="A course",
+    description="The course, to its institution (and the operator and its regulator); else 404.",
+)
+async def get_course(course_id: UUID, caller: CurrentPrincipal, db: Db) -> Course:
+    return await db.run(lambda session: service.visible_course(session, caller, course_id))

@@ -1,0 +1,124 @@
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.kit.clock import as_utc
+from app.models import Enrollment
+from app.models.enrollment import EnrollmentStatus
+from app.refunds.service import refundable_fen
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# More than any package could hold under a cap; keeps lessons times price within a BIGINT.
+MAX_LESSONS = 10_000
+
+
+class StudentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    id_number: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)] = Field(
+        description="The 18-character resident identity number, check character verified. Stored "
+        "only as a keyed hash and a masked form; never returned or logged."
+    )
+
+
+class PayerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{4,18}$")]
+
+
+class EnrollmentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    course_id: UUID
+    student: StudentIn
+    payer: PayerIn
+    lessons: Annotated[int, Field(strict=True, gt=0, le=MAX_LESSONS)]
+    loan_funded: Annotated[bool, Field(strict=True)] = Field(
+        default=False,
+        description="Whether a loan pays for it (培训贷). A loan-funded payment is refused.",
+    )
+
+
+class StudentOut(BaseModel):
+    name: str
+    id_number_masked: str = Field(description="First 3 and last 4 characters; the rest `*`.")
+
+
+class PayerOut(BaseModel):
+    name: str
+    phone: str
+
+
+class EnrollmentOut(BaseModel):
+    id: UUID
+    institution_id: UUID
+    course_id: UUID
+    order_no: str = Field(description="The order number the payer's bank transfer quotes.")
+    status: EnrollmentStatus
+    lessons: int
+    lesson_price_fen: int
+    lessons_consumed: int = Field(
+        description="Lessons released: confirmed by the parent, "
+        "auto-confirmed, or resolved for the institution."
+    )
+    lessons_pending: int = Field(description="Recorded, awaiting the parent.")
+    lessons_disputed: int
+    amount_fen: int
+    paid_fen: int
+    unconsumed_fen: int = Field(description="Paid, less released lessons, less refunded.")
+    refundable_fen: int = Field(
+        description="Paid, less lessons confirmed, pending or disputed, less refunded; never "
+        "below 0."
+    )
+    refunded_fen: int
+    student: StudentOut
+    payer: PayerOut
+    expires_at: datetime = Field(description="Unpaid by then, the enrollment is cancelled.")
+    paid_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, enrollment: Enrollment) -> "EnrollmentOut":
+        return cls(
+            id=enrollment.id,
+            institution_id=enrollment.institution_id,
+            course_id=enrollment.course_id,
+            order_no=enrollment.order_no,
+            status=EnrollmentStatus(enrollment.status),
+            lessons=enrollment.lessons,
+            lesson_price_fen=enrollment.lesson_price_fen,
+            lessons_consumed=enrollment.lessons_confirmed,
+            lessons_pending=enrollment.lessons_pending,
+            lessons_disputed=enrollment.lessons_disputed,
+            amount_fen=enrollment.amount_fen,
+            paid_fen=enrollment.paid_fen,
+            unconsumed_fen=enrollment.paid_fen - enrollment.confirmed_fen - enrollment.refunded_fen,
+            refundable_fen=refundable_fen(enrollment),
+            refunded_fen=enrollment.refunded_fen,
+            student=StudentOut(
+                name=enrollment.student_name, id_number_masked=enrollment.student_id_masked
+            ),
+            payer=PayerOut(name=enrollment.payer_name, phone=enrollment.payer_phone),
+            # SQLite gives back naive UTC; the API's times always carry their offset.
+            expires_at=as_utc(enrollment.expires_at),
+            paid_at=None if enrollment.paid_at is None else as_utc(enrollment.paid_at),
+            created_at=as_utc(enrollment.created_at),
+        )
+
+
+class EnrollmentCreated(EnrollmentOut):
+    parent_key: str = Field(
+        description="The parent's API key for this enrollment. Shown once: pass it on to the payer."
+    )
+
+
+class EnrollmentPage(BaseModel):
+    items: list[EnrollmentOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )

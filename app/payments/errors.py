@@ -1,0 +1,11 @@
+from app.kit.errors import Unprocessable
+
+
+class UnknownEscrowAccount(Unprocessable):
+    code = "unknown_escrow_account"
+    title = "Unknown escrow account"
+
+
+class InvalidBankPayment(Unprocessable):
+    code = "invalid_bank_payment"
+    title = "Invalid bank payment"

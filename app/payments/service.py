@@ -1,0 +1,213 @@
+"""Payments in: crediting an enrollment from a bank event that was already verified (the bank
+adapters call `credit_payment` after checking the notification's signature, or reconciliation after
+matching a statement line). Money is credited to a student only this way (DOMAIN.md rule 5).
+
+Money that matches no order as it stands (unknown order, another amount, an order already paid,
+cancelled or expired) is never dropped: it is posted to the institution's suspense account and
+flagged with a SuspenseItem for someone to resolve.
+
+Each bank payment (bank_slug, bank_reference) has one effect, however often it is notified: the
+enrollment's row lock, then the institution's ledger lock, serialise notifications of one order and
+of one institution, and under them the earlier outcome, if any, is found and returned again. (The
+lock order, enrollment before ledger, is the one lessons and refunds take too.)
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID, uuid4
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.enrollments.repository import locked_by_order_no
+from app.kit.clock import as_utc, utcnow
+from app.kit.money import is_fen
+from app.ledger import repository as ledger_repository
+from app.ledger import service as ledger
+from app.ledger.books import enrollment_account, institution_books
+from app.ledger.types import EntryDraft
+from app.models import Enrollment, Institution, SuspenseItem
+from app.models.enrollment import EnrollmentStatus
+from app.models.suspense_item import SuspenseReason
+from app.payments.errors import InvalidBankPayment, UnknownEscrowAccount
+
+MAX_REFERENCE_LENGTH = 64  # SuspenseItem.bank_reference
+MAX_ORDER_NO_LENGTH = 32  # Enrollment.order_no: a longer one is no order of ours
+
+
+@dataclass(frozen=True, slots=True)
+class BankPayment:
+    """Money the bank says arrived in an escrow account, quoting (perhaps) one of our order numbers."""
+
+    bank_slug: str
+    bank_reference: str
+    escrow_account_no: str
+    order_no: str | None
+    amount_fen: int
+    paid_at: datetime
+
+
+class PaymentResult(StrEnum):
+    credited = "credited"
+    suspense = "suspense"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOutcome:
+    result: PaymentResult
+    institution_id: UUID
+    ledger_seq: int
+    enrollment_id: UUID | None = None  # credited
+    reason: SuspenseReason | None = None  # suspense
+    suspense_item_id: UUID | None = None  # suspense
+    replayed: bool = False  # True when this payment had been handled before and nothing changed
+
+
+def payment_key(payment: BankPayment) -> str:
+    return f"payment:{payment.bank_slug}:{payment.bank_reference}"
+
+
+def suspense_key(payment: BankPayment) -> str:
+    return f"suspense:{payment.bank_slug}:{payment.bank_reference}"
+
+
+def _check(payment: BankPayment) -> None:
+    if not (is_fen(payment.amount_fen) and payment.amount_fen > 0):
+        raise InvalidBankPayment(f"amount_fen must be a positive int, got {payment.amount_fen!r}")
+    if not 1 <= len(payment.bank_reference) <= MAX_REFERENCE_LENGTH:
+        raise InvalidBankPayment(f"bank_reference must have 1 to {MAX_REFERENCE_LENGTH} characters")
+    if payment.paid_at.tzinfo is None:
+        raise InvalidBankPayment("paid_at must carry its time zone")
+
+
+async def credit_payment(session: AsyncSession, payment: BankPayment) -> PaymentOutcome:
+    """Credit the order the payment quotes, or hold the money in suspense; see the module doc."""
+    _check(payment)
+    institution = await session.scalar(
+        select(Institution).where(Institution.escrow_account_no == payment.escrow_account_no)
+    )
+    if institution is None:
+        raise UnknownEscrowAccount(f"no institution has escrow account {payment.escrow_account_no}")
+    enrollment = None
+    if payment.order_no and len(payment.order_no) <= MAX_ORDER_NO_LENGTH:
+        enrollment = await locked_by_order_no(session, institution.id, payment.order_no)
+    connection = await session.connection()
+    await ledger.lock(connection, institution.id)
+
+    earlier = await _earlier_outcome(session, institution.id, enrollment, payment)
+    if earlier is not None:
+        return earlier
+    reason = _mismatch(enrollment, payment)
+    books = await institution_books(connection, institution.id)
+    if reason is None:
+        assert enrollment is not None
+        prepaid = await enrollment_account(connection, institution.id, enrollment.id)
+        entry = await ledger.post(
+            connection,
+            institution.id,
+            EntryDraft.transfer(
+                payment_key(payment),
+                "payment",
+                books.escrow_cash.id,
+                prepaid.id,
+                payment.amount_fen,
+                memo=f"order {enrollment.order_no}",
+            ),
+        )
+        enrollment.paid_fen = payment.amount_fen
+        enrollment.paid_at = payment.paid_at
+        enrollment.status = EnrollmentStatus.active
+        enrollment.updated_at = utcnow()
+        await session.flush()
+        return PaymentOutcome(
+            PaymentResult.credited, institution.id, entry.seq, enrollment_id=enrollment.id
+        )
+
+    entry = await ledger.post(
+        connection,
+        institution.id,
+        EntryDraft.transfer(
+            suspense_key(payment),
+            "suspense",
+            books.escrow_cash.id,
+            books.suspense.id,
+            payment.amount_fen,
+            memo=f"{reason}: order {payment.order_no!r}"[:500],
+        ),
+    )
+    item = SuspenseItem(
+        institution_id=institution.id,
+        id=uuid4(),
+        bank_slug=payment.bank_slug,
+        bank_reference=payment.bank_reference,
+        order_no=_storable(payment.order_no),
+        amount_fen=payment.amount_fen,
+        reason=reason,
+        ledger_seq=entry.seq,
+        received_at=payment.paid_at,
+    )
+    session.add(item)
+    await session.flush()
+    return PaymentOutcome(
+        PaymentResult.suspense, institution.id, entry.seq, reason=reason, suspense_item_id=item.id
+    )
+
+
+def _storable(order_no: str | None) -> str | None:
+    """The quoted order number if it fits the column; a longer one is kept in the entry's memo."""
+    return order_no if order_no is not None and len(order_no) <= MAX_ORDER_NO_LENGTH else None
+
+
+def _mismatch(enrollment: Enrollment | None, payment: BankPayment) -> SuspenseReason | None:
+    """Why the payment cannot be credited to the order it quotes, or None when it can."""
+    if enrollment is None:
+        return SuspenseReason.unknown_order
+    if enrollment.paid_fen > 0:
+        return SuspenseReason.already_paid
+    if enrollment.status != EnrollmentStatus.awaiting_payment or payment.paid_at >= as_utc(
+        enrollment.expires_at
+    ):
+        return SuspenseReason.not_awaiting_payment
+    if payment.amount_fen != enrollment.amount_fen:
+        return SuspenseReason.amount_mismatch
+    return None
+
+
+async def _earlier_outcome(
+    session: AsyncSession,
+    institution_id: UUID,
+    enrollment: Enrollment | None,
+    payment: BankPayment,
+) -> PaymentOutcome | None:
+    """The outcome of this same bank payment handled before, read under the ledger lock."""
+    connection = await session.connection()
+    posted = await ledger_repository.entries_by_key(
+        connection, institution_id, [payment_key(payment)]
+    )
+    if posted:
+        [(seq, _)] = posted.values()
+        return PaymentOutcome(
+            PaymentResult.credited,
+            institution_id,
+            seq,
+            enrollment_id=None if enrollment is None else enrollment.id,
+            replayed=True,
+        )
+    item = await session.scalar(
+        select(SuspenseItem).where(
+            SuspenseItem.institution_id == institution_id,
+            SuspenseItem.bank_slug == payment.bank_slug,
+            SuspenseItem.bank_reference == payment.bank_reference,
+        )
+    )
+    if item is None:
+        return None
+    return PaymentOutcome(
+        PaymentResult.suspense,
+        institution_id,
+        item.ledger_seq,
+        reason=SuspenseReason(item.reason),
+        suspense_item_id=item.id,
+        replayed=True,
+    )

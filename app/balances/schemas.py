@@ -1,10 +1,10 @@
-from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
 from app.balances.rules import Figures
+from app.kit.clock import Timestamp
 from app.models import Institution
 
 
@@ -12,7 +12,7 @@ class BalanceView(BaseModel):
     institution_id: UUID
     ledger_balance_fen: int = Field(description="Escrow cash in the ledger.")
     bank_balance_fen: int | None = Field(description="The bank's last reported escrow balance.")
-    bank_balance_as_of: datetime | None
+    bank_balance_as_of: Timestamp | None
     unconsumed_fen: int = Field(
         description="U: paid, not yet released (pending and disputed included)."
     )

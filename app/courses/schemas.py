@@ -1,4 +1,4 @@
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Self
 from uuid import UUID
 
@@ -7,11 +7,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
-from app.kit.clock import as_utc
+from app.kit.clock import Timestamp
 from app.models.institution import InstitutionCategory
 
 # A lesson dearer than 100 million yuan is a typo; the bound keeps price times lessons in a BIGINT.
@@ -47,9 +46,4 @@ class CourseOut(BaseModel):
     lesson_price_fen: int
     starts_on: date
     ends_on: date
-    created_at: datetime
-
-    @field_validator("created_at")
-    @classmethod
-    def with_offset(cls, moment: datetime) -> datetime:
-        return as_utc(moment)  # SQLite gives back naive UTC
+    created_at: Timestamp

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.unit import Database
+from app.enrollments.service import expire_unpaid_enrollments
 from app.payouts.service import release_payouts
 from app.refunds.service import auto_approve_refunds
 
@@ -30,5 +31,6 @@ def in_batches(batch: Batch) -> Job:
 
 JOBS: dict[str, Job] = {
     "auto_approve_refunds": auto_approve_refunds,
+    "expire_enrollments": in_batches(expire_unpaid_enrollments),
     "release_payouts": release_payouts,
 }

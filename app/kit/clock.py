@@ -1,7 +1,10 @@
 """The only clock. Everything that needs "now" asks here, so jobs and tests can move time."""
 
 from datetime import UTC, datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -15,3 +18,7 @@ def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+# A moment in a response: always with its offset, whatever the database gave back.
+Timestamp = Annotated[datetime, AfterValidator(as_utc)]

@@ -1,9 +1,10 @@
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.kit.clock import Timestamp
 from app.models.payout import PayoutStatus
 
 
@@ -28,5 +29,5 @@ class PayoutOut(BaseModel):
     )
     business_date: date
     instruction_id: str = Field(description="Our reference in the bank instruction.")
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp

@@ -1,9 +1,10 @@
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.kit.clock import Timestamp
 from app.models.refund import RefundStatus
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -37,5 +38,5 @@ class RefundOut(BaseModel):
     reject_reason: str | None
     decided_by: str | None = Field(description="`institution` or `auto`.")
     instruction_id: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp

@@ -74,6 +74,7 @@ async def test_payout_exactly_to_r_and_one_fen_more(engine, client):
     paid = await client.post("/v1/payouts", json={"amount_fen": 50_000}, headers=headers)
     assert paid.status_code == 201, paid.text
     assert paid.json()["status"] == "pending" and paid.json()["amount_fen"] == 50_000
+    assert paid.json()["created_at"].endswith(("Z", "+00:00"))  # times carry their offset
 
     view = await _balance(client, world)
     assert (view["in_transit_fen"], view["releasable_fen"], view["headroom_fen"]) == (

@@ -1,6 +1,9 @@
 """The `prepaid-guard` command: operate a deployment from the shell."""
 
 import asyncio
+import json
+from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
@@ -18,6 +21,7 @@ from app.ledger import service as ledger
 from app.ledger.types import VerifyReport
 
 if TYPE_CHECKING:
+    from app.demo import DemoKeys
     from app.jobs.registry import Job
 
 cli = typer.Typer(help="PrepaidGuard operations.", no_args_is_help=True)
@@ -30,14 +34,50 @@ def migrate() -> None:
     typer.echo("database schema is up to date")
 
 
+DEMO_KEYS_FILE = Path("demo-keys.json")
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    demo: Annotated[
+        bool | None,
+        typer.Option(
+            "--demo/--no-demo",
+            help="Seed a demo jurisdiction into an empty database (default: on, but in production).",
+        ),
+    ] = None,
 ) -> None:
-    """Migrate the database, then serve the API."""
+    """Migrate the database, seed the demo on an empty one, then serve the API."""
     migrate()
+    if demo if demo is not None else not get_settings().is_production:
+        seed_demo()
     uvicorn.run("app.main:app", host=host, port=port)
+
+
+@cli.command("seed-demo")
+def seed_demo() -> None:
+    """Seed the demo jurisdiction into an empty database; write its keys to demo-keys.json."""
+    keys = asyncio.run(_seed_demo())
+    if keys is None:
+        typer.echo("the database has data already: no demo seeded")
+        return
+    DEMO_KEYS_FILE.write_text(json.dumps(asdict(keys), indent=2, ensure_ascii=False))
+    typer.echo(
+        f"demo seeded; its API keys are in {DEMO_KEYS_FILE.resolve()}\n"
+        f"  operator (admin): {keys.admin}\n  regulator: {keys.regulator}\n"
+        f"  institution: {keys.institution}\n  parent: {keys.parent_active}"
+    )
+
+
+async def _seed_demo() -> "DemoKeys | None":
+    from app.demo import seed
+    from app.main import create_app
+
+    app = create_app(get_settings())
+    async with app.router.lifespan_context(app):
+        return await seed(app)
 
 
 @cli.command("check-config")

@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
+from app.auth.endpoints import router as auth_router
 from app.balances.endpoints import router as balances_router
 from app.config import Settings, get_settings
 from app.courses.endpoints import router as courses_router
@@ -18,7 +19,10 @@ from app.enrollments.endpoints import router as enrollments_router
 from app.errors import PROBLEM_RESPONSES, UnhandledErrorMiddleware, install_error_handlers
 from app.health.endpoints import router as health_router
 from app.idempotency.middleware import IdempotencyMiddleware
+from app.institutions.endpoints import router as institutions_router
 from app.jobs.endpoints import router as jobs_router
+from app.jurisdictions.endpoints import router as jurisdictions_router
+from app.lessons.endpoints import router as lessons_router
 from app.logging import RequestContextMiddleware, configure_logging
 from app.payouts.endpoints import router as payouts_router
 from app.refunds.endpoints import router as refunds_router
@@ -85,6 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(refunds_router)
     app.include_router(courses_router)
     app.include_router(enrollments_router)
+    app.include_router(lessons_router)
+    app.include_router(auth_router)
+    app.include_router(jurisdictions_router)
+    app.include_router(institutions_router)
     return app
 
 

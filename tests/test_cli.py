@@ -49,7 +49,7 @@ def test_serve_migrates_then_runs_the_server(monkeypatch, fresh_settings):
         cli.uvicorn, "run", lambda app, **options: calls.append(("run", app, options))
     )
 
-    result = runner.invoke(cli.cli, ["serve", "--port", "9000"])
+    result = runner.invoke(cli.cli, ["serve", "--port", "9000", "--no-demo"])
 
     assert result.exit_code == 0, result.output
     assert calls == [

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.unit import Database
 from app.enrollments.service import expire_unpaid_enrollments
+from app.lessons.service import auto_confirm_lessons
 from app.payouts.service import release_payouts
 from app.refunds.service import auto_approve_refunds
 
@@ -30,6 +31,7 @@ def in_batches(batch: Batch) -> Job:
 
 
 JOBS: dict[str, Job] = {
+    "auto_confirm_lessons": in_batches(auto_confirm_lessons),
     "auto_approve_refunds": auto_approve_refunds,
     "expire_enrollments": in_batches(expire_unpaid_enrollments),
     "release_payouts": release_payouts,

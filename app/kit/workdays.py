@@ -7,10 +7,16 @@ from datetime import date, datetime, timedelta
 import chinese_calendar
 
 from app.kit.clock import SHANGHAI
+from app.kit.errors import Unprocessable
 
 
-class CalendarNotPublished(ValueError):
-    """The official calendar for that year is not known yet."""
+class CalendarNotPublished(Unprocessable):
+    """The official calendar for that year is not known yet: a deadline that needs it cannot be
+    counted, so the request is refused (422) rather than a deadline guessed. The operator updates
+    the `chinesecalendar` package when the State Council publishes the year."""
+
+    code = "calendar_not_published"
+    title = "No official working-day calendar for that date"
 
 
 def is_workday(day: date) -> bool:
@@ -18,7 +24,8 @@ def is_workday(day: date) -> bool:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError as error:
         raise CalendarNotPublished(
-            f"no official working-day calendar for {day.year} yet"
+            f"no official working-day calendar for {day.year} yet: the deadline cannot be "
+            "counted; ask the operator to update the calendar"
         ) from error
 
 

@@ -56,6 +56,10 @@ class Lesson(Base):
     status: Mapped[str] = mapped_column(String(30), default=LessonStatus.pending_confirmation)
     confirm_due_on: Mapped[date] = mapped_column(Date)
     dispute_reason: Mapped[str | None] = mapped_column(String(500))
+    # Who moved the lesson out of pending or disputed: "parent", "auto" (the parent's silence),
+    # "regulator" or "institution" (a resolution), with the resolver's note.
+    decided_by: Mapped[str | None] = mapped_column(String(20))
+    resolution_note: Mapped[str | None] = mapped_column(String(500))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Entry that moved the lesson's money from prepaid to releasable, once it was.
     release_seq: Mapped[int | None] = mapped_column(BigInteger)

@@ -235,6 +235,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=30), nullable=False),
         sa.Column("confirm_due_on", sa.Date(), nullable=False),
         sa.Column("dispute_reason", sa.String(length=500), nullable=True),
+        sa.Column("decided_by", sa.String(length=20), nullable=True),
+        sa.Column("resolution_note", sa.String(length=500), nullable=True),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("release_seq", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

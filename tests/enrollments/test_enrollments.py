@@ -438,6 +438,4 @@ async def test_concurrent_enrollments_of_one_student_cannot_both_pass_the_cap(cl
         *(enroll(client, world, course["id"], 40, id_number=student) for _ in range(5))
     )
     assert sorted(r.status_code for r in responses) == [201, 422, 422, 422, 422]
-    assert {r.json()["code"] for r in responses if r.status_code == 422} == {
-        "prepay_cap_exceeded"
-    }
+    assert {r.json()["code"] for r in responses if r.status_code == 422} == {"prepay_cap_exceeded"}

@@ -1,0 +1,57 @@
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+
+from app.auth import service
+from app.auth.dependencies import Admin
+from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from app.db.unit import Db
+from app.kit.pagination import Page, PageParams
+from app.models.api_key import ApiKey, Role
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ApiKeyCreated,
+    summary="Issue an API key",
+    description=(
+        "A key for one role, bound to that role's scope: a `regulator` to a `jurisdiction_code`, "
+        "an `institution` to an `institution_id`, a `bank` to a `bank_slug`, an `admin` to "
+        "nothing. The key is in the response, once. Refusals: `422 invalid_key_scope` (a scope "
+        "missing, or one the role does not take), `422 unknown_jurisdiction`, `422 "
+        "unknown_institution`, `422 role_not_issuable` (`parent`: issued with the enrollment). "
+        "Operator only."
+    ),
+)
+async def issue_key(body: ApiKeyCreate, caller: Admin, db: Db, request: Request) -> ApiKeyCreated:
+    secret = request.app.state.settings.secret_key.get_secret_value()
+    row, key = await db.run(lambda session: service.issue_operator_key(session, secret, body))
+    return ApiKeyCreated(**ApiKeyOut.model_validate(row).model_dump(), key=key)
+
+
+@router.get(
+    "",
+    response_model=Page[ApiKeyOut],
+    summary="API keys",
+    description="Every key, revoked ones included, oldest first; never the keys themselves. "
+    "Operator only.",
+)
+async def list_keys(
+    caller: Admin, db: Db, page: PageParams, role: Role | None = None
+) -> Page[ApiKeyOut]:
+    rows, next_cursor = await db.run(lambda session: service.page(session, page, role))
+    return Page(items=[ApiKeyOut.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/{key_id}/revoke",
+    response_model=ApiKeyOut,
+    summary="Revoke an API key",
+    description="The key is refused (401) from the next request on. Revoking a revoked key "
+    "changes nothing. Operator only.",
+)
+async def revoke_key(key_id: UUID, caller: Admin, db: Db) -> ApiKey:
+    return await db.run(lambda session: service.revoke(session, key_id))

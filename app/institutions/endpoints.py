@@ -1,0 +1,128 @@
+import logging
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from app.auth.dependencies import Admin, AdminOrRegulator, CurrentPrincipal
+from app.auth.principal import Principal
+from app.db.unit import Db
+from app.institutions import service
+from app.institutions.schemas import InstitutionCreate, InstitutionOut, ListChange, StatusChange
+from app.jurisdictions.schemas import JURISDICTION_CODE_PATTERN
+from app.kit.pagination import Page, PageParams
+from app.models import Institution
+
+router = APIRouter(tags=["institutions"])
+logger = logging.getLogger(__name__)
+
+SCOPE = "The operator and the regulator of the institution's jurisdiction; 404 to anyone else."
+
+
+def _log_decision(caller: Principal, institution: Institution, decision: str, reason: str) -> None:
+    # Until the alert history table exists, the log is the only trace of who decided what and why.
+    logger.info("institution %s: %s by %s: %s", institution.id, decision, caller.identity, reason)
+
+
+@router.post(
+    "/v1/institutions",
+    status_code=201,
+    response_model=InstitutionOut,
+    summary="Onboard an institution",
+    description=(
+        "An institution with its escrow account, active and GREEN, its ledger accounts opened. "
+        "Refusals: `422 invalid_uscc` (with the `reason`), `422 unknown_jurisdiction`, "
+        "`409 institution_exists` when the USCC or the escrow account is taken (`field` says "
+        "which). Operator only."
+    ),
+)
+async def create_institution(body: InstitutionCreate, caller: Admin, db: Db) -> Institution:
+    return await db.run(lambda session: service.create_institution(session, body))
+
+
+@router.get(
+    "/v1/institutions",
+    response_model=Page[InstitutionOut],
+    summary="Institutions",
+    description=(
+        "Oldest first. The operator sees all, optionally of one `jurisdiction_code`; a regulator "
+        "sees its jurisdiction's."
+    ),
+)
+async def list_institutions(
+    caller: AdminOrRegulator,
+    db: Db,
+    page: PageParams,
+    jurisdiction_code: Annotated[str | None, Query(pattern=JURISDICTION_CODE_PATTERN)] = None,
+) -> Page[InstitutionOut]:
+    rows, next_cursor = await db.run(
+        lambda session: service.page(session, caller, page, jurisdiction_code)
+    )
+    return Page(items=[InstitutionOut.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/institutions/{institution_id}",
+    response_model=InstitutionOut,
+    summary="An institution",
+    description="To the operator, the institution itself and its jurisdiction's regulator; 404 "
+    "to anyone else.",
+)
+async def get_institution(institution_id: UUID, caller: CurrentPrincipal, db: Db) -> Institution:
+    return await db.run(
+        lambda session: service.visible_institution(session, caller, institution_id)
+    )
+
+
+@router.post(
+    "/v1/regulator/institutions/{institution_id}/freeze",
+    response_model=InstitutionOut,
+    summary="Freeze an institution (冻结)",
+    description=(
+        "Status `frozen`, alert level `FROZEN`: no new enrollments and no payouts; refunds go on. "
+        f"Freezing a frozen institution changes nothing. {SCOPE}"
+    ),
+)
+async def freeze(
+    institution_id: UUID, body: StatusChange, caller: AdminOrRegulator, db: Db
+) -> Institution:
+    institution = await db.run(lambda session: service.freeze(session, caller, institution_id))
+    _log_decision(caller, institution, "frozen", body.reason)
+    return institution
+
+
+@router.post(
+    "/v1/regulator/institutions/{institution_id}/unfreeze",
+    response_model=InstitutionOut,
+    summary="Unfreeze an institution",
+    description=(
+        "A frozen institution becomes `active` again, alert level `GREEN` unless it is "
+        f"blacklisted (then it stays `FROZEN`). {SCOPE}"
+    ),
+)
+async def unfreeze(
+    institution_id: UUID, body: StatusChange, caller: AdminOrRegulator, db: Db
+) -> Institution:
+    institution = await db.run(lambda session: service.unfreeze(session, caller, institution_id))
+    _log_decision(caller, institution, "unfrozen", body.reason)
+    return institution
+
+
+@router.put(
+    "/v1/institutions/{institution_id}/list",
+    response_model=InstitutionOut,
+    summary="White- or blacklist an institution",
+    description=(
+        "`black` (黑名单) holds the institution like a freeze: alert level `FROZEN`, no new "
+        "enrollments, no payouts. `white` (白名单) and `none` lift a blacklisting (back to "
+        f"`GREEN` unless frozen). {SCOPE}"
+    ),
+)
+async def set_list(
+    institution_id: UUID, body: ListChange, caller: AdminOrRegulator, db: Db
+) -> Institution:
+    institution = await db.run(
+        lambda session: service.set_list(session, caller, institution_id, body.list_status)
+    )
+    _log_decision(caller, institution, f"list {body.list_status}", body.reason)
+    return institution

@@ -1,0 +1,89 @@
+"""The lesson queries: the locks of the lesson flows, the keys already used, the due lessons, pages."""
+
+from collections.abc import Collection, Sequence
+from datetime import date
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.kit.pagination import PageRequest, paginate
+from app.models import Enrollment, Lesson
+from app.models.lesson import LessonStatus
+
+
+async def locked_enrollments(
+    session: AsyncSession, institution_id: UUID, enrollment_ids: Collection[UUID]
+) -> dict[UUID, Enrollment]:
+    """The institution's enrollments among `enrollment_ids`, locked in id order (so that two
+    transactions locking several never wait on each other in a cycle)."""
+    rows = await session.scalars(
+        select(Enrollment)
+        .where(Enrollment.institution_id == institution_id, Enrollment.id.in_(enrollment_ids))
+        .order_by(Enrollment.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {enrollment.id: enrollment for enrollment in rows}
+
+
+async def lessons_by_key(
+    session: AsyncSession, institution_id: UUID, keys: Collection[str]
+) -> dict[str, Lesson]:
+    rows = await session.scalars(
+        select(Lesson).where(Lesson.institution_id == institution_id, Lesson.lesson_key.in_(keys))
+    )
+    return {lesson.lesson_key: lesson for lesson in rows}
+
+
+async def lesson(session: AsyncSession, lesson_id: UUID, *, lock: bool = False) -> Lesson | None:
+    query = select(Lesson).where(Lesson.id == lesson_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(query)
+
+
+def _due(today: date) -> tuple[ColumnElement[bool], ...]:
+    return (Lesson.status == LessonStatus.pending_confirmation, Lesson.confirm_due_on < today)
+
+
+async def claim_due(session: AsyncSession, today: date, limit: int) -> Sequence[Lesson]:
+    """Up to `limit` lessons of one institution whose confirmation time has passed by `today`,
+    locked. Rows another transaction holds are skipped (on PostgreSQL), so two runs share the work
+    and a parent's answer in progress is never waited for. One institution per batch, because a
+    ledger transaction touches one institution only (app.ledger)."""
+    institution_id = await session.scalar(
+        select(Lesson.institution_id)
+        .where(*_due(today))
+        .order_by(Lesson.confirm_due_on, Lesson.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if institution_id is None:
+        return []
+    return (
+        await session.scalars(
+            select(Lesson)
+            .where(Lesson.institution_id == institution_id, *_due(today))
+            .order_by(Lesson.confirm_due_on, Lesson.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+
+
+async def page(
+    session: AsyncSession,
+    institution_id: UUID,
+    enrollment_id: UUID,
+    status: LessonStatus | None,
+    page_request: PageRequest,
+) -> tuple[Sequence[Lesson], str | None]:
+    """An enrollment's lessons in the order they were given."""
+    query = select(Lesson).where(
+        Lesson.institution_id == institution_id, Lesson.enrollment_id == enrollment_id
+    )
+    if status is not None:
+        query = query.where(Lesson.status == status)
+    return await paginate(session, query, page_request, Lesson.occurred_at, Lesson.id)

@@ -1,0 +1,428 @@
+"""Lessons (消课): recorded by the institution, confirmed or disputed by the parent, auto-confirmed
+after `parent_auto_confirm_workdays` working days of silence, and a dispute resolved by the regulator
+(either way) or by the institution (conceding only).
+
+A lesson is in one of its enrollment's counters by its status (`COUNTERS`): pending, disputed, or
+released. Releasing (a confirmation, an auto-confirmation or a resolution for the institution) posts
+the lesson's money from the enrollment's prepaid account to releasable; a dispute moves no money,
+and a resolution for the parent frees the lesson's count and money for refund without an entry.
+
+Concurrency: the enrollment's row lock serialises every change of its counters, so two recordings
+can never both take its last lesson (and the CHECK constraint on the counters backs that). Locks are
+always taken in one order: the lesson row, then enrollment rows in id order, then the institution's
+ledger (app.ledger), the order payments and refunds keep too. Recording locks no existing lesson.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID, uuid4
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal
+from app.auth.scope import sees_enrollment
+from app.balances.service import profile_of
+from app.db.unique import flush_or_retry
+from app.enrollments.errors import EnrollmentNotFound
+from app.enrollments.service import visible_enrollment
+from app.jurisdictions.profile import RuleProfile
+from app.kit.clock import as_utc, utcnow
+from app.kit.errors import DomainError
+from app.kit.money import lessons_amount
+from app.kit.pagination import PageRequest
+from app.kit.workdays import add_workdays, local_date
+from app.ledger import service as ledger
+from app.ledger.books import institution_books
+from app.ledger.errors import LedgerError
+from app.ledger.service import AccountSpec
+from app.ledger.types import AccountKind, EntryDraft
+from app.lessons import repository
+from app.lessons.errors import (
+    ConfirmationWindowClosed,
+    EnrollmentNotActive,
+    LessonKeyReused,
+    LessonNotDisputed,
+    LessonNotFound,
+    LessonNotPending,
+    LessonsExhausted,
+    OccurredInFuture,
+    ResolutionForbidden,
+)
+from app.lessons.schemas import LessonItem, Party
+from app.models import Enrollment, Institution, Lesson
+from app.models.api_key import Role
+from app.models.enrollment import EnrollmentStatus
+from app.models.lesson import LessonStatus
+
+# Clocks disagree a little; a lesson "a minute from now" was given now.
+CLOCK_SKEW = timedelta(minutes=5)
+AUTO_CONFIRM_BATCH = 500
+
+_PENDING = ("lessons_pending", "pending_fen")
+_DISPUTED = ("lessons_disputed", "disputed_fen")
+_RELEASED = ("lessons_confirmed", "confirmed_fen")
+# The enrollment counters (count, amount) a lesson of each status is in. A lesson resolved for the
+# parent is in none: its lessons and money are free again.
+COUNTERS: dict[LessonStatus, tuple[str, str]] = {
+    LessonStatus.pending_confirmation: _PENDING,
+    LessonStatus.disputed: _DISPUTED,
+    LessonStatus.confirmed: _RELEASED,
+    LessonStatus.auto_confirmed: _RELEASED,
+    LessonStatus.resolved_for_institution: _RELEASED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    lesson: Lesson
+    created: bool  # False: the key was recorded before with the same lesson, returned again
+
+
+Outcome = Recorded | DomainError
+
+
+# --- counters and price ---------------------------------------------------------------------------
+
+
+def lessons_used(enrollment: Enrollment) -> int:
+    return enrollment.lessons_confirmed + enrollment.lessons_pending + enrollment.lessons_disputed
+
+
+def price_of_next(enrollment: Enrollment, count: int) -> int:
+    """The price of the next `count` lessons of the enrollment by the remainder rule. The record
+    that completes the package takes what the lessons held so far leave of its amount: that is the
+    remainder rule's last lesson, and it stays exact when an earlier lesson was resolved for the
+    parent (numbering by `used + 1` alone would then charge the remainder twice)."""
+    used = lessons_used(enrollment)
+    if used + count == enrollment.lessons:
+        held = enrollment.confirmed_fen + enrollment.pending_fen + enrollment.disputed_fen
+        return enrollment.amount_fen - held
+    return lessons_amount(enrollment.amount_fen, enrollment.lessons, used + 1, count)
+
+
+def _tally(enrollment: Enrollment, lesson: Lesson, status: LessonStatus, sign: int) -> None:
+    counters = COUNTERS.get(status)
+    if counters is not None:
+        count_field, fen_field = counters
+        setattr(enrollment, count_field, getattr(enrollment, count_field) + sign * lesson.count)
+        setattr(enrollment, fen_field, getattr(enrollment, fen_field) + sign * lesson.amount_fen)
+
+
+def _transition(enrollment: Enrollment, lesson: Lesson, to: LessonStatus, now: datetime) -> None:
+    """Move the lesson to `to`, and its count and money between the enrollment's counters."""
+    _tally(enrollment, lesson, LessonStatus(lesson.status), -1)
+    _tally(enrollment, lesson, to, +1)
+    lesson.status = to
+    enrollment.updated_at = now
+    if (
+        enrollment.status == EnrollmentStatus.active
+        and enrollment.lessons_confirmed == enrollment.lessons
+    ):
+        enrollment.status = EnrollmentStatus.completed
+
+
+def _decide(
+    enrollment: Enrollment,
+    lesson: Lesson,
+    to: LessonStatus,
+    decided_by: str,
+    now: datetime,
+    note: str | None = None,
+) -> None:
+    _transition(enrollment, lesson, to, now)
+    lesson.decided_by = decided_by
+    lesson.decided_at = now
+    lesson.resolution_note = note
+
+
+# --- recording ----------------------------------------------------------------------------------
+
+
+def _same_lesson(lesson: Lesson, item: LessonItem) -> bool:
+    return (
+        lesson.enrollment_id == item.enrollment_id
+        and as_utc(lesson.occurred_at) == item.occurred_at
+        and lesson.count == item.count
+    )
+
+
+def _new_lesson(
+    institution_id: UUID,
+    item: LessonItem,
+    enrollments: dict[UUID, Enrollment],
+    profile: RuleProfile,
+    now: datetime,
+) -> Lesson:
+    """The lesson `item` records, counted as pending in its enrollment; or raise why not."""
+    enrollment = enrollments.get(item.enrollment_id)
+    if enrollment is None:
+        raise EnrollmentNotFound(f"no enrollment {item.enrollment_id}")
+    if item.occurred_at > now + CLOCK_SKEW:
+        raise OccurredInFuture(
+            f"occurred_at {item.occurred_at.isoformat()} is in the future",
+            now=now.isoformat(),
+        )
+    if enrollment.status != EnrollmentStatus.active:
+        raise EnrollmentNotActive(
+            f"enrollment {enrollment.id} is {enrollment.status}",
+            enrollment_status=enrollment.status,
+        )
+    used = lessons_used(enrollment)
+    if used + item.count > enrollment.lessons:
+        raise LessonsExhausted(
+            f"{item.count} lessons asked, {enrollment.lessons - used} of {enrollment.lessons} left",
+            lessons=enrollment.lessons,
+            lessons_used=used,
+            count=item.count,
+        )
+    due = add_workdays(local_date(item.occurred_at), profile.parent_auto_confirm_workdays)
+    lesson = Lesson(
+        institution_id=institution_id,
+        id=uuid4(),
+        enrollment_id=enrollment.id,
+        lesson_key=item.lesson_key,
+        occurred_at=item.occurred_at,
+        count=item.count,
+        first_no=used + 1,
+        amount_fen=price_of_next(enrollment, item.count),
+        status=LessonStatus.pending_confirmation,
+        confirm_due_on=due,
+        created_at=now,
+    )
+    _tally(enrollment, lesson, LessonStatus.pending_confirmation, +1)
+    enrollment.updated_at = now
+    return lesson
+
+
+async def record_lessons(
+    session: AsyncSession, institution_id: UUID, items: Sequence[LessonItem], now: datetime
+) -> list[Outcome]:
+    """Record each item, in order, accepted or refused on its own: a refusal changes nothing, and
+    a later item of the same enrollment sees the earlier ones. The enrollments are loaded in one
+    query and locked in id order; the new lessons are written together. A key the institution
+    used before returns that lesson when the item is the same lesson, and is refused when not."""
+    enrollments = await repository.locked_enrollments(
+        session, institution_id, {item.enrollment_id for item in items}
+    )
+    known = await repository.lessons_by_key(
+        session, institution_id, {item.lesson_key for item in items}
+    )
+    profile = await profile_of(session, await session.get_one(Institution, institution_id))
+    outcomes: list[Outcome] = []
+    for item in items:
+        earlier = known.get(item.lesson_key)
+        if earlier is not None:
+            outcomes.append(
+                Recorded(earlier, created=False)
+                if _same_lesson(earlier, item)
+                else LessonKeyReused(
+                    f"lesson_key {item.lesson_key!r} already records lesson {earlier.id}, "
+                    "with another enrollment, time or count",
+                    lesson_id=str(earlier.id),
+                )
+            )
+            continue
+        try:
+            lesson = _new_lesson(institution_id, item, enrollments, profile, now)
+        except DomainError as error:
+            outcomes.append(error)
+            continue
+        session.add(lesson)
+        known[lesson.lesson_key] = lesson
+        outcomes.append(Recorded(lesson, created=True))
+    # A concurrent request recording the same key for another enrollment makes this a retry,
+    # which then finds the key and answers as above.
+    await flush_or_retry(session)
+    return outcomes
+
+
+async def record_lesson(
+    session: AsyncSession, institution_id: UUID, item: LessonItem, now: datetime
+) -> Recorded:
+    [outcome] = await record_lessons(session, institution_id, [item], now)
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome
+
+
+# --- the parent's answer, the resolution, the release ---------------------------------------------
+
+
+async def visible_lesson(
+    session: AsyncSession, caller: Principal, lesson_id: UUID, *, lock: bool = False
+) -> Lesson:
+    """The lesson, if the caller sees its enrollment (its institution, its parent, the regulator of
+    its jurisdiction, the operator); else 404, as if it did not exist."""
+    lesson = await repository.lesson(session, lesson_id, lock=lock)
+    if lesson is None or not sees_enrollment(
+        caller, await session.get_one(Institution, lesson.institution_id), lesson.enrollment_id
+    ):
+        raise LessonNotFound(f"no lesson {lesson_id}")
+    return lesson
+
+
+async def _locked_enrollment(session: AsyncSession, lesson: Lesson) -> dict[UUID, Enrollment]:
+    return await repository.locked_enrollments(
+        session, lesson.institution_id, [lesson.enrollment_id]
+    )
+
+
+def _require_pending(lesson: Lesson) -> None:
+    if lesson.status != LessonStatus.pending_confirmation:
+        raise LessonNotPending(
+            f"lesson {lesson.id} is {lesson.status}", lesson_status=lesson.status
+        )
+
+
+async def _release(
+    session: AsyncSession,
+    institution_id: UUID,
+    lessons: Sequence[Lesson],
+    enrollments: dict[UUID, Enrollment],
+    to: LessonStatus,
+    decided_by: str,
+    now: datetime,
+    note: str | None = None,
+) -> None:
+    """Release lessons of one institution: each lesson's money from its enrollment's prepaid account
+    to releasable, in one ledger call, and the lessons moved to `to`."""
+    connection = await session.connection()
+    books = await institution_books(connection, institution_id)
+    enrollment_ids = sorted({lesson.enrollment_id for lesson in lessons})
+    accounts = await ledger.open_accounts(
+        connection,
+        institution_id,
+        [
+            AccountSpec(AccountKind.prepaid, ref=str(enrollment_id))
+            for enrollment_id in enrollment_ids
+        ],
+    )
+    prepaid = dict(zip(enrollment_ids, accounts, strict=True))
+    drafts = [
+        EntryDraft.transfer(
+            f"lesson:{lesson.id}:release",
+            "lesson_release",
+            prepaid[lesson.enrollment_id].id,
+            books.releasable.id,
+            lesson.amount_fen,
+        )
+        for lesson in lessons
+    ]
+    results = await ledger.post_many(connection, institution_id, drafts)
+    for lesson, result in zip(lessons, results, strict=True):
+        if isinstance(result, LedgerError):
+            raise result  # the whole transaction rolls back: nothing half-released
+        lesson.release_seq = result.seq
+        _decide(enrollments[lesson.enrollment_id], lesson, to, decided_by, now, note)
+
+
+async def confirm_lesson(
+    session: AsyncSession, caller: Principal, lesson_id: UUID, now: datetime
+) -> Lesson:
+    """The parent confirms: the lesson's money is released. Confirming again changes nothing."""
+    lesson = await visible_lesson(session, caller, lesson_id, lock=True)
+    if lesson.status == LessonStatus.confirmed:
+        return lesson
+    _require_pending(lesson)
+    enrollments = await _locked_enrollment(session, lesson)
+    await _release(
+        session, lesson.institution_id, [lesson], enrollments, LessonStatus.confirmed, "parent", now
+    )
+    return lesson
+
+
+async def dispute_lesson(
+    session: AsyncSession, caller: Principal, lesson_id: UUID, reason: str, now: datetime
+) -> Lesson:
+    """The parent disputes: the lesson's money stays held in prepaid until resolved. Once the
+    working days to answer have passed, silence has counted as consent (whether or not the
+    auto-confirm job has run yet), so a dispute is too late."""
+    lesson = await visible_lesson(session, caller, lesson_id, lock=True)
+    _require_pending(lesson)
+    if local_date(now) > lesson.confirm_due_on:
+        raise ConfirmationWindowClosed(
+            f"the time to answer ended on {lesson.confirm_due_on}; the lesson counts as confirmed",
+            confirm_due_on=lesson.confirm_due_on.isoformat(),
+        )
+    enrollments = await _locked_enrollment(session, lesson)
+    _transition(enrollments[lesson.enrollment_id], lesson, LessonStatus.disputed, now)
+    lesson.dispute_reason = reason
+    return lesson
+
+
+async def resolve_dispute(
+    session: AsyncSession,
+    caller: Principal,
+    lesson_id: UUID,
+    in_favor_of: Party,
+    note: str | None,
+    now: datetime,
+) -> Lesson:
+    """The regulator of the institution's jurisdiction resolves either way; the institution may
+    only concede. For the institution the lesson is released like a confirmed one; for the parent
+    its lessons and money are freed (refundable again), with no entry: the money never left
+    prepaid."""
+    lesson = await visible_lesson(session, caller, lesson_id, lock=True)
+    if caller.role is Role.institution and in_favor_of is Party.institution:
+        raise ResolutionForbidden(
+            "an institution may only concede a dispute (in_favor_of: parent); the regulator "
+            "decides for the institution"
+        )
+    if lesson.status != LessonStatus.disputed:
+        raise LessonNotDisputed(
+            f"lesson {lesson.id} is {lesson.status}", lesson_status=lesson.status
+        )
+    enrollments = await _locked_enrollment(session, lesson)
+    if in_favor_of is Party.institution:
+        await _release(
+            session,
+            lesson.institution_id,
+            [lesson],
+            enrollments,
+            LessonStatus.resolved_for_institution,
+            caller.role,
+            now,
+            note,
+        )
+    else:
+        _decide(
+            enrollments[lesson.enrollment_id],
+            lesson,
+            LessonStatus.resolved_for_parent,
+            caller.role,
+            now,
+            note,
+        )
+    return lesson
+
+
+async def auto_confirm_lessons(session: AsyncSession, as_of: datetime) -> int:
+    """One batch of the auto-confirm job: lessons still pending after their working days to answer
+    have fully passed (`confirm_due_on` before `as_of`'s local date) are auto-confirmed and released,
+    up to AUTO_CONFIRM_BATCH of one institution at a time. Returns how many; run it until it
+    returns 0 (`app.jobs.registry.in_batches`). Running it twice, or on two processes at once,
+    releases each lesson once: a lesson is claimed under its row lock and only while pending."""
+    due = await repository.claim_due(session, local_date(as_of), AUTO_CONFIRM_BATCH)
+    if not due:
+        return 0
+    institution_id = due[0].institution_id
+    enrollments = await repository.locked_enrollments(
+        session, institution_id, {lesson.enrollment_id for lesson in due}
+    )
+    await _release(
+        session, institution_id, due, enrollments, LessonStatus.auto_confirmed, "auto", utcnow()
+    )
+    await session.flush()
+    return len(due)
+
+
+async def enrollment_lessons(
+    session: AsyncSession,
+    caller: Principal,
+    enrollment_id: UUID,
+    status: LessonStatus | None,
+    page: PageRequest,
+) -> tuple[Sequence[Lesson], str | None]:
+    enrollment = await visible_enrollment(session, caller, enrollment_id)
+    return await repository.page(session, enrollment.institution_id, enrollment_id, status, page)

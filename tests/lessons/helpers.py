@@ -1,0 +1,146 @@
+"""Paid enrollments to record lessons against, and the figures a test of lessons looks at."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.unit import Database
+from app.jobs.registry import in_batches
+from app.kit.clock import utcnow
+from app.ledger import service as ledger
+from app.ledger.books import enrollment_account, institution_books
+from app.ledger.types import AccountKind, EntryDraft
+from app.lessons.service import auto_confirm_lessons
+from app.models import Enrollment
+from app.models.api_key import Role
+from tests.factories import World, auth, make_course, make_key
+
+# The job as the scheduler runs it: batch after batch until none is left.
+auto_confirm = in_batches(auto_confirm_lessons)
+
+
+@dataclass
+class Paid:
+    id: UUID
+    institution_id: UUID
+    parent_key: str
+
+
+async def paid_enrollment(
+    engine: AsyncEngine,
+    world: World,
+    lessons: int = 10,
+    amount_fen: int = 100_000,
+    status: str = "active",
+) -> Paid:
+    """An enrollment of `lessons` lessons for `amount_fen` (any amount: an opening balance need not
+    divide evenly), paid in full by a payment entry as the payment service posts it, and its
+    parent's key."""
+    course = await make_course(engine, world.institution_id, amount_fen // lessons)
+    now = utcnow()
+    enrollment = Enrollment(
+        institution_id=world.institution_id,
+        id=uuid.uuid4(),
+        course_id=course.id,
+        order_no=f"PG{uuid.uuid4().hex[:30]}",
+        student_name="Xiao Ming",
+        student_id_hash=uuid.uuid4().hex * 2,
+        student_id_masked="110***********002X",
+        payer_name="Wang Fang",
+        payer_phone="13800000000",
+        lessons=lessons,
+        lesson_price_fen=amount_fen // lessons,
+        amount_fen=amount_fen,
+        status=status,
+        paid_fen=amount_fen,
+        lessons_confirmed=0,
+        lessons_pending=0,
+        lessons_disputed=0,
+        confirmed_fen=0,
+        pending_fen=0,
+        disputed_fen=0,
+        refunded_fen=0,
+        expires_at=now,
+        paid_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+
+    async def work(session):
+        session.add(enrollment)
+        await session.flush()
+        connection = await session.connection()
+        books = await institution_books(connection, world.institution_id)
+        prepaid = await enrollment_account(connection, world.institution_id, enrollment.id)
+        await ledger.post(
+            connection,
+            world.institution_id,
+            EntryDraft.transfer(
+                f"payment:test:{enrollment.id}",
+                "payment",
+                books.escrow_cash.id,
+                prepaid.id,
+                amount_fen,
+            ),
+        )
+
+    await Database(engine).run(work)
+    parent_key = await make_key(engine, Role.parent, enrollment_id=enrollment.id)
+    return Paid(enrollment.id, world.institution_id, parent_key)
+
+
+async def money(engine: AsyncEngine, enrollment: Paid) -> tuple[int, int]:
+    """(the enrollment's prepaid balance, the institution's releasable balance), after checking
+    the ledger identity of DOMAIN.md."""
+    async with engine.connect() as connection:
+        accounts = {
+            a.code: a
+            for a in (await ledger.accounts(connection, enrollment.institution_id)).values()
+        }
+        totals = await ledger.balances_by_kind(connection, enrollment.institution_id)
+    owed = sum(amount for kind, amount in totals.items() if kind is not AccountKind.escrow_cash)
+    assert totals[AccountKind.escrow_cash] == owed, totals
+    return (
+        accounts[f"prepaid:{enrollment.id}"].normal_balance_fen,
+        accounts["releasable"].normal_balance_fen,
+    )
+
+
+async def record(
+    client: httpx.AsyncClient,
+    world: World,
+    enrollment: Paid,
+    key: str | None = None,
+    occurred_at: datetime | None = None,
+    count: int = 1,
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/enrollments/{enrollment.id}/lessons",
+        headers=auth(world.institution_key),
+        json={
+            "lesson_key": key or f"L-{uuid.uuid4().hex[:12]}",
+            "occurred_at": (occurred_at or utcnow()).isoformat(),
+            "count": count,
+        },
+    )
+
+
+async def recorded(
+    client: httpx.AsyncClient, world: World, enrollment: Paid, **kwargs: Any
+) -> dict:
+    response = await record(client, world, enrollment, **kwargs)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def enrollment_view(client: httpx.AsyncClient, world: World, enrollment: Paid) -> dict:
+    response = await client.get(
+        f"/v1/enrollments/{enrollment.id}", headers=auth(world.institution_key)
+    )
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -1,0 +1,131 @@
+"""The auto-confirm job: silence for `parent_auto_confirm_workdays` working days of China's calendar
+counts as consent, across the 2026 Spring Festival and its make-up working days."""
+
+import asyncio
+from datetime import UTC, date, datetime, time, timedelta
+
+import chinese_calendar
+import pytest
+
+from app.db.unit import Database
+from app.kit.clock import SHANGHAI
+from tests.factories import auth, make_world
+from tests.lessons.helpers import auto_confirm, enrollment_view, money, paid_enrollment, recorded
+
+HELD_ON = date(2026, 2, 10)
+
+
+def fifteen_working_days_after(day: date) -> date:
+    """Counted here straight from chinese_calendar, independently of app.kit.workdays."""
+    counted = 0
+    while counted < 15:
+        day += timedelta(days=1)
+        counted += chinese_calendar.is_workday(day)
+    return day
+
+
+def noon(day: date) -> datetime:
+    return datetime.combine(day, time(12), SHANGHAI).astimezone(UTC)
+
+
+def test_the_calendar_has_the_2026_spring_festival_and_its_make_up_days():
+    assert chinese_calendar.is_workday(date(2026, 2, 14))  # a Saturday worked
+    assert chinese_calendar.is_workday(date(2026, 2, 28))  # a Saturday worked
+    holiday = [date(2026, 2, 15) + timedelta(days=n) for n in range(9)]
+    assert not any(chinese_calendar.is_workday(day) for day in holiday)
+    # So the 15 working days after 10 February end on 9 March: not on 3 March as they would with
+    # plain weekends, nor on 11 March as they would without the make-up days.
+    assert fifteen_working_days_after(HELD_ON) == date(2026, 3, 9)
+
+
+async def test_a_lesson_left_unanswered_is_confirmed_once_its_working_days_have_passed(
+    client, engine
+):
+    world = await make_world(engine)
+    enrollment = await paid_enrollment(engine, world, lessons=10, amount_fen=100_000)
+    lesson = await recorded(
+        client, world, enrollment, occurred_at=datetime.combine(HELD_ON, time(18), SHANGHAI)
+    )
+    due = fifteen_working_days_after(HELD_ON)
+    assert lesson["confirm_due_on"] == due.isoformat()
+    db = Database(engine)
+
+    async def status() -> str:
+        response = await client.get(
+            f"/v1/lessons/{lesson['id']}", headers=auth(world.institution_key)
+        )
+        return response.json()["status"]
+
+    # On the due day itself the parent may still answer.
+    await auto_confirm(db, noon(due))
+    assert await status() == "pending_confirmation"
+    assert await money(engine, enrollment) == (100_000, 0)
+
+    await auto_confirm(db, noon(due + timedelta(days=1)))
+
+    assert await status() == "auto_confirmed"
+    assert await money(engine, enrollment) == (90_000, 10_000)
+    view = await enrollment_view(client, world, enrollment)
+    assert (view["lessons_consumed"], view["lessons_pending"]) == (1, 0)
+
+    # Run again, nothing more happens.
+    assert await auto_confirm(db, noon(due + timedelta(days=1))) == 0
+    assert await money(engine, enrollment) == (90_000, 10_000)
+    confirm = await client.post(
+        f"/v1/lessons/{lesson['id']}/confirm", headers=auth(enrollment.parent_key)
+    )
+    assert (confirm.status_code, confirm.json()["code"]) == (409, "lesson_not_pending")
+
+
+async def test_the_job_leaves_answered_lessons_alone(client, engine):
+    world = await make_world(engine)
+    enrollment = await paid_enrollment(engine, world, lessons=10, amount_fen=100_000)
+    parent = auth(enrollment.parent_key)
+    at = datetime.combine(HELD_ON, time(9), SHANGHAI)
+    confirmed, silent = [await recorded(client, world, enrollment, occurred_at=at) for _ in "ab"]
+    await client.post(f"/v1/lessons/{confirmed['id']}/confirm", headers=parent)
+
+    await auto_confirm(Database(engine), noon(date(2026, 3, 20)))
+
+    after = await client.get(f"/v1/lessons/{confirmed['id']}", headers=parent)
+    assert (after.json()["status"], after.json()["decided_by"]) == ("confirmed", "parent")
+    late = await client.get(f"/v1/lessons/{silent['id']}", headers=parent)
+    assert (late.json()["status"], late.json()["decided_by"]) == ("auto_confirmed", "auto")
+    assert await money(engine, enrollment) == (80_000, 20_000)
+
+
+@pytest.mark.postgres_only
+async def test_two_jobs_at_once_release_each_lesson_once(client, engine):
+    world = await make_world(engine)
+    enrollments = [
+        await paid_enrollment(engine, world, lessons=60, amount_fen=600_000) for _ in range(3)
+    ]
+    at = datetime.combine(HELD_ON, time(9), SHANGHAI).isoformat()
+    for enrollment in enrollments:
+        response = await client.post(
+            "/v1/lessons/batch",
+            headers=auth(world.institution_key),
+            json={
+                "items": [
+                    {
+                        "enrollment_id": str(enrollment.id),
+                        "lesson_key": f"{enrollment.id}-{n}",
+                        "occurred_at": at,
+                        "count": 1,
+                    }
+                    for n in range(60)
+                ]
+            },
+        )
+        assert response.status_code == 200
+    db = Database(engine)
+
+    handled = await asyncio.gather(*(auto_confirm(db, noon(date(2026, 3, 20))) for _ in range(2)))
+
+    assert sum(handled) >= 180  # lessons of other tests may be due too
+    prepaid_and_released = [await money(engine, enrollment) for enrollment in enrollments]
+    assert [prepaid for prepaid, _ in prepaid_and_released] == [0, 0, 0]
+    assert prepaid_and_released[0][1] == 1_800_000  # releasable, the institution's
+    for enrollment in enrollments:
+        view = await enrollment_view(client, world, enrollment)
+        assert (view["status"], view["lessons_consumed"]) == ("completed", 60)

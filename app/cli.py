@@ -59,6 +59,7 @@ def serve(
 @cli.command("seed-demo")
 def seed_demo() -> None:
     """Seed the demo jurisdiction into an empty database; write its keys to demo-keys.json."""
+    upgrade(get_settings().database_url)
     keys = asyncio.run(_seed_demo())
     if keys is None:
         typer.echo("the database has data already: no demo seeded")

@@ -74,7 +74,7 @@ async def seed(app: FastAPI) -> DemoKeys | None:
             {
                 "code": JURISDICTION,
                 "name": "示范区教育局 (demo county)",
-                "profile": {"min_balance_floor_fen": 100_000, "release_lag_days": 0},
+                "profile": {"min_balance_floor_fen": 30_000, "release_lag_days": 0},
             },
         )
         school = await call(
@@ -181,7 +181,6 @@ async def seed(app: FastAPI) -> DemoKeys | None:
 
         active = await enroll("李小明", "110105201501010017", 20)
         refunded = await enroll("王小红", "110105201502020022", 10)
-        await enroll("张小刚", "11010520150303002X", 8)  # stays awaiting payment
         await pay(active, "DEMO-PAY-1")
         await pay(refunded, "DEMO-PAY-2")
 
@@ -217,6 +216,28 @@ async def seed(app: FastAPI) -> DemoKeys | None:
             {"reason": "demo: moving to another city"},
         )
         await call("POST", f"/v1/refunds/{refund['id']}/approve", institution)
+
+        # Completed: a two-lesson trial, both lessons confirmed.
+        trial = await enroll("赵小雨", "110105201504040027", 2)
+        await pay(trial, "DEMO-PAY-3")
+        for n in range(2):
+            lesson = await call(
+                "POST",
+                f"/v1/enrollments/{trial['id']}/lessons",
+                institution,
+                {"lesson_key": f"demo-trial-{n}", "occurred_at": now.isoformat(), "count": 1},
+            )
+            await call("POST", f"/v1/lessons/{lesson['id']}/confirm", trial["parent_key"])
+
+        # Cancelled: never paid, expired by the job run as of a day later.
+        await enroll("孙小军", "110105201505050024", 4)
+        await call(
+            "POST",
+            "/v1/admin/jobs/expire_enrollments",
+            admin,
+            {"as_of": (utcnow() + timedelta(days=1, minutes=1)).isoformat()},
+        )
+        await enroll("张小刚", "11010520150303002X", 8)  # awaiting payment
 
     return DemoKeys(
         admin=admin,

@@ -30,18 +30,17 @@ from app.enrollments.errors import (
 from app.enrollments.identity import student_id
 from app.enrollments.rules import check_prepay_cap, check_renewal_window
 from app.enrollments.schemas import EnrollmentCreate
+from app.institutions.standing import ENROLLMENT_STOPPING_LEVELS, stopped_because
 from app.kit.clock import utcnow
 from app.kit.workdays import local_date
 from app.ledger.books import enrollment_account
 from app.models import Enrollment, Institution
 from app.models.api_key import Role
 from app.models.enrollment import EnrollmentStatus
-from app.models.institution import AlertLevel, InstitutionStatus, ListStatus
 
 ORDER_NO_ALPHABET = string.ascii_letters + string.digits
 EXPIRY_BATCH = 500
 # DOMAIN.md: RED stops new enrollments; FROZEN is as RED and hidden from enrollment.
-REFUSING_LEVELS = {AlertLevel.red, AlertLevel.frozen}
 
 
 def new_order_no() -> str:
@@ -50,22 +49,12 @@ def new_order_no() -> str:
     return "PG" + "".join(secrets.choice(ORDER_NO_ALPHABET) for _ in range(30))
 
 
-def refusal_to_enroll(institution: Institution) -> str | None:
-    if institution.status != InstitutionStatus.active:
-        return f"the institution is {institution.status}"
-    if institution.list_status == ListStatus.black:
-        return "the institution is blacklisted"
-    if institution.alert_level in REFUSING_LEVELS:
-        return f"the institution's alert level is {institution.alert_level}"
-    return None
-
-
 async def create_enrollment(
     session: AsyncSession, secret: str, institution_id: UUID, body: EnrollmentCreate, now: datetime
 ) -> tuple[Enrollment, str]:
     """The new enrollment, awaiting payment, and its parent's key (shown once)."""
     institution = await session.get_one(Institution, institution_id)
-    if reason := refusal_to_enroll(institution):
+    if reason := stopped_because(institution, ENROLLMENT_STOPPING_LEVELS):
         raise InstitutionFrozen(f"no new enrollments: {reason}")
     if body.loan_funded:
         raise LoanFundedPayment("a payment funded by a training loan (培训贷) is not accepted")

@@ -19,13 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.balances.rules import Figures
 from app.balances.service import figures, profile_of
 from app.db.unit import Database
+from app.institutions.standing import PAYOUT_STOPPING_LEVELS, stopped_because
+from app.instructions.service import reserve_and_instruct
 from app.kit.clock import utcnow
 from app.kit.errors import NotFound
 from app.kit.workdays import local_date
 from app.ledger import service as ledger
 from app.ledger.books import institution_books
-from app.models import Institution, Instruction, Payout
-from app.models.institution import AlertLevel, InstitutionStatus, ListStatus
+from app.models import Institution, Payout
+from app.models.institution import InstitutionStatus
 from app.models.instruction import InstructionKind
 from app.models.payout import PayoutStatus
 from app.payouts.errors import (
@@ -36,21 +38,9 @@ from app.payouts.errors import (
     PayoutsSuspended,
 )
 
-SUSPENDING_LEVELS = {AlertLevel.yellow, AlertLevel.red, AlertLevel.frozen}
-
 
 class PayoutNotFound(NotFound):
     code = "payout_not_found"
-
-
-def suspension_reason(institution: Institution) -> str | None:
-    if institution.status != InstitutionStatus.active:
-        return f"the institution is {institution.status}"
-    if institution.list_status == ListStatus.black:
-        return "the institution is blacklisted"
-    if institution.alert_level in SUSPENDING_LEVELS:
-        return f"the institution's alert level is {institution.alert_level}"
-    return None
 
 
 def checked_amount(view: Figures, amount_fen: int | None) -> int:
@@ -95,7 +85,7 @@ async def create_payout(
     as_of: datetime,
 ) -> Payout:
     institution = await session.get_one(Institution, institution_id)
-    reason = suspension_reason(institution)
+    reason = stopped_because(institution, PAYOUT_STOPPING_LEVELS)
     if reason is not None:
         raise PayoutsSuspended(
             f"payouts are suspended: {reason}", alert_level=institution.alert_level
@@ -106,29 +96,19 @@ async def create_payout(
         await figures(session, institution, await profile_of(session, institution), as_of),
         amount_fen,
     )
-    books = await institution_books(connection, institution_id)
     payout_id = uuid.uuid4()
-    transfer = await ledger.reserve(
-        connection,
+    books = await institution_books(connection, institution_id)
+    transfer, instruction = await reserve_and_instruct(
+        session,
         institution_id,
-        idempotency_key=f"payout:{payout_id}",
-        kind="payout_reserved",
-        source=books.releasable.id,
-        transit=books.payout_in_transit.id,
-        settle=books.escrow_cash.id,
-        amount_fen=amount,
-    )
-    now = utcnow()
-    instruction = Instruction(
-        institution_id=institution_id,
-        id=f"PO{payout_id.hex[:30]}",
-        kind=InstructionKind.payout,
-        transfer_id=transfer.id,
-        amount_fen=amount,
+        InstructionKind.payout,
+        payout_id,
+        books.releasable.id,
+        amount,
         payee_account_no=institution.basic_account_no,
         payee_name=institution.basic_account_name,
-        created_at=now,
     )
+    now = utcnow()
     payout = Payout(
         institution_id=institution_id,
         id=payout_id,
@@ -141,7 +121,7 @@ async def create_payout(
         created_at=now,
         updated_at=now,
     )
-    session.add_all([instruction, payout])
+    session.add(payout)
     await session.flush()
     return payout
 

@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.balances.service import profile_of
 from app.db.unit import Database
+from app.instructions.service import reserve_and_instruct
 from app.kit.clock import utcnow
 from app.kit.errors import NotFound
 from app.kit.workdays import add_workdays, local_date
-from app.ledger import service as ledger
-from app.ledger.books import enrollment_account, institution_books
-from app.models import Enrollment, Institution, Instruction, Refund
+from app.ledger.books import enrollment_account
+from app.models import Enrollment, Institution, Refund
 from app.models.enrollment import EnrollmentStatus
 from app.models.instruction import InstructionKind
 from app.models.refund import RefundStatus
@@ -126,32 +126,19 @@ async def approve_refund(
     amount = refundable_fen(enrollment)
     if amount == 0:
         raise NothingRefundable("lessons recorded since the request consumed what was refundable")
-    connection = await session.connection()
-    books = await institution_books(connection, institution_id)
-    prepaid = await enrollment_account(connection, institution_id, enrollment.id)
-    transfer = await ledger.reserve(
-        connection,
-        institution_id,
-        idempotency_key=f"refund:{refund.id}",
-        kind="refund_reserved",
-        source=prepaid.id,
-        transit=books.refund_in_transit.id,
-        settle=books.escrow_cash.id,
-        amount_fen=amount,
-    )
-    now = utcnow()
+    prepaid = await enrollment_account(await session.connection(), institution_id, enrollment.id)
     # The original route: the bank returns the money against the order it was paid for.
-    instruction = Instruction(
-        institution_id=institution_id,
-        id=f"RF{refund.id.hex[:30]}",
-        kind=InstructionKind.refund,
-        transfer_id=transfer.id,
-        amount_fen=amount,
+    transfer, instruction = await reserve_and_instruct(
+        session,
+        institution_id,
+        InstructionKind.refund,
+        refund.id,
+        prepaid.id,
+        amount,
         payee_account_no=enrollment.order_no,
         payee_name=enrollment.payer_name,
-        created_at=now,
     )
-    session.add(instruction)
+    now = utcnow()
     enrollment.refunded_fen += amount
     enrollment.status = EnrollmentStatus.refunded
     enrollment.updated_at = now

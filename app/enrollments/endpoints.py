@@ -1,7 +1,6 @@
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from app.auth.dependencies import CurrentPrincipal, InstitutionCaller
 from app.db.unit import Db
@@ -13,6 +12,7 @@ from app.enrollments.schemas import (
     EnrollmentPage,
 )
 from app.kit.clock import utcnow
+from app.kit.pagination import PageParams
 from app.models.enrollment import EnrollmentStatus
 
 router = APIRouter(prefix="/v1/enrollments", tags=["enrollments"])
@@ -57,14 +57,13 @@ async def create_enrollment(
 async def list_enrollments(
     caller: InstitutionCaller,
     db: Db,
+    page: PageParams,
     status: EnrollmentStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> EnrollmentPage:
     assert caller.institution_id is not None
     institution_id = caller.institution_id
     rows, next_cursor = await db.run(
-        lambda session: repository.page(session, institution_id, status, limit, cursor)
+        lambda session: repository.page(session, institution_id, status, page)
     )
     return EnrollmentPage(items=[EnrollmentOut.of(row) for row in rows], next_cursor=next_cursor)
 

@@ -34,8 +34,3 @@ class CourseEnded(Unprocessable):
 class InstitutionFrozen(Conflict):
     code = "institution_frozen"
     title = "Institution may not enroll"
-
-
-class InvalidCursor(Unprocessable):
-    code = "invalid_cursor"
-    title = "Invalid cursor"

@@ -1,18 +1,14 @@
 """The enrollment queries that take locks or pages."""
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.enrollments.errors import InvalidCursor
 from app.enrollments.rules import OPEN_STATUSES
-from app.kit.clock import as_utc
+from app.kit.pagination import PageRequest, paginate
 from app.models import Enrollment
 from app.models.enrollment import EnrollmentStatus
 
@@ -63,41 +59,14 @@ async def claim_expired(session: AsyncSession, as_of: datetime, limit: int) -> S
     ).all()
 
 
-def encode_cursor(enrollment: Enrollment) -> str:
-    position = [as_utc(enrollment.created_at).isoformat(), str(enrollment.id)]
-    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        created_at, enrollment_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return as_utc(datetime.fromisoformat(created_at)), UUID(enrollment_id)
-    except (binascii.Error, ValueError, TypeError, AttributeError):
-        raise InvalidCursor("the cursor is not one this list gave out") from None
-
-
 async def page(
     session: AsyncSession,
     institution_id: UUID,
     status: EnrollmentStatus | None,
-    limit: int,
-    cursor: str | None,
+    page_request: PageRequest,
 ) -> tuple[Sequence[Enrollment], str | None]:
     """One page of the institution's enrollments, oldest first, and the cursor of the next page."""
     query = select(Enrollment).where(Enrollment.institution_id == institution_id)
     if status is not None:
         query = query.where(Enrollment.status == status)
-    if cursor is not None:
-        created_at, enrollment_id = _decode_cursor(cursor)
-        query = query.where(
-            or_(
-                Enrollment.created_at > created_at,
-                and_(Enrollment.created_at == created_at, Enrollment.id > enrollment_id),
-            )
-        )
-    rows = (
-        await session.scalars(query.order_by(Enrollment.created_at, Enrollment.id).limit(limit + 1))
-    ).all()
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor(rows[limit - 1])
-    return rows, None
+    return await paginate(session, query, page_request, Enrollment.created_at, Enrollment.id)

@@ -161,12 +161,15 @@ async def make_paid_enrollment(
     lesson_price_fen: int = 10_000,
     released: int = 0,
     pending: int = 0,
+    amount_fen: int | None = None,
+    status: str = "active",
 ) -> Enrollment:
-    """An active enrollment paid in full through the ledger, with `released` lessons' money moved
-    to releasable (as confirmed lessons) and `pending` lessons recorded, as counters only."""
+    """An enrollment paid in full through the ledger (by default `lessons * lesson_price_fen`; any
+    `amount_fen`, as an opening balance need not divide evenly), with `released` lessons' money
+    moved to releasable (as confirmed lessons) and `pending` lessons recorded, as counters only."""
     course = await make_course(engine, world.institution_id, lesson_price_fen)
     now = utcnow()
-    amount = lessons * lesson_price_fen
+    amount = lessons * lesson_price_fen if amount_fen is None else amount_fen
     enrollment = Enrollment(
         institution_id=world.institution_id,
         id=uuid.uuid4(),
@@ -180,7 +183,7 @@ async def make_paid_enrollment(
         lessons=lessons,
         lesson_price_fen=lesson_price_fen,
         amount_fen=amount,
-        status="active",
+        status=status,
         paid_fen=amount,
         lessons_confirmed=released,
         confirmed_fen=released * lesson_price_fen,

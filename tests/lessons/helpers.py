@@ -9,16 +9,13 @@ from uuid import UUID
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db.unit import Database
 from app.jobs.registry import in_batches
 from app.kit.clock import utcnow
 from app.ledger import service as ledger
-from app.ledger.books import enrollment_account, institution_books
-from app.ledger.types import AccountKind, EntryDraft
+from app.ledger.types import AccountKind
 from app.lessons.service import auto_confirm_lessons
-from app.models import Enrollment
 from app.models.api_key import Role
-from tests.factories import World, auth, make_course, make_key
+from tests.factories import World, auth, make_key, make_paid_enrollment
 
 # The job as the scheduler runs it: batch after batch until none is left.
 auto_confirm = in_batches(auto_confirm_lessons)
@@ -41,55 +38,14 @@ async def paid_enrollment(
     """An enrollment of `lessons` lessons for `amount_fen` (any amount: an opening balance need not
     divide evenly), paid in full by a payment entry as the payment service posts it, and its
     parent's key."""
-    course = await make_course(engine, world.institution_id, amount_fen // lessons)
-    now = utcnow()
-    enrollment = Enrollment(
-        institution_id=world.institution_id,
-        id=uuid.uuid4(),
-        course_id=course.id,
-        order_no=f"PG{uuid.uuid4().hex[:30]}",
-        student_name="Xiao Ming",
-        student_id_hash=uuid.uuid4().hex * 2,
-        student_id_masked="110***********002X",
-        payer_name="Wang Fang",
-        payer_phone="13800000000",
+    enrollment = await make_paid_enrollment(
+        engine,
+        world,
         lessons=lessons,
         lesson_price_fen=amount_fen // lessons,
         amount_fen=amount_fen,
         status=status,
-        paid_fen=amount_fen,
-        lessons_confirmed=0,
-        lessons_pending=0,
-        lessons_disputed=0,
-        confirmed_fen=0,
-        pending_fen=0,
-        disputed_fen=0,
-        refunded_fen=0,
-        expires_at=now,
-        paid_at=now,
-        created_at=now,
-        updated_at=now,
     )
-
-    async def work(session):
-        session.add(enrollment)
-        await session.flush()
-        connection = await session.connection()
-        books = await institution_books(connection, world.institution_id)
-        prepaid = await enrollment_account(connection, world.institution_id, enrollment.id)
-        await ledger.post(
-            connection,
-            world.institution_id,
-            EntryDraft.transfer(
-                f"payment:test:{enrollment.id}",
-                "payment",
-                books.escrow_cash.id,
-                prepaid.id,
-                amount_fen,
-            ),
-        )
-
-    await Database(engine).run(work)
     parent_key = await make_key(engine, Role.parent, enrollment_id=enrollment.id)
     return Paid(enrollment.id, world.institution_id, parent_key)
 

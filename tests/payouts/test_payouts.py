@@ -219,9 +219,15 @@ async def test_two_release_runs_at_once_pay_once(engine, client):
     world = await make_world(engine, min_balance_floor_fen=50_000)
     await make_paid_enrollment(engine, world, lessons=20, released=10)
     tomorrow = (utcnow() + timedelta(days=1)).isoformat()
-    runs = await asyncio.gather(*(
-        client.post("/v1/admin/jobs/release_payouts", json={"as_of": tomorrow}, headers=auth(world.admin_key))
-        for _ in range(2)
-    ))
+    runs = await asyncio.gather(
+        *(
+            client.post(
+                "/v1/admin/jobs/release_payouts",
+                json={"as_of": tomorrow},
+                headers=auth(world.admin_key),
+            )
+            for _ in range(2)
+        )
+    )
     assert [r.status_code for r in runs] == [200, 200]
     assert (await _balance(client, world))["in_transit_fen"] == 50_000

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.keys import same_key
@@ -30,16 +31,22 @@ class NotForRole(NotFound):
     """404, like any object out of scope; the detail says why, to the caller's own key only."""
 
 
-def _bearer(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+# Declared as a security scheme so /docs offers "Authorize"; errors stay ours (auto_error off).
+_bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `Bearer pgk_...`.")
+
+
+def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("send Authorization: Bearer <api key>")
-    return token.strip()
+    return credentials.credentials.strip()
 
 
-async def authenticate(request: Request) -> Principal:
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
+) -> Principal:
     settings: Settings = request.app.state.settings
-    token = _bearer(request)
+    token = _bearer(credentials)
     admin_key = settings.admin_api_key
     if admin_key is not None and same_key(token, admin_key.get_secret_value()):
         return Principal(role=Role.admin, key_id=None)

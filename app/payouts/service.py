@@ -126,15 +126,6 @@ async def create_payout(
     return payout
 
 
-async def get_payout(session: AsyncSession, institution_id: UUID, payout_id: UUID) -> Payout:
-    payout = await session.scalar(
-        select(Payout).where(Payout.institution_id == institution_id, Payout.id == payout_id)
-    )
-    if payout is None:
-        raise PayoutNotFound(f"no payout {payout_id}")
-    return payout
-
-
 async def release_payouts(db: Database, as_of: datetime) -> int:
     """The daily T+1 release: pay each active institution the most the rule allows, once per
     business date, one transaction per institution. Returns how many payouts it made. Safe to run

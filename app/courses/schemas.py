@@ -6,11 +6,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     model_validator,
 )
 
 from app.kit.clock import Timestamp
+from app.kit.text import Name
 from app.models.institution import InstitutionCategory
 
 # A lesson dearer than 100 million yuan is a typo; the bound keeps price times lessons in a BIGINT.
@@ -20,7 +20,7 @@ MAX_LESSON_PRICE_FEN = 10**10
 class CourseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Name
     category: InstitutionCategory
     lesson_price_fen: Annotated[int, Field(strict=True, gt=0, le=MAX_LESSON_PRICE_FEN)] = Field(
         description="The one price of every lesson: a bigger package costs more lessons at this "

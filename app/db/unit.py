@@ -26,10 +26,10 @@ class Database:
         """Run `work` in one transaction; commit when it returns, roll back when it raises."""
 
         async def in_session(connection: AsyncConnection) -> T:
-            # The session works inside the unit's transaction, in a savepoint that its commit
-            # releases; the transaction itself commits in run_in_transaction.
+            # The session works inside the unit's transaction: its commit only flushes, and the
+            # transaction itself commits in run_in_transaction (no savepoint round trips).
             session = AsyncSession(
-                bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+                bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
             )
             try:
                 result = await work(session)

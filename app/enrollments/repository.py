@@ -1,6 +1,6 @@
 """The enrollment queries that take locks or pages."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -70,3 +70,18 @@ async def page(
     if status is not None:
         query = query.where(Enrollment.status == status)
     return await paginate(session, query, page_request, Enrollment.created_at, Enrollment.id)
+
+
+async def locked_enrollments(
+    session: AsyncSession, institution_id: UUID, enrollment_ids: Collection[UUID]
+) -> dict[UUID, Enrollment]:
+    """The institution's enrollments among `enrollment_ids`, locked in id order (so that two
+    transactions locking several never wait on each other in a cycle)."""
+    rows = await session.scalars(
+        select(Enrollment)
+        .where(Enrollment.institution_id == institution_id, Enrollment.id.in_(enrollment_ids))
+        .order_by(Enrollment.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {enrollment.id: enrollment for enrollment in rows}

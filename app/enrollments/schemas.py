@@ -5,11 +5,12 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.kit.clock import as_utc
+from app.kit.text import Name as TextName
 from app.models import Enrollment
 from app.models.enrollment import EnrollmentStatus
 from app.refunds.service import refundable_fen
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Name = Annotated[TextName, StringConstraints(max_length=100)]
 # More than any package could hold under a cap; keeps lessons times price within a BIGINT.
 MAX_LESSONS = 10_000
 

@@ -5,17 +5,17 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
-_NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]+$"
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]+$"
 
 Name = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=200, pattern=_NO_CONTROL_CHARACTERS
+        strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS
     ),
 ]
 Reason = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=500, pattern=_NO_CONTROL_CHARACTERS
+        strip_whitespace=True, min_length=1, max_length=500, pattern=NO_CONTROL_CHARACTERS
     ),
 ]

@@ -8,23 +8,8 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.pagination import PageRequest, paginate
-from app.models import Enrollment, Lesson
+from app.models import Lesson
 from app.models.lesson import LessonStatus
-
-
-async def locked_enrollments(
-    session: AsyncSession, institution_id: UUID, enrollment_ids: Collection[UUID]
-) -> dict[UUID, Enrollment]:
-    """The institution's enrollments among `enrollment_ids`, locked in id order (so that two
-    transactions locking several never wait on each other in a cycle)."""
-    rows = await session.scalars(
-        select(Enrollment)
-        .where(Enrollment.institution_id == institution_id, Enrollment.id.in_(enrollment_ids))
-        .order_by(Enrollment.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return {enrollment.id: enrollment for enrollment in rows}
 
 
 async def lessons_by_key(

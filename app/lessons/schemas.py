@@ -7,7 +7,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.enrollments.schemas import MAX_LESSONS
 from app.kit.clock import Timestamp
-from app.kit.text import Reason
+from app.kit.text import NO_CONTROL_CHARACTERS, Reason
 from app.models.lesson import LessonStatus
 
 MAX_BATCH = 1000
@@ -26,7 +26,7 @@ def _plausible(moment: datetime) -> datetime:
 LessonKey = Annotated[
     str,
     # The institution's own id for the lesson record: printable, no control characters.
-    StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    StringConstraints(min_length=1, max_length=100, pattern=NO_CONTROL_CHARACTERS),
 ]
 OccurredAt = Annotated[AwareDatetime, AfterValidator(_plausible)]
 Count = Annotated[int, Field(strict=True, gt=0, le=MAX_LESSONS)]

@@ -24,6 +24,7 @@ from app.auth.principal import Principal
 from app.auth.scope import sees_enrollment
 from app.balances.service import profile_of
 from app.db.unique import flush_or_retry
+from app.enrollments import repository as enrollment_repository
 from app.enrollments.errors import EnrollmentNotFound
 from app.enrollments.service import visible_enrollment
 from app.jurisdictions.profile import RuleProfile
@@ -202,7 +203,7 @@ async def record_lessons(
     a later item of the same enrollment sees the earlier ones. The enrollments are loaded in one
     query and locked in id order; the new lessons are written together. A key the institution
     used before returns that lesson when the item is the same lesson, and is refused when not."""
-    enrollments = await repository.locked_enrollments(
+    enrollments = await enrollment_repository.locked_enrollments(
         session, institution_id, {item.enrollment_id for item in items}
     )
     known = await repository.lessons_by_key(
@@ -263,7 +264,7 @@ async def visible_lesson(
 
 
 async def _locked_enrollment(session: AsyncSession, lesson: Lesson) -> dict[UUID, Enrollment]:
-    return await repository.locked_enrollments(
+    return await enrollment_repository.locked_enrollments(
         session, lesson.institution_id, [lesson.enrollment_id]
     )
 
@@ -407,7 +408,7 @@ async def auto_confirm_lessons(session: AsyncSession, as_of: datetime) -> int:
     if not due:
         return 0
     institution_id = due[0].institution_id
-    enrollments = await repository.locked_enrollments(
+    enrollments = await enrollment_repository.locked_enrollments(
         session, institution_id, {lesson.enrollment_id for lesson in due}
     )
     await _release(

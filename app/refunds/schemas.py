@@ -1,13 +1,11 @@
 from datetime import date
-from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.kit.clock import Timestamp
+from app.kit.text import Reason
 from app.models.refund import RefundStatus
-
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 class RefundRequest(BaseModel):

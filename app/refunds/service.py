@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.balances.service import profile_of
 from app.db.unit import Database
+from app.enrollments.repository import locked_enrollments
 from app.instructions.service import reserve_and_instruct
 from app.kit.clock import utcnow
 from app.kit.errors import NotFound
@@ -46,10 +47,8 @@ def refundable_fen(enrollment: Enrollment) -> int:
 async def _locked_enrollment(
     session: AsyncSession, institution_id: UUID, enrollment_id: UUID
 ) -> Enrollment:
-    enrollment = await session.scalar(
-        select(Enrollment)
-        .where(Enrollment.institution_id == institution_id, Enrollment.id == enrollment_id)
-        .with_for_update()
+    enrollment = (await locked_enrollments(session, institution_id, [enrollment_id])).get(
+        enrollment_id
     )
     if enrollment is None:
         raise NotFound(f"no enrollment {enrollment_id}")

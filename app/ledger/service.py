@@ -71,27 +71,32 @@ class AccountSpec:
 async def open_accounts(
     connection: AsyncConnection, institution_id: UUID, specs: Sequence[AccountSpec]
 ) -> list[Account]:
-    """Open the accounts that do not exist yet and return all of them, in the order asked.
-    Opening needs no ledger lock: an account starts at zero and is unique by its code."""
-    now = utcnow()
-    await repo.ensure_head(connection, institution_id, now)
-    await repo.insert_accounts(
-        connection,
-        [
-            {
-                "institution_id": institution_id,
-                "id": uuid.uuid4(),
-                "code": spec.code,
-                "kind": spec.kind,
-                "normal": spec.kind.normal,
-                "lower_limit_fen": spec.lower_limit_fen,
-                "balance_fen": 0,
-                "created_at": now,
-            }
-            for spec in specs
-        ],
-    )
-    found = await repo.accounts_by_code(connection, institution_id, [spec.code for spec in specs])
+    """Open the accounts that do not exist yet and return all of them, in the order asked. Reads
+    first, so the usual call (the accounts exist) costs one query and writes nothing. Opening needs
+    no ledger lock: an account starts at zero and is unique by its code."""
+    codes = [spec.code for spec in specs]
+    found = await repo.accounts_by_code(connection, institution_id, codes)
+    missing = [spec for spec in specs if spec.code not in found]
+    if missing:
+        now = utcnow()
+        await repo.ensure_head(connection, institution_id, now)
+        await repo.insert_accounts(
+            connection,
+            [
+                {
+                    "institution_id": institution_id,
+                    "id": uuid.uuid4(),
+                    "code": spec.code,
+                    "kind": spec.kind,
+                    "normal": spec.kind.normal,
+                    "lower_limit_fen": spec.lower_limit_fen,
+                    "balance_fen": 0,
+                    "created_at": now,
+                }
+                for spec in missing
+            ],
+        )
+        found = await repo.accounts_by_code(connection, institution_id, codes)
     return [found[spec.code] for spec in specs]
 
 

@@ -2,10 +2,10 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from sqlalchemy import CheckConstraint, DateTime, String, Uuid
+from sqlalchemy import CheckConstraint, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, UtcDateTime
 
 
 class Role(StrEnum):
@@ -36,5 +36,5 @@ class ApiKey(Base):
     institution_id: Mapped[UUID | None] = mapped_column(Uuid)
     enrollment_id: Mapped[UUID | None] = mapped_column(Uuid)
     bank_slug: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

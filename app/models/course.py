@@ -1,10 +1,10 @@
 from datetime import date, datetime
 from uuid import UUID
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, DateTime, ForeignKey, String, Uuid
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, UtcDateTime
 
 
 class Course(Base):
@@ -24,4 +24,4 @@ class Course(Base):
     lesson_price_fen: Mapped[int] = mapped_column(BigInteger)
     starts_on: Mapped[date] = mapped_column(Date)
     ends_on: Mapped[date] = mapped_column(Date)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,10 +1,10 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, LargeBinary, SmallInteger, String
+from sqlalchemy import JSON, CheckConstraint, LargeBinary, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, UtcDateTime
 
 
 class IdempotencyStatus(StrEnum):
@@ -30,5 +30,5 @@ class IdempotencyRecord(Base):
     response_status: Mapped[int | None] = mapped_column(SmallInteger)
     response_headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)

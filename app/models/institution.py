@@ -2,10 +2,10 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, Uuid
+from sqlalchemy import BigInteger, ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, UtcDateTime
 
 
 class InstitutionCategory(StrEnum):
@@ -55,6 +55,6 @@ class Institution(Base):
     min_balance_floor_fen: Mapped[int | None] = mapped_column(BigInteger)
     # The escrow balance the bank last reported (statement or balance query), and when.
     bank_balance_fen: Mapped[int | None] = mapped_column(BigInteger)
-    bank_balance_as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    bank_balance_as_of: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

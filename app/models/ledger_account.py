@@ -4,7 +4,6 @@ from uuid import UUID
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     SmallInteger,
     String,
@@ -13,7 +12,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, UtcDateTime
 
 
 class LedgerAccount(Base):
@@ -41,4 +40,4 @@ class LedgerAccount(Base):
     normal: Mapped[int] = mapped_column(SmallInteger)
     lower_limit_fen: Mapped[int | None] = mapped_column(BigInteger)
     balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

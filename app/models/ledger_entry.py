@@ -3,7 +3,6 @@ from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
-    DateTime,
     ForeignKey,
     Index,
     SmallInteger,
@@ -13,7 +12,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, UtcDateTime
 
 
 class LedgerEntry(Base):
@@ -37,7 +36,7 @@ class LedgerEntry(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(40))
     memo: Mapped[str | None] = mapped_column(String(500))
-    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    posted_at: Mapped[datetime] = mapped_column(UtcDateTime)
     posting_count: Mapped[int] = mapped_column(SmallInteger)
     content_hash: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))

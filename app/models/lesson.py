@@ -6,7 +6,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Date,
-    DateTime,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -16,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, UtcDateTime
 
 
 class LessonStatus(StrEnum):
@@ -49,7 +48,7 @@ class Lesson(Base):
     id: Mapped[UUID] = mapped_column(Uuid, primary_key=True, index=True)
     enrollment_id: Mapped[UUID] = mapped_column(Uuid)
     lesson_key: Mapped[str] = mapped_column(String(100))
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     count: Mapped[int] = mapped_column(Integer)
     first_no: Mapped[int] = mapped_column(Integer)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
@@ -60,7 +59,7 @@ class Lesson(Base):
     # "regulator" or "institution" (a resolution), with the resolver's note.
     decided_by: Mapped[str | None] = mapped_column(String(20))
     resolution_note: Mapped[str | None] = mapped_column(String(500))
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Entry that moved the lesson's money from prepaid to releasable, once it was.
     release_seq: Mapped[int | None] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

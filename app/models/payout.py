@@ -2,10 +2,10 @@ from datetime import date, datetime
 from enum import StrEnum
 from uuid import UUID
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, DateTime, ForeignKey, String, Uuid
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, UtcDateTime
 
 
 class PayoutStatus(StrEnum):
@@ -30,5 +30,5 @@ class Payout(Base):
     business_date: Mapped[date] = mapped_column(Date)
     transfer_id: Mapped[UUID] = mapped_column(Uuid)
     instruction_id: Mapped[str] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -5,7 +5,6 @@ from uuid import UUID
 from sqlalchemy import (
     BigInteger,
     Date,
-    DateTime,
     ForeignKeyConstraint,
     Index,
     String,
@@ -13,7 +12,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, UtcDateTime
 
 
 class RefundStatus(StrEnum):
@@ -49,5 +48,5 @@ class Refund(Base):
     decided_by: Mapped[str | None] = mapped_column(String(20))  # institution or auto
     transfer_id: Mapped[UUID | None] = mapped_column(Uuid)
     instruction_id: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

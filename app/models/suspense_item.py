@@ -2,10 +2,10 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, UniqueConstraint, Uuid
+from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, UtcDateTime
 
 
 class SuspenseReason(StrEnum):
@@ -30,5 +30,5 @@ class SuspenseItem(Base):
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(30))
     ledger_seq: Mapped[int] = mapped_column(BigInteger)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

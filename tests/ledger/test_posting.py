@@ -251,3 +251,22 @@ async def test_balances_as_of_past_moments_equal_what_was_maintained(engine, boo
             connection, books.institution_id, snapshots[0][0] - timedelta(days=1)
         )
     assert before == {}
+
+
+async def test_moments_compare_as_moments_whatever_their_zone(engine, books: Books):
+    """A moment given in Asia/Shanghai is compared with stored ones as the same instant (SQLite
+    keeps text: without converting, it would compare the digits)."""
+    from zoneinfo import ZoneInfo
+
+    entry = await post(engine, books, payment("p", books, 100))
+    shanghai = ZoneInfo("Asia/Shanghai")
+    an_hour_before = (entry.posted_at - timedelta(hours=1)).astimezone(shanghai)
+    an_hour_after = (entry.posted_at + timedelta(hours=1)).astimezone(shanghai)
+    async with engine.connect() as connection:
+        since_before = await ledger.credited_since(
+            connection, books.institution_id, books.prepaid[0].id, "payment", an_hour_before
+        )
+        since_after = await ledger.credited_since(
+            connection, books.institution_id, books.prepaid[0].id, "payment", an_hour_after
+        )
+    assert (since_before, since_after) == (100, 0)

@@ -128,9 +128,10 @@ def run_job(
 
 
 async def _run_job(job: "Job") -> int:
-    engine = create_engine(get_settings().database_url)
+    settings = get_settings()
+    engine = create_engine(settings.database_url)
     try:
-        return await job(Database(engine), utcnow())
+        return await job(Database(engine, settings), utcnow())
     finally:
         await engine.dispose()
 

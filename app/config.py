@@ -3,7 +3,7 @@
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     db_pool_size: int = 20
     # How long a stored idempotent response is kept.
     idempotency_ttl_hours: int = 24
+    # Calls to a bank: how long to wait for an answer before asking the bank what happened.
+    bank_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_in_production(self) -> "Settings":

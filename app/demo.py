@@ -47,7 +47,7 @@ def _ok(response: httpx.Response) -> Any:
 
 async def seed(app: FastAPI) -> DemoKeys | None:
     """Seed the demo unless the database already has a jurisdiction. Returns the keys it made."""
-    db = Database(app.state.engine)
+    db = Database(app.state.engine, app.state.settings)
     if await db.run(lambda session: session.scalar(select(Jurisdiction.code).limit(1))):
         return None
     secret = app.state.settings.secret_key.get_secret_value()

@@ -12,6 +12,8 @@ from fastapi import FastAPI
 
 from app.auth.endpoints import router as auth_router
 from app.balances.endpoints import router as balances_router
+from app.banks.endpoints import router as banks_router
+from app.body_limit import BodyLimitMiddleware
 from app.config import Settings, get_settings
 from app.courses.endpoints import router as courses_router
 from app.db.engine import create_engine
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # idempotency layer (so a crash inside releases the key before the 500 is written).
     app.add_middleware(IdempotencyMiddleware, ttl=timedelta(hours=settings.idempotency_ttl_hours))
     app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health_router)
@@ -93,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(jurisdictions_router)
     app.include_router(institutions_router)
+    app.include_router(banks_router)
     return app
 
 

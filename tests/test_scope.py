@@ -99,6 +99,9 @@ async def _world_with_everything(engine, client) -> tuple[Any, dict[str, str], d
         "refund_id": refund["id"],
         "key_id": key["id"],
         "job": "release_payouts",
+        # Bank routes: configuring is for the operator alone; a bank's callbacks authenticate by
+        # the bank's signature instead of a key (tests/banks/test_inbox.py).
+        "slug": "no-such-bank",
     }
     return world, ids, parent
 

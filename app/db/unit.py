@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from app.config import Settings, get_settings
 from app.db.transaction import run_in_transaction
 
 T = TypeVar("T")
@@ -19,8 +20,12 @@ Work = Callable[[AsyncSession], Awaitable[T]]
 
 
 class Database:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """Units of work on `engine`. It carries the settings too, so that jobs, which get only the
+    database and a moment, can reach what is configured (bank keys are sealed under SECRET_KEY)."""
+
+    def __init__(self, engine: AsyncEngine, settings: Settings | None = None) -> None:
         self.engine = engine
+        self.settings = settings if settings is not None else get_settings()
 
     async def run(self, work: Work[T]) -> T:
         """Run `work` in one transaction; commit when it returns, roll back when it raises."""
@@ -42,7 +47,7 @@ class Database:
 
 
 def get_database(request: Request) -> Database:
-    return Database(request.app.state.engine)
+    return Database(request.app.state.engine, request.app.state.settings)
 
 
 Db = Annotated[Database, Depends(get_database)]

@@ -30,6 +30,12 @@ async def reserve_and_instruct(
     amount_fen: int,
     payee_account_no: str,
     payee_name: str,
+    *,
+    bank_slug: str,
+    memo: str,
+    order_no: str | None = None,
+    payment_reference: str | None = None,
+    payment_channel_order_id: str | None = None,
 ) -> tuple[Transfer, Instruction]:
     """Reserve `amount_fen` from the source account into the kind's in-transit account (to settle
     against escrow cash when the bank confirms) and write the instruction that asks for it."""
@@ -54,6 +60,11 @@ async def reserve_and_instruct(
         amount_fen=amount_fen,
         payee_account_no=payee_account_no,
         payee_name=payee_name,
+        bank_slug=bank_slug,
+        memo=memo,
+        order_no=order_no,
+        payment_reference=payment_reference,
+        payment_channel_order_id=payment_channel_order_id,
         created_at=utcnow(),
     )
     session.add(instruction)

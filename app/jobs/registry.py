@@ -7,6 +7,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.banks.inbox import process_inbox
+from app.banks.outbox import dispatch_instructions, poll_instructions
 from app.db.unit import Database
 from app.enrollments.service import expire_unpaid_enrollments
 from app.lessons.service import auto_confirm_lessons
@@ -35,4 +37,7 @@ JOBS: dict[str, Job] = {
     "auto_approve_refunds": auto_approve_refunds,
     "expire_enrollments": in_batches(expire_unpaid_enrollments),
     "release_payouts": release_payouts,
+    "dispatch_instructions": dispatch_instructions,
+    "poll_instructions": poll_instructions,
+    "process_inbox": process_inbox,
 }

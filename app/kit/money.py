@@ -1,5 +1,6 @@
 """Money is an int of fen, always."""
 
+import re
 from typing import Any
 
 INT64_MAX = 2**63 - 1
@@ -22,3 +23,34 @@ def lessons_amount(total_fen: int, lessons: int, first_no: int, count: int) -> i
     if first_no + count - 1 == lessons:
         amount += total_fen - price * lessons
     return amount
+
+
+_YUAN = re.compile(r"(0|[1-9][0-9]{0,15})(?:\.([0-9]{1,2}))?")
+_FEN = re.compile(r"0|[1-9][0-9]{0,17}")
+
+
+def fen_from_digits(text: str) -> int:
+    """An amount in fen written as decimal digits ("12345"), exactly; ValueError otherwise."""
+    if not _FEN.fullmatch(text):
+        raise ValueError(f"not an amount in fen: {text!r}")
+    value = int(text)
+    if not is_fen(value):
+        raise ValueError(f"amount out of range: {text!r}")
+    return value
+
+
+def fen_from_yuan(text: str) -> int:
+    """An amount in yuan with at most two decimals ("1234.5", "1234.50"), as fen, exactly;
+    ValueError for anything else (a third decimal, a sign, an exponent, spaces)."""
+    match = _YUAN.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not an amount in yuan with at most two decimals: {text!r}")
+    whole, fraction = match.group(1), match.group(2) or ""
+    return int(whole) * 100 + int(fraction.ljust(2, "0"))
+
+
+def yuan(fen: int) -> str:
+    """Fen written as yuan with two decimals: 123450 -> "1234.50"."""
+    if not is_fen(fen) or fen < 0:
+        raise ValueError(f"not a non-negative amount of fen: {fen!r}")
+    return f"{fen // 100}.{fen % 100:02d}"

@@ -10,9 +10,9 @@ from typing import Any, cast
 from uuid import UUID
 
 from sqlalchemy import Table, bindparam, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db.dialect import insert_for
 from app.ledger.chain import GENESIS_HASH
 from app.ledger.types import (
     Account,
@@ -42,11 +42,6 @@ _ACCOUNT_COLUMNS = (
 )
 
 
-def _insert(connection: AsyncConnection, table: Any) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 def _account(row: Any) -> Account:
     return Account(
         institution_id=row.institution_id,
@@ -64,7 +59,7 @@ def _account(row: Any) -> Account:
 
 async def ensure_head(connection: AsyncConnection, institution_id: UUID, now: datetime) -> None:
     await connection.execute(
-        _insert(connection, heads)
+        insert_for(connection, heads)
         .values(institution_id=institution_id, last_seq=0, last_hash=GENESIS_HASH, updated_at=now)
         .on_conflict_do_nothing(index_elements=["institution_id"])
     )
@@ -98,7 +93,7 @@ async def read_head(connection: AsyncConnection, institution_id: UUID) -> int:
 
 async def insert_accounts(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     await connection.execute(
-        _insert(connection, accounts).on_conflict_do_nothing(
+        insert_for(connection, accounts).on_conflict_do_nothing(
             index_elements=["institution_id", "code"]
         ),
         rows,

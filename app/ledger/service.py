@@ -429,6 +429,15 @@ async def void_transfer(
     return await _resolve(connection, institution_id, transfer_id, TransferStatus.voided, kind)
 
 
+async def transfer(
+    connection: AsyncConnection, institution_id: UUID, transfer_id: UUID
+) -> Transfer:
+    found = await repo.transfer_by_id(connection, institution_id, transfer_id)
+    if found is None:
+        raise TransferNotFound(f"no transfer {transfer_id} in institution {institution_id}")
+    return found
+
+
 async def _resolve(
     connection: AsyncConnection,
     institution_id: UUID,

@@ -1,7 +1,11 @@
 """Every table, one file each. Importing this package registers them all on Base.metadata."""
 
 from app.db.base import Base
+from app.models.alert import Alert
 from app.models.api_key import ApiKey
+from app.models.bank import Bank
+from app.models.bank_message import BankMessage
+from app.models.bank_nonce import BankNonce
 from app.models.course import Course
 from app.models.enrollment import Enrollment
 from app.models.idempotency_record import IdempotencyRecord
@@ -16,10 +20,15 @@ from app.models.ledger_transfer import LedgerTransfer
 from app.models.lesson import Lesson
 from app.models.payout import Payout
 from app.models.refund import Refund
+from app.models.security_event import SecurityEvent
 from app.models.suspense_item import SuspenseItem
 
 __all__ = [
+    "Alert",
     "ApiKey",
+    "Bank",
+    "BankMessage",
+    "BankNonce",
     "Base",
     "Course",
     "Enrollment",
@@ -35,5 +44,6 @@ __all__ = [
     "Lesson",
     "Payout",
     "Refund",
+    "SecurityEvent",
     "SuspenseItem",
 ]

@@ -74,5 +74,8 @@ class Enrollment(Base):
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The bank's references of the payment, quoted by a refund by the original route.
+    payment_reference: Mapped[str | None] = mapped_column(String(64))
+    payment_channel_order_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

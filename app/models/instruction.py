@@ -26,7 +26,7 @@ class Instruction(Base):
     two-phase ledger transfer that reserves its money, and sent by the dispatch job."""
 
     __tablename__ = "instructions"
-    __table_args__ = (Index(None, "status", "created_at"),)
+    __table_args__ = (Index(None, "status", "next_attempt_at"),)
 
     institution_id: Mapped[UUID] = mapped_column(ForeignKey("institutions.id"), primary_key=True)
     # The bank's reference: at most 32 characters of [A-Za-z0-9].
@@ -37,7 +37,20 @@ class Instruction(Base):
     payee_account_no: Mapped[str] = mapped_column(String(40))
     payee_name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default=InstructionStatus.pending)
+    bank_slug: Mapped[str] = mapped_column(String(32))
+    memo: Mapped[str] = mapped_column(String(140))
+    # A refund goes back by the original route: the payment's order and the bank's references of it.
+    order_no: Mapped[str | None] = mapped_column(String(32))
+    payment_reference: Mapped[str | None] = mapped_column(String(64))
+    payment_channel_order_id: Mapped[str | None] = mapped_column(String(64))
+    # Submissions so far. Once it is above zero the bank may have the instruction, so the dispatch
+    # job asks the bank before it sends it again.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the dispatch or poll job may next look at it (a lease while a job holds it, a backoff
+    # after a failure).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    bank_code: Mapped[str | None] = mapped_column(String(40))  # the bank's last answer, for people
+    detail: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -22,6 +22,7 @@ class RefundStatus(StrEnum):
     sent = "sent"
     settled = "settled"
     failed = "failed"
+    returned = "returned"  # 退票: paid back, and the money came back to the escrow account
 
 
 class Refund(Base):

@@ -46,6 +46,7 @@ class BankPayment:
     order_no: str | None
     amount_fen: int
     paid_at: datetime
+    channel_order_id: str | None = None  # what a refund by the original route quotes (ums)
 
 
 class PaymentResult(StrEnum):
@@ -117,6 +118,8 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
         )
         enrollment.paid_fen = payment.amount_fen
         enrollment.paid_at = payment.paid_at
+        enrollment.payment_reference = payment.bank_reference
+        enrollment.payment_channel_order_id = payment.channel_order_id
         enrollment.status = EnrollmentStatus.active
         enrollment.updated_at = utcnow()
         await session.flush()

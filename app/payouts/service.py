@@ -107,6 +107,8 @@ async def create_payout(
         amount,
         payee_account_no=institution.basic_account_no,
         payee_name=institution.basic_account_name,
+        bank_slug=institution.bank_slug,
+        memo="PAYOUT",
     )
     now = utcnow()
     payout = Payout(

@@ -136,6 +136,11 @@ async def approve_refund(
         amount,
         payee_account_no=enrollment.order_no,
         payee_name=enrollment.payer_name,
+        bank_slug=await _bank_of(session, institution_id),
+        memo=f"REFUND {enrollment.order_no}",
+        order_no=enrollment.order_no,
+        payment_reference=enrollment.payment_reference,
+        payment_channel_order_id=enrollment.payment_channel_order_id,
     )
     now = utcnow()
     enrollment.refunded_fen += amount
@@ -149,6 +154,14 @@ async def approve_refund(
     refund.updated_at = now
     await session.flush()
     return refund
+
+
+async def _bank_of(session: AsyncSession, institution_id: UUID) -> str:
+    slug = await session.scalar(
+        select(Institution.bank_slug).where(Institution.id == institution_id)
+    )
+    assert slug is not None  # the refund's institution exists: its row holds the refund's key
+    return slug
 
 
 async def reject_refund(

@@ -1,0 +1,1 @@
+"""Alerts the regulator sees about an institution."""

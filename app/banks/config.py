@@ -1,0 +1,136 @@
+"""Banks as the operator configures them (PUT /v1/banks/{slug}).
+
+A bank's configuration holds its keys, so it is stored sealed: Fernet (AES-128-CBC with
+HMAC-SHA256) under a key derived from SECRET_KEY. It is validated by the adapter's config model
+before it is stored, and never returned; what can be read back is which fields are set.
+"""
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from pydantic import BaseModel, SecretStr, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.banks.protocol import BankAdapter
+from app.banks.registry import ADAPTERS
+from app.kit.clock import utcnow
+from app.kit.errors import DomainError, NotFound, Unprocessable
+from app.models import Bank
+
+
+class BankNotFound(NotFound):
+    code = "bank_not_found"
+
+
+class InvalidBankConfig(Unprocessable):
+    code = "invalid_bank_config"
+    title = "The bank configuration is not valid for its adapter"
+
+
+class SealedConfigUnreadable(DomainError):
+    status = 500
+    code = "bank_config_unreadable"
+    title = "The bank's configuration cannot be unsealed (was SECRET_KEY changed?)"
+
+
+@dataclass(frozen=True, slots=True)
+class BankSetup:
+    slug: str
+    adapter: BankAdapter
+    base_url: str
+    config: Any  # an instance of adapter.config_model
+    updated_at: datetime
+
+
+def _fernet(secret_key: str) -> Fernet:
+    digest = hashlib.sha256(b"prepaid-guard bank config\x00" + secret_key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def _revealed(value: Any) -> Any:
+    """A config value as JSON, secrets included (only ever written sealed)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return {name: _revealed(getattr(value, name)) for name in type(value).model_fields}
+    if isinstance(value, list | tuple):
+        return [_revealed(item) for item in value]
+    return value
+
+
+def validate_config(adapter_name: str, raw: dict[str, Any]) -> BaseModel:
+    adapter = ADAPTERS[adapter_name]
+    try:
+        return adapter.config_model.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'config'}: {problem['msg']}"
+            for problem in error.errors(include_input=False, include_url=False)
+        )
+        raise InvalidBankConfig(f"config for adapter {adapter_name!r}: {problems}") from None
+
+
+async def configure_bank(
+    session: AsyncSession,
+    secret_key: str,
+    slug: str,
+    adapter_name: str,
+    base_url: str,
+    raw_config: dict[str, Any],
+) -> tuple[Bank, BaseModel]:
+    """Create or replace a bank's configuration (keys rotate by replacing it)."""
+    config = validate_config(adapter_name, raw_config)
+    sealed = _fernet(secret_key).encrypt(json.dumps(_revealed(config)).encode()).decode()
+    now = utcnow()
+    bank = await session.get(Bank, slug, with_for_update=True)
+    if bank is None:
+        bank = Bank(slug=slug, created_at=now)
+        session.add(bank)
+    bank.adapter = adapter_name
+    bank.base_url = base_url
+    bank.sealed_config = sealed
+    bank.updated_at = now
+    await session.flush()
+    return bank, config
+
+
+@lru_cache(maxsize=256)
+def _unsealed(adapter_name: str, sealed: str, secret_key: str) -> BaseModel:
+    try:
+        raw = json.loads(_fernet(secret_key).decrypt(sealed.encode()))
+    except InvalidToken:
+        raise SealedConfigUnreadable(
+            "the stored configuration does not open with SECRET_KEY"
+        ) from None
+    return ADAPTERS[adapter_name].config_model.model_validate(raw)
+
+
+def setup_of(bank: Bank, secret_key: str) -> BankSetup:
+    return BankSetup(
+        slug=bank.slug,
+        adapter=ADAPTERS[bank.adapter],
+        base_url=bank.base_url.rstrip("/"),
+        config=_unsealed(bank.adapter, bank.sealed_config, secret_key),
+        updated_at=bank.updated_at,
+    )
+
+
+async def load_bank(session: AsyncSession, slug: str, secret_key: str) -> BankSetup:
+    bank = await session.scalar(select(Bank).where(Bank.slug == slug))
+    if bank is None:
+        raise BankNotFound(f"no bank {slug!r} is configured")
+    return setup_of(bank, secret_key)
+
+
+def configured_fields(config: BaseModel) -> list[str]:
+    """The names of the fields that are set: what an operator may read back (never their values)."""
+    return sorted(
+        name for name in type(config).model_fields if getattr(config, name) not in (None, [])
+    )

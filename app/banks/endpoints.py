@@ -1,0 +1,104 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+
+from app.auth.dependencies import Admin
+from app.banks import config as bank_config
+from app.banks.inbox import receive
+from app.banks.protocol import InboundRequest
+from app.banks.schemas import SLUG_PATTERN, BankOut, BankPut
+from app.db.unit import Db
+from app.kit.clock import utcnow
+from app.models import Bank
+
+router = APIRouter(tags=["banks"])
+
+Slug = Annotated[str, Path(pattern=SLUG_PATTERN, description="The bank's slug, e.g. `ums`.")]
+
+BANK_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The bank's message, exactly as its interface specifies.",
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": {"type": "string"}},
+            "application/xml": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
+def _out(bank: Bank, configured: list[str]) -> BankOut:
+    return BankOut(
+        slug=bank.slug,
+        adapter=bank.adapter,  # type: ignore[arg-type]  # validated when it was stored
+        base_url=bank.base_url,
+        configured=configured,
+        updated_at=bank.updated_at,
+    )
+
+
+@router.put(
+    "/v1/banks/{slug}",
+    response_model=BankOut,
+    summary="Configure a bank",
+    description=(
+        "Create or replace a bank's adapter, base URL and keys (replacing is how keys rotate). "
+        "The config is validated by the adapter (`422 invalid_bank_config` says which field), "
+        "stored sealed under SECRET_KEY, and never returned: the answer lists only which fields "
+        "are set. Operator only."
+    ),
+)
+async def put_bank(slug: Slug, body: BankPut, request: Request, _: Admin, db: Db) -> BankOut:
+    secret = request.app.state.settings.secret_key.get_secret_value()
+    bank, config = await db.run(
+        lambda session: bank_config.configure_bank(
+            session, secret, slug, body.adapter, body.base_url, body.config
+        )
+    )
+    return _out(bank, bank_config.configured_fields(config))
+
+
+@router.get(
+    "/v1/banks/{slug}",
+    response_model=BankOut,
+    summary="A bank's configuration (without secrets)",
+    description="`404 bank_not_found` when no bank has this slug. Operator only.",
+)
+async def get_bank(slug: Slug, request: Request, _: Admin, db: Db) -> BankOut:
+    secret = request.app.state.settings.secret_key.get_secret_value()
+    setup = await db.run(lambda session: bank_config.load_bank(session, slug, secret))
+    bank = Bank(
+        slug=setup.slug,
+        adapter=setup.adapter.name,
+        base_url=setup.base_url,
+        updated_at=setup.updated_at,
+    )
+    return _out(bank, bank_config.configured_fields(setup.config))
+
+
+@router.post(
+    "/v1/banks/{slug}/notify",
+    summary="Bank notifications and results",
+    description=(
+        "Called by the bank, authenticated by the bank's own signature on the raw body (see the "
+        "bank's interface). Answered with the bank's own replies: its success reply once the "
+        "message is durably recorded (a resend too), its error reply with 401 for a bad, missing, "
+        "expired or replayed signature (recorded as a security event, nothing acted on), and with "
+        "400 for a malformed message. Bodies above 1 MiB: 413. `404 bank_not_found` for an "
+        "unknown slug."
+    ),
+    openapi_extra=BANK_BODY,
+    response_class=Response,
+    responses={200: {"description": "The bank's success reply, in its format."}},
+)
+async def notify(slug: Slug, request: Request, db: Db) -> Response:
+    inbound = InboundRequest(
+        headers={name.lower(): value for name, value in request.headers.items()},
+        body=await request.body(),
+        received_at=utcnow(),
+    )
+    remote = request.client.host if request.client else None
+    bank, received = await receive(db, slug, inbound, remote)
+    reply = bank.adapter.reply(received.reply)
+    return Response(content=reply.body, status_code=reply.status_code, media_type=reply.media_type)

@@ -1,0 +1,376 @@
+"""The inbox: every message a bank sends us is verified on its raw bytes, stored, and only then
+acknowledged with the bank's own success reply (STYLE rule 7).
+
+- A message failing its signature (bad, missing, expired, or a nonce seen before) is stored raw as
+  `rejected` with a security event, and answered with the bank's error reply and 401. Nothing in it
+  is acted on.
+- A verified message that cannot be read (bad syntax, an amount that is not exact fen) is stored raw
+  as `malformed` and answered with the bank's error reply and 400.
+- A verified, readable message is inserted once per (bank, message id) with ON CONFLICT DO NOTHING,
+  and its events are applied in the same transaction. A resend finds the row and gets the success
+  reply, changing nothing. Of two copies arriving at once, the database makes the second insert wait
+  for the first transaction and then do nothing, so the second is acknowledged only after the
+  first is durable.
+- If applying the events fails, the transaction rolls back and the message is stored as `failed`
+  in a transaction of its own, then acknowledged: it is durably recorded, and the `process_inbox`
+  job applies it again later. Applying is idempotent (every effect has its own key).
+"""
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from uuid import UUID, uuid4
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.alerts.service import raise_alert
+from app.banks.config import BankSetup, load_bank
+from app.banks.protocol import (
+    BankEvent,
+    InboundRequest,
+    InstructionResult,
+    MalformedMessage,
+    Notification,
+    PaymentReceived,
+    ReplyKind,
+    SignatureProblem,
+    VerificationFailed,
+    Verified,
+)
+from app.db.dialect import insert_for
+from app.db.unit import Database
+from app.instructions.outcomes import Applied, Outcome, apply_outcome
+from app.kit.clock import utcnow
+from app.models import BankMessage, BankNonce, Institution, SecurityEvent
+from app.models.alert import AlertKind
+from app.models.bank_message import MessageStatus
+from app.models.institution import AlertLevel
+from app.payments.service import BankPayment, PaymentResult, credit_payment
+
+log = logging.getLogger(__name__)
+
+# Headers worth keeping with a stored message: those that carry or date the signature.
+SIGNATURE_HEADERS = (
+    "x-signature",
+    "x-file-signature",
+    "x-gm-appid",
+    "x-gm-timestamp",
+    "x-gm-nonce",
+    "x-gm-signature",
+)
+MAX_DETAIL = 500
+MAX_ATTEMPTS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What the endpoint answers, and what happened (for logs and tests)."""
+
+    reply: ReplyKind
+    status: MessageStatus | None  # None for a duplicate of a message already stored
+    message_id: str | None = None
+
+
+async def receive(
+    db: Database, slug: str, request: InboundRequest, remote_addr: str | None
+) -> tuple[BankSetup, Received]:
+    secret = db.settings.secret_key.get_secret_value()
+    bank = await db.run(lambda session: load_bank(session, slug, secret))
+    adapter = bank.adapter
+    try:
+        verified = adapter.verify(bank.config, request)
+    except VerificationFailed as failure:
+        refused = failure
+        await db.run(lambda session: _reject(session, slug, request, refused, remote_addr))
+        return bank, Received(ReplyKind.bad_signature, MessageStatus.rejected)
+    try:
+        notification = adapter.parse_notification(request)
+    except MalformedMessage as problem:
+        unreadable = problem.detail
+        await db.run(
+            lambda session: _store(
+                session, slug, request, None, MessageStatus.malformed, unreadable
+            )
+        )
+        return bank, Received(ReplyKind.malformed, MessageStatus.malformed)
+    status: MessageStatus | None
+    try:
+        status = await db.run(
+            lambda session: _record_and_apply(
+                session, slug, request, verified, notification, remote_addr
+            )
+        )
+    except Exception as error:  # any failure to apply: keep the message, retry it later
+        log.exception("bank message %s/%s could not be applied", slug, notification.message_id)
+        why = repr(error)
+        status = await db.run(
+            lambda session: _store(
+                session, slug, request, notification.message_id, MessageStatus.failed, why
+            )
+        )
+    if status is MessageStatus.rejected:
+        return bank, Received(ReplyKind.bad_signature, status, notification.message_id)
+    return bank, Received(ReplyKind.ok, status, notification.message_id)
+
+
+async def _record_and_apply(
+    session: AsyncSession,
+    slug: str,
+    request: InboundRequest,
+    verified: Verified,
+    notification: Notification,
+    remote_addr: str | None,
+) -> MessageStatus | None:
+    if verified.nonce is not None and not await _claim_nonce(
+        session, slug, verified.nonce, request.received_at, verified.nonce_ttl_seconds
+    ):
+        failure = VerificationFailed(
+            SignatureProblem.replayed,
+            f"nonce {verified.nonce!r} was seen in the last {verified.nonce_ttl_seconds} seconds",
+        )
+        await _reject(session, slug, request, failure, remote_addr)
+        return MessageStatus.rejected
+    stored = await _store(
+        session,
+        slug,
+        request,
+        notification.message_id,
+        MessageStatus.processed,
+        None,
+        events=len(notification.events),
+    )
+    if stored is None:
+        return None  # a resend: the first copy was stored (and applied) already
+    for event in notification.events:
+        await apply_event(session, slug, event)
+    return MessageStatus.processed
+
+
+async def _claim_nonce(
+    session: AsyncSession, slug: str, nonce: str, now: datetime, ttl_seconds: int
+) -> bool:
+    """Record the nonce; False when it was seen within the last `ttl_seconds` (a replay). A nonce
+    older than that may be used again, so its row is reused rather than kept forever."""
+    connection = await session.connection()
+    claimed = await connection.execute(
+        insert_for(connection, BankNonce.__table__)
+        .values(bank_slug=slug, nonce=nonce, seen_at=now)
+        .on_conflict_do_update(
+            index_elements=["bank_slug", "nonce"],
+            set_={"seen_at": now},
+            where=BankNonce.__table__.c.seen_at < now - timedelta(seconds=ttl_seconds),
+        )
+        .returning(BankNonce.__table__.c.nonce)
+    )
+    return claimed.first() is not None
+
+
+async def _store(
+    session: AsyncSession,
+    slug: str,
+    request: InboundRequest,
+    message_id: str | None,
+    status: MessageStatus,
+    detail: str | None,
+    *,
+    events: int = 0,
+) -> MessageStatus | None:
+    """Insert the raw message; None when (bank, message id) is stored already."""
+    connection = await session.connection()
+    now = utcnow()
+    inserted = await connection.execute(
+        insert_for(connection, BankMessage.__table__)
+        .values(
+            id=uuid4(),
+            bank_slug=slug,
+            endpoint="notify",
+            message_id=message_id,
+            verification="ok" if status is not MessageStatus.rejected else detail,
+            status=status,
+            content_type=request.headers.get("content-type", "")[:200],
+            signature_headers=_signature_headers(request.headers),
+            body=request.body,
+            events=events,
+            detail=None if detail is None else detail[:MAX_DETAIL],
+            attempts=1 if status in (MessageStatus.processed, MessageStatus.failed) else 0,
+            received_at=request.received_at,
+            processed_at=now if status is MessageStatus.processed else None,
+        )
+        .on_conflict_do_nothing(index_elements=["bank_slug", "message_id"])
+        .returning(BankMessage.__table__.c.id)
+    )
+    return status if inserted.first() is not None else None
+
+
+async def _reject(
+    session: AsyncSession,
+    slug: str,
+    request: InboundRequest,
+    failure: VerificationFailed,
+    remote_addr: str | None,
+) -> MessageStatus:
+    message_id = uuid4()
+    session.add(
+        BankMessage(
+            id=message_id,
+            bank_slug=slug,
+            endpoint="notify",
+            message_id=None,
+            verification=failure.problem,
+            status=MessageStatus.rejected,
+            content_type=request.headers.get("content-type", "")[:200],
+            signature_headers=_signature_headers(request.headers),
+            body=request.body,
+            events=0,
+            detail=failure.detail[:MAX_DETAIL],
+            attempts=0,
+            received_at=request.received_at,
+        )
+    )
+    await session.flush()
+    session.add(
+        SecurityEvent(
+            id=uuid4(),
+            bank_slug=slug,
+            kind=failure.problem,
+            detail=f"{failure.detail} (body sha256 {hashlib.sha256(request.body).hexdigest()})"[
+                :MAX_DETAIL
+            ],
+            remote_addr=remote_addr,
+            bank_message_id=message_id,
+            occurred_at=request.received_at,
+        )
+    )
+    await session.flush()
+    log.warning("bank %s: message refused, %s: %s", slug, failure.problem, failure.detail)
+    return MessageStatus.rejected
+
+
+def _signature_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name: headers[name][:1000] for name in SIGNATURE_HEADERS if name in headers}
+
+
+# --- Applying events -----------------------------------------------------------------------------
+
+
+async def apply_event(session: AsyncSession, slug: str, event: BankEvent) -> None:
+    if isinstance(event, PaymentReceived):
+        await _payment(session, slug, event)
+    elif isinstance(event, InstructionResult):
+        await _result(session, slug, event)
+    # A Notice moves nothing: the stored message is its record.
+
+
+async def _payment(session: AsyncSession, slug: str, event: PaymentReceived) -> None:
+    outcome = await credit_payment(
+        session,
+        BankPayment(
+            bank_slug=slug,
+            bank_reference=event.bank_reference,
+            escrow_account_no=event.account_no,
+            order_no=event.order_no,
+            amount_fen=event.amount_fen,
+            paid_at=event.paid_at,
+            channel_order_id=event.channel_order_id,
+        ),
+    )
+    if outcome.result is PaymentResult.suspense and not outcome.replayed:
+        await raise_alert(
+            session,
+            outcome.institution_id,
+            AlertKind.suspense,
+            AlertLevel.yellow,
+            key=f"{slug}:{event.bank_reference}",
+            reason=(
+                f"{event.amount_fen} fen received (bank reference {event.bank_reference}, order "
+                f"{event.order_no!r}) held in suspense: {outcome.reason}"
+            ),
+        )
+
+
+async def _result(session: AsyncSession, slug: str, event: InstructionResult) -> None:
+    applied = await apply_outcome(
+        session, event.instruction_id, Outcome(event.status, event.reason)
+    )
+    if applied is not Applied.unknown:
+        return
+    institution_id = await _institution_by_account(session, event.account_no)
+    log.warning(
+        "bank %s reports %s for unknown instruction %r", slug, event.status, event.instruction_id
+    )
+    if institution_id is not None:
+        await raise_alert(
+            session,
+            institution_id,
+            AlertKind.unknown_instruction,
+            AlertLevel.red,
+            key=f"{slug}:{event.instruction_id}:{event.status}",
+            reason=(
+                f"the bank reports {event.status} for instruction {event.instruction_id!r}, "
+                "which we never sent"
+            ),
+        )
+
+
+async def _institution_by_account(session: AsyncSession, account_no: str | None) -> UUID | None:
+    if account_no is None:
+        return None
+    return await session.scalar(
+        select(Institution.id).where(Institution.escrow_account_no == account_no)
+    )
+
+
+# --- Retrying ------------------------------------------------------------------------------------
+
+
+async def process_inbox(db: Database, as_of: datetime) -> int:
+    """Apply again the stored messages whose first application failed (the `process_inbox` job):
+    one pass over them, oldest first; each try counts towards MAX_ATTEMPTS."""
+    secret = db.settings.secret_key.get_secret_value()
+    handled = 0
+    for message_id in await db.run(_failed_messages):
+        if await db.run(partial(_reapply, message_id=message_id, secret=secret)):
+            handled += 1
+    return handled
+
+
+async def _failed_messages(session: AsyncSession) -> list[UUID]:
+    rows = await session.scalars(
+        select(BankMessage.id)
+        .where(BankMessage.status == MessageStatus.failed, BankMessage.attempts < MAX_ATTEMPTS)
+        .order_by(BankMessage.received_at)
+        .limit(500)
+    )
+    return list(rows)
+
+
+async def _reapply(session: AsyncSession, message_id: UUID, secret: str) -> bool:
+    message = await session.get(BankMessage, message_id, with_for_update=True)
+    if message is None or message.status != MessageStatus.failed:
+        return False
+    message.attempts += 1
+    bank = await load_bank(session, message.bank_slug, secret)
+    request = InboundRequest(
+        headers={"content-type": message.content_type, **message.signature_headers},
+        body=message.body,
+        received_at=message.received_at,
+    )
+    try:
+        notification = bank.adapter.parse_notification(request)
+        async with session.begin_nested():
+            for event in notification.events:
+                await apply_event(session, message.bank_slug, event)
+    except Exception as error:
+        log.exception("bank message %s still cannot be applied", message_id)
+        message.detail = repr(error)[:MAX_DETAIL]
+        return False
+    await session.execute(
+        update(BankMessage)
+        .where(BankMessage.id == message_id)
+        .values(status=MessageStatus.processed, processed_at=utcnow(), detail=None)
+    )
+    return True

@@ -1,0 +1,326 @@
+"""Sending the outbox, and following what was sent (the `dispatch_instructions` and
+`poll_instructions` jobs).
+
+An instruction is written `pending` with its ledger reservation (app/instructions/service.py). The
+dispatch job claims a batch (row locks with SKIP LOCKED, and a lease in `next_attempt_at`, so two
+dispatchers never send the same instruction at once), calls the bank outside any transaction, and
+records the answer in a transaction of its own:
+
+- accepted, or "duplicate" (the bank has it already: the first one stands) -> `sent`;
+- a definite refusal -> `failed`, and the reservation is voided;
+- a timeout, a 502, an unsigned or unreadable answer -> unclear: the job asks the bank before it
+  would ever send again. "Not found" means the bank never got it: send it again, with the same id.
+  Anything found is followed to its outcome. With no answer to the query either, the instruction
+  stays `pending` and is tried again after a backoff, starting with the query.
+
+An instruction that was ever claimed (`attempts` > 0) may be at the bank already, so it too starts
+with a query. A bank without a query (iso20022) is asked by sending again with the same id: it
+answers "duplicate" when it has the instruction.
+
+The poll job asks the bank about `sent` instructions (for a bank that answers queries), and, for a
+bank whose results come only by query (ums), keeps asking about settled ones for a while, since a
+payment can be returned (退票) days after it settled.
+"""
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TypeVar
+
+import httpx
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.banks.config import BankSetup, load_bank
+from app.banks.protocol import (
+    BankResponse,
+    OutboundInstruction,
+    OutboundRequest,
+    QueryAnswer,
+    QueryStatus,
+    ResultStatus,
+    SubmitAnswer,
+    SubmitStatus,
+)
+from app.db.unit import Database
+from app.instructions.outcomes import Outcome, apply_to, locked_instruction
+from app.kit.clock import utcnow
+from app.models import Institution, Instruction
+from app.models.instruction import InstructionKind, InstructionStatus
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+CONCURRENCY = 8  # calls to banks in flight at once, per job run
+LEASE = timedelta(minutes=2)  # how long a claimed instruction is left to the job that claimed it
+POLL_EVERY = timedelta(minutes=5)
+RETURN_WATCH = timedelta(days=7)  # how long a settled instruction is watched for a return
+CALL_TRIES = 3  # tries of one call that did not reach the bank, or of a query that got no answer
+RETRY_BASE_SECONDS = 0.2
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    instruction: OutboundInstruction
+    bank_slug: str
+    earlier_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the job learnt about one instruction: an outcome to apply, or nothing certain."""
+
+    outcome: Outcome | None  # pending (= the bank has it), settled, failed, returned
+    resend_later: bool = False  # nothing certain: try again after a backoff
+    not_found: bool = False  # the bank does not have it (the poll job puts it back to pending)
+    note: str | None = None
+
+
+# --- calling the bank ---------------------------------------------------------------------------
+
+
+class Unreached(Exception):
+    """The request never reached the bank (no connection): it is safe to send it again."""
+
+
+async def _call(
+    client: httpx.AsyncClient, bank: BankSetup, request: OutboundRequest
+) -> BankResponse:
+    try:
+        response = await client.request(
+            request.method,
+            bank.base_url + request.path,
+            headers=request.headers,
+            content=request.body,
+        )
+    except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+        raise Unreached(repr(error)) from error
+    return BankResponse(
+        status_code=response.status_code,
+        headers={name.lower(): value for name, value in response.headers.items()},
+        body=response.content,
+        received_at=utcnow(),
+    )
+
+
+async def _with_retries(attempt: Callable[[], Awaitable[T]], retry: Callable[[T], bool]) -> T:
+    """Try up to CALL_TRIES times, with exponential backoff and full jitter between tries."""
+    for number in range(1, CALL_TRIES + 1):
+        result = await attempt()
+        if number == CALL_TRIES or not retry(result):
+            return result
+        await asyncio.sleep(random.uniform(0, RETRY_BASE_SECONDS * 2**number))
+    raise AssertionError("unreachable")
+
+
+async def submit(
+    client: httpx.AsyncClient, bank: BankSetup, instruction: OutboundInstruction
+) -> SubmitAnswer:
+    async def once() -> SubmitAnswer | None:
+        request = bank.adapter.submit_request(bank.config, instruction, utcnow())
+        try:
+            response = await _call(client, bank, request)
+        except Unreached:
+            return None  # retry: it never left
+        except httpx.HTTPError as error:  # sent, but no answer: the bank may have it
+            return SubmitAnswer(SubmitStatus.unclear, detail=repr(error)[:200])
+        return bank.adapter.read_submit(bank.config, response)
+
+    answer = await _with_retries(once, lambda result: result is None)
+    return answer or SubmitAnswer(SubmitStatus.unclear, detail="the bank could not be reached")
+
+
+async def query(
+    client: httpx.AsyncClient, bank: BankSetup, instruction: OutboundInstruction
+) -> QueryAnswer | None:
+    """The bank's answer about `instruction`, or None when the bank has no query."""
+    if bank.adapter.query_request(bank.config, instruction, utcnow()) is None:
+        return None
+
+    async def once() -> QueryAnswer:
+        request = bank.adapter.query_request(bank.config, instruction, utcnow())
+        assert request is not None
+        try:
+            response = await _call(client, bank, request)
+        except (Unreached, httpx.HTTPError) as error:
+            return QueryAnswer(QueryStatus.unclear, detail=repr(error)[:200])
+        return bank.adapter.read_query(bank.config, instruction, response)
+
+    return await _with_retries(once, lambda answer: answer.status is QueryStatus.unclear)
+
+
+_FROM_QUERY = {
+    QueryStatus.processing: ResultStatus.pending,
+    QueryStatus.settled: ResultStatus.settled,
+    QueryStatus.failed: ResultStatus.failed,
+    QueryStatus.returned: ResultStatus.returned,
+}
+
+
+def _verdict_of_query(answer: QueryAnswer) -> Verdict:
+    if answer.status is QueryStatus.unclear:
+        return Verdict(None, resend_later=True, note=f"query unanswered: {answer.detail}")
+    if answer.status is QueryStatus.not_found:
+        return Verdict(None, not_found=True, note="the bank does not have it")
+    return Verdict(Outcome(_FROM_QUERY[answer.status], answer.detail, answer.code))
+
+
+async def deliver(client: httpx.AsyncClient, bank: BankSetup, claimed: Claimed) -> Verdict:
+    """Get `claimed` to the bank exactly once, asking before any second send."""
+    instruction = claimed.instruction
+    if claimed.earlier_attempts > 0:
+        answer = await query(client, bank, instruction)
+        if answer is not None and answer.status is not QueryStatus.not_found:
+            return _verdict_of_query(answer)
+    sent = await submit(client, bank, instruction)
+    if sent.status in (SubmitStatus.accepted, SubmitStatus.duplicate):
+        return Verdict(Outcome(ResultStatus.pending, bank_code=sent.code))
+    if sent.status is SubmitStatus.refused:
+        reason = f"refused by the bank: {sent.code} {sent.detail or ''}".strip()
+        return Verdict(Outcome(ResultStatus.failed, reason, sent.code))
+    # Unclear: the bank may or may not have it. Ask; send again only if it says it has not.
+    answer = await query(client, bank, instruction)
+    if answer is None:
+        return Verdict(None, resend_later=True, note=f"no clear answer: {sent.detail}")
+    verdict = _verdict_of_query(answer)
+    if not verdict.not_found:
+        return verdict
+    again = await submit(client, bank, instruction)
+    if again.status in (SubmitStatus.accepted, SubmitStatus.duplicate):
+        return Verdict(Outcome(ResultStatus.pending, bank_code=again.code))
+    if again.status is SubmitStatus.refused:
+        return Verdict(
+            Outcome(ResultStatus.failed, f"refused by the bank: {again.code}", again.code)
+        )
+    return Verdict(None, resend_later=True, note=f"no clear answer: {again.detail}")
+
+
+# --- the jobs ------------------------------------------------------------------------------------
+
+
+def _outbound(instruction: Instruction, escrow_account_no: str) -> OutboundInstruction:
+    return OutboundInstruction(
+        id=instruction.id,
+        kind=InstructionKind(instruction.kind),
+        amount_fen=instruction.amount_fen,
+        escrow_account_no=escrow_account_no,
+        payee_account_no=instruction.payee_account_no,
+        payee_name=instruction.payee_name,
+        memo=instruction.memo,
+        created_at=instruction.created_at,
+        order_no=instruction.order_no,
+        payment_reference=instruction.payment_reference,
+        payment_channel_order_id=instruction.payment_channel_order_id,
+    )
+
+
+async def _claim(session: AsyncSession, as_of: datetime, *, polling: bool) -> list[Claimed]:
+    due = or_(Instruction.next_attempt_at.is_(None), Instruction.next_attempt_at <= as_of)
+    if polling:
+        which = or_(
+            Instruction.status == InstructionStatus.sent,
+            and_(
+                Instruction.status == InstructionStatus.succeeded,
+                Instruction.resolved_at >= as_of - RETURN_WATCH,
+            ),
+        )
+    else:
+        which = Instruction.status == InstructionStatus.pending
+    rows = await session.execute(
+        select(Instruction, Institution.escrow_account_no)
+        .join(Institution, Institution.id == Instruction.institution_id)
+        .where(which, due)
+        .order_by(Instruction.created_at)
+        .limit(BATCH)
+        .with_for_update(of=Instruction, skip_locked=True)
+    )
+    claimed = []
+    for instruction, escrow_account_no in rows:
+        claimed.append(
+            Claimed(
+                _outbound(instruction, escrow_account_no),
+                instruction.bank_slug,
+                instruction.attempts,
+            )
+        )
+        instruction.next_attempt_at = as_of + (POLL_EVERY if polling else LEASE)
+        if not polling:
+            instruction.attempts += 1
+    await session.flush()
+    return claimed
+
+
+def _backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, ... up to an hour, with jitter so retries of many spread out."""
+    seconds = min(3600, 30 * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
+async def _record(
+    session: AsyncSession, claimed: Claimed, verdict: Verdict, as_of: datetime
+) -> None:
+    instruction = await locked_instruction(session, claimed.instruction.id)
+    if instruction is None:
+        return
+    if verdict.note is not None:
+        instruction.detail = verdict.note[:500]
+    if verdict.outcome is not None:
+        await apply_to(session, instruction, verdict.outcome)
+        if verdict.outcome.status is ResultStatus.pending:
+            instruction.next_attempt_at = as_of  # the poll job may ask about it from now on
+    elif verdict.not_found and instruction.status == InstructionStatus.sent:
+        # The bank lost it: send it again, asking first (attempts > 0).
+        instruction.status = InstructionStatus.pending
+        instruction.next_attempt_at = as_of
+    elif verdict.resend_later and instruction.status == InstructionStatus.pending:
+        instruction.next_attempt_at = as_of + _backoff(instruction.attempts)
+    await session.flush()
+
+
+async def _run(db: Database, as_of: datetime, *, polling: bool) -> int:
+    secret = db.settings.secret_key.get_secret_value()
+    banks: dict[str, BankSetup] = {}
+    limit = asyncio.Semaphore(CONCURRENCY)
+    timeout = httpx.Timeout(
+        db.settings.bank_timeout_seconds, connect=min(5.0, db.settings.bank_timeout_seconds)
+    )
+    handled = 0
+
+    async def one(client: httpx.AsyncClient, claimed: Claimed) -> None:
+        async with limit:
+            bank = banks[claimed.bank_slug]
+            if polling:
+                answer = await query(client, bank, claimed.instruction)
+                if answer is None:
+                    return
+                verdict = _verdict_of_query(answer)
+            else:
+                try:
+                    verdict = await deliver(client, bank, claimed)
+                except Exception as error:  # e.g. an instruction the adapter cannot express
+                    log.exception("instruction %s could not be sent", claimed.instruction.id)
+                    verdict = Verdict(None, resend_later=True, note=f"not sent: {error!r}")
+            await db.run(lambda session: _record(session, claimed, verdict, as_of))
+
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        while batch := await db.run(lambda session: _claim(session, as_of, polling=polling)):
+            for slug in {claimed.bank_slug for claimed in batch} - banks.keys():
+                banks[slug] = await db.run(partial(load_bank, slug=slug, secret_key=secret))
+            await asyncio.gather(*(one(client, claimed) for claimed in batch))
+            handled += len(batch)
+    log.info("%s: %d instruction(s)", "poll" if polling else "dispatch", handled)
+    return handled
+
+
+async def dispatch_instructions(db: Database, as_of: datetime) -> int:
+    return await _run(db, as_of, polling=False)
+
+
+async def poll_instructions(db: Database, as_of: datetime) -> int:
+    return await _run(db, as_of, polling=True)

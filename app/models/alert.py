@@ -1,0 +1,36 @@
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, UtcDateTime
+
+
+class AlertKind(StrEnum):
+    suspense = "suspense"  # money arrived that matches no order as it stands
+    returned_payment = "returned_payment"  # 退票: a settled payout or refund came back
+    instruction_failed = "instruction_failed"  # the bank refused or failed an instruction
+    unknown_instruction = "unknown_instruction"  # a bank result for an instruction we never sent
+    conflicting_result = "conflicting_result"  # a bank result contradicting an earlier final one
+
+
+class Alert(Base):
+    """Something the regulator should see about an institution, with the level it warrants. Raising
+    the same alert again (same `key`) changes nothing."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("institution_id", "key"),
+        Index(None, "closed_at", "opened_at"),
+    )
+
+    institution_id: Mapped[UUID] = mapped_column(ForeignKey("institutions.id"), primary_key=True)
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True, index=True)
+    key: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(30))
+    level: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(String(500))
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

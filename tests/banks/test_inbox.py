@@ -1,0 +1,326 @@
+"""The inbox through the API, with messages signed here as the bank (gmbank) would sign them:
+verified on the raw bytes, stored, applied once, acknowledged with the bank's own replies."""
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.banks.gmbank import signing
+from app.config import Settings
+from app.db.unit import Database
+from app.kit.clock import SHANGHAI, utcnow
+from app.kit.money import yuan
+from app.ledger import service as ledger
+from app.ledger.types import AccountKind
+from app.models import Alert, BankMessage, Payout, SecurityEvent
+from app.models.api_key import Role
+from tests.factories import (
+    World,
+    auth,
+    make_institution,
+    make_jurisdiction,
+    make_key,
+    make_paid_enrollment,
+)
+from tests.live import bank_keys
+
+
+@dataclass
+class GmBank:
+    slug: str
+    app_id: str
+    private_key_hex: str
+    world: World
+
+    def signed(self, message: dict, nonce: str | None = None, at: datetime | None = None):
+        body = json.dumps(message, ensure_ascii=False).encode()
+        moment = at or utcnow()
+        headers = signing.sign_headers(
+            self.app_id,
+            self.private_key_hex,
+            body,
+            int(moment.timestamp() * 1000),
+            nonce or signing.new_nonce(),
+        )
+        return body, {**headers, "Content-Type": "application/json; charset=utf-8"}
+
+    def credit(self, order_no: str, amount_fen: int, **fields) -> dict:
+        return {
+            "msgId": f"M{uuid.uuid4().hex[:20]}",
+            "msgType": "CREDIT",
+            "acctNo": self.world.escrow_account_no,
+            "serialNo": f"S{uuid.uuid4().hex[:20]}",
+            "amount": yuan(amount_fen),
+            "currency": "CNY",
+            "orderNo": order_no,
+            "instrId": None,
+            "status": "SUCCESS",
+            "failReason": None,
+            "txnTime": utcnow().astimezone(SHANGHAI).strftime("%Y%m%d%H%M%S"),
+            "payerName": "张*",
+            "payerAcct": "6222********1234",
+            **fields,
+        }
+
+
+@pytest.fixture
+async def gm(engine, client) -> GmBank:
+    keys = bank_keys("gmbank")
+    slug = f"gm-{uuid.uuid4().hex[:10]}"
+    admin = auth(await make_key(engine, Role.admin))
+    put = await client.put(
+        f"/v1/banks/{slug}",
+        headers=admin,
+        json={
+            "adapter": "gmbank",
+            "base_url": "http://127.0.0.1:9/bank",
+            "config": keys.service_config,
+        },
+    )
+    assert put.status_code == 200, put.text
+    assert "private_key_hex" in put.json()["configured"]
+    assert keys.service_config["private_key_hex"] not in put.text
+    code = await make_jurisdiction(engine, min_balance_floor_fen=0, release_lag_days=0)
+    school = await make_institution(engine, code, bank_slug=slug)
+    world = World(
+        jurisdiction_code=code,
+        institution_id=school.id,
+        escrow_account_no=school.escrow_account_no,
+        institution_key=await make_key(engine, Role.institution, institution_id=school.id),
+        regulator_key=await make_key(engine, Role.regulator, jurisdiction_code=code),
+        admin_key=await make_key(engine, Role.admin),
+    )
+    return GmBank(
+        slug, keys.service_config["app_id"], keys.simulator_config["bank_private_key_hex"], world
+    )
+
+
+async def enrollment_awaiting_payment(client, gm: GmBank) -> dict:
+    today = utcnow().astimezone(SHANGHAI).date()
+    headers = auth(gm.world.institution_key)
+    course = await client.post(
+        "/v1/courses",
+        headers=headers,
+        json={
+            "name": "Chess",
+            "category": "non_subject",
+            "lesson_price_fen": 10_000,
+            "starts_on": today.isoformat(),
+            "ends_on": (today + timedelta(days=60)).isoformat(),
+        },
+    )
+    enrollment = await client.post(
+        "/v1/enrollments",
+        headers=headers,
+        json={
+            "course_id": course.json()["id"],
+            "student": {"name": "Han Meimei", "id_number": "110105201502020022"},
+            "payer": {"name": "Han parent", "phone": "13800138000"},
+            "lessons": 10,
+            "loan_funded": False,
+        },
+    )
+    assert enrollment.status_code == 201, enrollment.text
+    return enrollment.json()
+
+
+async def totals(engine, gm: GmBank) -> dict:
+    async with engine.connect() as connection:
+        return await ledger.balances_by_kind(connection, gm.world.institution_id)
+
+
+async def count(engine, model, *where) -> int:
+    return await Database(engine).run(
+        lambda session: session.scalar(select(func.count()).select_from(model).where(*where))
+    )
+
+
+async def test_a_payment_is_credited_and_acknowledged_in_the_banks_words(engine, client, gm):
+    enrollment = await enrollment_awaiting_payment(client, gm)
+    body, headers = gm.signed(gm.credit(enrollment["order_no"], enrollment["amount_fen"]))
+    reply = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
+    assert (reply.status_code, reply.json()) == (200, {"code": "0000", "msg": "OK"})
+    seen = await client.get(
+        f"/v1/enrollments/{enrollment['id']}", headers=auth(gm.world.institution_key)
+    )
+    assert seen.json()["status"] == "active"
+    assert seen.json()["paid_fen"] == enrollment["amount_fen"]
+
+
+async def test_the_same_notification_ten_times_at_once_is_credited_once(engine, client, gm):
+    enrollment = await enrollment_awaiting_payment(client, gm)
+    message = gm.credit(enrollment["order_no"], enrollment["amount_fen"])
+    # Each resend is signed afresh (new nonce and time) but carries the same message id.
+    copies = [gm.signed(message) for _ in range(10)]
+    replies = await asyncio.gather(
+        *(
+            client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
+            for body, headers in copies
+        )
+    )
+    assert [reply.json()["code"] for reply in replies] == ["0000"] * 10
+    assert (await totals(engine, gm))[AccountKind.escrow_cash] == enrollment["amount_fen"]
+    assert await count(engine, BankMessage, BankMessage.message_id == message["msgId"]) == 1
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["body", "signature", "missing", "expired", "other_key"],
+)
+async def test_a_badly_signed_message_changes_nothing(engine, client, gm, tamper):
+    enrollment = await enrollment_awaiting_payment(client, gm)
+    message = gm.credit(enrollment["order_no"], enrollment["amount_fen"])
+    body, headers = gm.signed(message)
+    if tamper == "body":
+        body = body.replace(b'"CNY"', b'"CNZ"')
+    elif tamper == "signature":
+        signature = headers["X-GM-Signature"]
+        headers["X-GM-Signature"] = ("0" if signature[0] != "0" else "1") + signature[1:]
+    elif tamper == "missing":
+        del headers["X-GM-Signature"]
+    elif tamper == "expired":
+        body, headers = gm.signed(message, at=utcnow() - timedelta(seconds=301))
+    else:
+        stranger = bank_keys("gmbank").simulator_config["bank_private_key_hex"]
+        body = json.dumps(message).encode()
+        headers = {
+            **signing.sign_headers(
+                gm.app_id, stranger, body, int(utcnow().timestamp() * 1000), signing.new_nonce()
+            ),
+            "Content-Type": "application/json",
+        }
+    before = await count(engine, SecurityEvent, SecurityEvent.bank_slug == gm.slug)
+    reply = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
+    assert reply.status_code == 401
+    assert reply.json()["code"] == "9001"
+    assert await count(engine, SecurityEvent, SecurityEvent.bank_slug == gm.slug) == before + 1
+    assert (await totals(engine, gm))[AccountKind.escrow_cash] == 0
+    seen = await client.get(
+        f"/v1/enrollments/{enrollment['id']}", headers=auth(gm.world.institution_key)
+    )
+    assert seen.json()["status"] == "awaiting_payment"
+
+
+async def test_a_replayed_nonce_is_refused_even_by_another_process(
+    engine, database_url, client, gm
+):
+    enrollment = await enrollment_awaiting_payment(client, gm)
+    body, headers = gm.signed(gm.credit(enrollment["order_no"], enrollment["amount_fen"]))
+    first = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
+    assert first.status_code == 200
+    # A second instance of the service (another process, or this one restarted) sees the replay.
+    import httpx
+
+    from app.main import create_app
+
+    other = create_app(Settings(database_url=database_url))
+    async with (
+        other.router.lifespan_context(other),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://other") as c,
+    ):
+        replay = await c.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
+    assert replay.status_code == 401 and replay.json()["code"] == "9001"
+    kinds = await Database(engine).run(
+        lambda s: s.scalars(select(SecurityEvent.kind).where(SecurityEvent.bank_slug == gm.slug))
+    )
+    assert list(kinds) == ["replayed_signature"]
+    assert (await totals(engine, gm))[AccountKind.escrow_cash] == enrollment["amount_fen"]
+
+
+@pytest.mark.parametrize("amount", ["1000.001", "-1.00", "1e3", "", "1,000.00"])
+async def test_an_inexact_amount_is_refused_and_only_the_raw_message_kept(
+    engine, client, gm, amount
+):
+    enrollment = await enrollment_awaiting_payment(client, gm)
+    message = {**gm.credit(enrollment["order_no"], enrollment["amount_fen"]), "amount": amount}
+    body, headers = gm.signed(message)
+    reply = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
+    assert (reply.status_code, reply.json()["code"]) == (400, "9002")
+    stored = await Database(engine).run(
+        lambda s: s.scalar(select(BankMessage).where(BankMessage.body == body))
+    )
+    assert stored.status == "malformed" and stored.message_id is None
+    assert (await totals(engine, gm))[AccountKind.escrow_cash] == 0
+
+
+async def test_money_for_an_unknown_order_goes_to_suspense_with_an_alert(engine, client, gm):
+    body, headers = gm.signed(gm.credit("NOSUCHORDER123", 12_345))
+    reply = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
+    assert reply.json()["code"] == "0000"
+    money = await totals(engine, gm)
+    assert (money[AccountKind.escrow_cash], money[AccountKind.suspense]) == (12_345, 12_345)
+    kinds = await Database(engine).run(
+        lambda s: s.scalars(
+            select(Alert.kind).where(Alert.institution_id == gm.world.institution_id)
+        )
+    )
+    assert list(kinds) == ["suspense"]
+
+
+async def test_a_result_before_the_instruction_is_marked_sent_settles_it(engine, client, gm):
+    await make_paid_enrollment(engine, gm.world, lessons=10, released=5)
+    created = await client.post(
+        "/v1/payouts", json={"amount_fen": 30_000}, headers=auth(gm.world.institution_key)
+    )
+    assert created.status_code == 201, created.text
+    payout = created.json()
+    assert payout["status"] == "pending"
+    result = {
+        "msgId": f"R{uuid.uuid4().hex[:20]}",
+        "msgType": "PAYOUT_RESULT",
+        "acctNo": gm.world.escrow_account_no,
+        "serialNo": f"S{uuid.uuid4().hex[:12]}",
+        "amount": "300.00",
+        "currency": "CNY",
+        "orderNo": None,
+        "instrId": payout["instruction_id"],
+        "status": "SUCCESS",
+        "failReason": None,
+        "txnTime": utcnow().astimezone(SHANGHAI).strftime("%Y%m%d%H%M%S"),
+    }
+    body, headers = gm.signed(result)
+    reply = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
+    assert reply.json()["code"] == "0000"
+    seen = await client.get(f"/v1/payouts/{payout['id']}", headers=auth(gm.world.institution_key))
+    assert seen.json()["status"] == "settled"
+    money = await totals(engine, gm)
+    assert money[AccountKind.escrow_cash] == 100_000 - 30_000
+    assert money[AccountKind.payout_in_transit] == 0
+    # The same result again, then a contradicting one: nothing moves; the contradiction is flagged.
+    again = gm.signed(result)
+    await client.post(f"/v1/banks/{gm.slug}/notify", content=again[0], headers=again[1])
+    failed = gm.signed({**result, "msgId": f"R{uuid.uuid4().hex[:20]}", "status": "FAIL"})
+    await client.post(f"/v1/banks/{gm.slug}/notify", content=failed[0], headers=failed[1])
+    assert (await totals(engine, gm))[AccountKind.escrow_cash] == 70_000
+    assert (
+        await Database(engine).run(
+            lambda s: s.scalar(select(Payout.status).where(Payout.id == uuid.UUID(payout["id"])))
+        )
+        == "settled"
+    )
+    kinds = await Database(engine).run(
+        lambda s: s.scalars(
+            select(Alert.kind).where(Alert.institution_id == gm.world.institution_id)
+        )
+    )
+    assert list(kinds) == ["conflicting_result"]
+
+
+async def test_a_body_above_one_mebibyte_is_refused(client, gm):
+    reply = await client.post(
+        f"/v1/banks/{gm.slug}/notify",
+        content=b"{" + b" " * (1024 * 1024) + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert reply.status_code == 413
+    assert reply.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_unknown_bank_is_404(client):
+    reply = await client.post("/v1/banks/nosuchbank/notify", content=b"x")
+    assert (reply.status_code, reply.json()["code"]) == (404, "bank_not_found")

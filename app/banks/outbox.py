@@ -35,7 +35,7 @@ import httpx
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.banks.config import BankSetup, load_bank
+from app.banks.config import BankNotFound, BankSetup, load_bank
 from app.banks.protocol import (
     BankResponse,
     OutboundInstruction,
@@ -171,6 +171,16 @@ def _verdict_of_query(answer: QueryAnswer) -> Verdict:
     return Verdict(Outcome(_FROM_QUERY[answer.status], answer.detail, answer.code))
 
 
+def _verdict_of_submit(answer: SubmitAnswer) -> Verdict | None:
+    """None when the answer is unclear."""
+    if answer.status in (SubmitStatus.accepted, SubmitStatus.duplicate):
+        return Verdict(Outcome(ResultStatus.pending, bank_code=answer.code))
+    if answer.status is SubmitStatus.refused:
+        reason = f"refused by the bank: {answer.code} {answer.detail or ''}".strip()
+        return Verdict(Outcome(ResultStatus.failed, reason, answer.code))
+    return None
+
+
 async def deliver(client: httpx.AsyncClient, bank: BankSetup, claimed: Claimed) -> Verdict:
     """Get `claimed` to the bank exactly once, asking before any second send."""
     instruction = claimed.instruction
@@ -178,27 +188,20 @@ async def deliver(client: httpx.AsyncClient, bank: BankSetup, claimed: Claimed) 
         answer = await query(client, bank, instruction)
         if answer is not None and answer.status is not QueryStatus.not_found:
             return _verdict_of_query(answer)
-    sent = await submit(client, bank, instruction)
-    if sent.status in (SubmitStatus.accepted, SubmitStatus.duplicate):
-        return Verdict(Outcome(ResultStatus.pending, bank_code=sent.code))
-    if sent.status is SubmitStatus.refused:
-        reason = f"refused by the bank: {sent.code} {sent.detail or ''}".strip()
-        return Verdict(Outcome(ResultStatus.failed, reason, sent.code))
-    # Unclear: the bank may or may not have it. Ask; send again only if it says it has not.
+    first = _verdict_of_submit(await submit(client, bank, instruction))
+    if first is not None:
+        return first
+    # Unclear: the bank may or may not have it. Ask; send again only if it says it has not (or, at
+    # a bank without a query, send again: the same id makes it answer "duplicate" if it has it).
     answer = await query(client, bank, instruction)
-    if answer is None:
-        return Verdict(None, resend_later=True, note=f"no clear answer: {sent.detail}")
-    verdict = _verdict_of_query(answer)
-    if not verdict.not_found:
-        return verdict
+    if answer is not None:
+        verdict = _verdict_of_query(answer)
+        if not verdict.not_found:
+            return verdict
     again = await submit(client, bank, instruction)
-    if again.status in (SubmitStatus.accepted, SubmitStatus.duplicate):
-        return Verdict(Outcome(ResultStatus.pending, bank_code=again.code))
-    if again.status is SubmitStatus.refused:
-        return Verdict(
-            Outcome(ResultStatus.failed, f"refused by the bank: {again.code}", again.code)
-        )
-    return Verdict(None, resend_later=True, note=f"no clear answer: {again.detail}")
+    return _verdict_of_submit(again) or Verdict(
+        None, resend_later=True, note=f"no clear answer: {again.detail}"
+    )
 
 
 # --- the jobs ------------------------------------------------------------------------------------
@@ -283,9 +286,23 @@ async def _record(
     await session.flush()
 
 
+async def _bank_or_none(session: AsyncSession, slug: str, secret_key: str) -> BankSetup | None:
+    try:
+        return await load_bank(session, slug, secret_key)
+    except BankNotFound:
+        return None
+
+
+async def follow(client: httpx.AsyncClient, bank: BankSetup, claimed: Claimed) -> Verdict | None:
+    """The poll job's question about one instruction; None for a bank without a query."""
+    answer = await query(client, bank, claimed.instruction)
+    return None if answer is None else _verdict_of_query(answer)
+
+
 async def _run(db: Database, as_of: datetime, *, polling: bool) -> int:
     secret = db.settings.secret_key.get_secret_value()
-    banks: dict[str, BankSetup] = {}
+    job = "poll" if polling else "dispatch"
+    banks: dict[str, BankSetup | None] = {}
     limit = asyncio.Semaphore(CONCURRENCY)
     timeout = httpx.Timeout(
         db.settings.bank_timeout_seconds, connect=min(5.0, db.settings.bank_timeout_seconds)
@@ -294,27 +311,26 @@ async def _run(db: Database, as_of: datetime, *, polling: bool) -> int:
 
     async def one(client: httpx.AsyncClient, claimed: Claimed) -> None:
         async with limit:
-            bank = banks[claimed.bank_slug]
-            if polling:
-                answer = await query(client, bank, claimed.instruction)
-                if answer is None:
-                    return
-                verdict = _verdict_of_query(answer)
-            else:
-                try:
-                    verdict = await deliver(client, bank, claimed)
-                except Exception as error:  # e.g. an instruction the adapter cannot express
-                    log.exception("instruction %s could not be sent", claimed.instruction.id)
-                    verdict = Verdict(None, resend_later=True, note=f"not sent: {error!r}")
-            await db.run(lambda session: _record(session, claimed, verdict, as_of))
+            try:
+                bank = banks.get(claimed.bank_slug)
+                if bank is None:
+                    raise BankNotFound(f"no bank {claimed.bank_slug!r} is configured")
+                verdict = await (
+                    follow(client, bank, claimed) if polling else deliver(client, bank, claimed)
+                )
+            except Exception as error:  # no bank, or an instruction the adapter cannot express
+                log.exception("instruction %s: %s failed", claimed.instruction.id, job)
+                verdict = Verdict(None, resend_later=True, note=f"{job} failed: {error!r}")
+            if verdict is not None:
+                await db.run(lambda session: _record(session, claimed, verdict, as_of))
 
     async with httpx.AsyncClient(timeout=timeout) as client:
         while batch := await db.run(lambda session: _claim(session, as_of, polling=polling)):
             for slug in {claimed.bank_slug for claimed in batch} - banks.keys():
-                banks[slug] = await db.run(partial(load_bank, slug=slug, secret_key=secret))
+                banks[slug] = await db.run(partial(_bank_or_none, slug=slug, secret_key=secret))
             await asyncio.gather(*(one(client, claimed) for claimed in batch))
             handled += len(batch)
-    log.info("%s: %d instruction(s)", "poll" if polling else "dispatch", handled)
+    log.info("%s: %d instruction(s)", job, handled)
     return handled
 
 

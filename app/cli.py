@@ -1,7 +1,9 @@
 """The `prepaid-guard` command: operate a deployment from the shell."""
 
 import asyncio
+import contextlib
 import json
+import signal
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -23,6 +25,7 @@ from app.ledger.types import VerifyReport
 if TYPE_CHECKING:
     from app.demo import DemoKeys
     from app.jobs.registry import Job
+    from bank_simulator.keys import BankKeys
 
 cli = typer.Typer(help="PrepaidGuard operations.", no_args_is_help=True)
 
@@ -35,6 +38,9 @@ def migrate() -> None:
 
 
 DEMO_KEYS_FILE = Path("demo-keys.json")
+# The demo banks' keys, both halves (the simulator's and the service's), kept so that a restarted
+# demo's simulator still speaks with the banks configured in the database. Test keys only.
+DEMO_BANKS_FILE = Path("demo-banks.json")
 
 
 @cli.command()
@@ -45,40 +51,100 @@ def serve(
         bool | None,
         typer.Option(
             "--demo/--no-demo",
-            help="Seed a demo jurisdiction into an empty database (default: on, but in production).",
+            help=(
+                "Run the bank simulator beside the API and seed a demo jurisdiction into an empty "
+                "database (default: on, but in production)."
+            ),
         ),
     ] = None,
+    bank_port: Annotated[
+        int, typer.Option(help="Port of the bank simulator that plays the demo's banks.")
+    ] = 8100,
 ) -> None:
-    """Migrate the database, seed the demo on an empty one, then serve the API."""
+    """Migrate the database, then serve the API; with the demo, the bank simulator too."""
     migrate()
     if demo if demo is not None else not get_settings().is_production:
-        seed_demo()
+        asyncio.run(_demo(host, port, bank_port, keep_serving=True))
+        return
     uvicorn.run("app.main:app", host=host, port=port)
 
 
 @cli.command("seed-demo")
-def seed_demo() -> None:
-    """Seed the demo jurisdiction into an empty database; write its keys to demo-keys.json."""
+def seed_demo(
+    port: Annotated[int, typer.Option(help="Port for the API while seeding.")] = 8000,
+    bank_port: Annotated[int, typer.Option(help="Port for the bank simulator.")] = 8100,
+) -> None:
+    """Seed the demo jurisdiction into an empty database (serving the API and the bank simulator
+    on loopback while it does); write its keys to demo-keys.json."""
     upgrade(get_settings().database_url)
-    keys = asyncio.run(_seed_demo())
+    asyncio.run(_demo("127.0.0.1", port, bank_port, keep_serving=False))
+
+
+def _demo_banks() -> "dict[str, BankKeys]":
+    from app.demo import demo_banks
+    from bank_simulator.keys import BankKeys
+
+    if DEMO_BANKS_FILE.exists():
+        saved = json.loads(DEMO_BANKS_FILE.read_text())
+        return {slug: BankKeys(**keys) for slug, keys in saved.items()}
+    banks = demo_banks()
+    DEMO_BANKS_FILE.write_text(json.dumps({slug: asdict(keys) for slug, keys in banks.items()}))
+    DEMO_BANKS_FILE.chmod(0o600)
+    return banks
+
+
+async def _demo(host: str, port: int, bank_port: int, *, keep_serving: bool) -> None:
+    """The API and the bank simulator served together; the demo seeded on an empty database."""
+    import httpx
+
+    from app.demo import seed, simulator_config
+    from app.main import create_app
+    from bank_simulator.app import create_simulator
+
+    settings = get_settings()
+    app = create_app(settings)
+    banks = _demo_banks()
+    simulator = create_simulator(simulator_config(f"http://{host}:{port}", banks))
+    api = uvicorn.Server(uvicorn.Config(app, host=host, port=port))
+    bank = uvicorn.Server(uvicorn.Config(simulator, host=host, port=bank_port, log_level="warning"))
+    # One Ctrl-C (or SIGTERM) stops both servers cleanly: the signals are ours, not uvicorn's.
+    stop = asyncio.Event()
+    for server in (api, bank):
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    servers = [asyncio.create_task(bank.serve()), asyncio.create_task(api.serve())]
+    try:
+        while not (api.started and bank.started):
+            if any(task.done() for task in servers):
+                return  # a server could not start (port taken?): uvicorn said why
+            await asyncio.sleep(0.05)
+        async with (
+            httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=60) as client,
+            httpx.AsyncClient(base_url=f"http://{host}:{bank_port}", timeout=60) as bank_client,
+        ):
+            keys = await seed(Database(app.state.engine, settings), client, bank_client, banks)
+        _announce(keys, host, bank_port)
+        if keep_serving:
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait([stopping, *servers], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+    finally:
+        api.should_exit = bank.should_exit = True
+        await asyncio.gather(*servers, return_exceptions=True)
+
+
+def _announce(keys: "DemoKeys | None", host: str, bank_port: int) -> None:
     if keys is None:
         typer.echo("the database has data already: no demo seeded")
-        return
-    DEMO_KEYS_FILE.write_text(json.dumps(asdict(keys), indent=2, ensure_ascii=False))
-    typer.echo(
-        f"demo seeded; its API keys are in {DEMO_KEYS_FILE.resolve()}\n"
-        f"  operator (admin): {keys.admin}\n  regulator: {keys.regulator}\n"
-        f"  institution: {keys.institution}\n  parent: {keys.parent_active}"
-    )
-
-
-async def _seed_demo() -> "DemoKeys | None":
-    from app.demo import seed
-    from app.main import create_app
-
-    app = create_app(get_settings())
-    async with app.router.lifespan_context(app):
-        return await seed(app)
+    else:
+        DEMO_KEYS_FILE.write_text(json.dumps(asdict(keys), indent=2, ensure_ascii=False))
+        typer.echo(
+            f"demo seeded; its API keys are in {DEMO_KEYS_FILE.resolve()}\n"
+            f"  operator (admin): {keys.admin}\n  regulator: {keys.regulator}\n"
+            f"  institution: {keys.institution}\n  parent: {keys.parent_active}"
+        )
+    typer.echo(f"bank simulator (the demo's banks): http://{host}:{bank_port}/docs")
 
 
 @cli.command("check-config")

@@ -1,4 +1,5 @@
-"""The demo the README's run command seeds: every enrollment state, once, on an empty database."""
+"""The demo the README's run command seeds: every enrollment state, once, on an empty database, with
+the money moving through the bank simulator over real HTTP."""
 
 import asyncio
 
@@ -6,36 +7,57 @@ import httpx
 
 from app.config import Settings
 from app.db import migrate
-from app.demo import seed
+from app.db.unit import Database
+from app.demo import demo_banks, seed, simulator_config
 from app.main import create_app
+from bank_simulator.app import create_simulator
 from tests.factories import auth
-
-
-async def _seeded(tmp_path):
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    await asyncio.to_thread(migrate.upgrade, url)
-    app = create_app(Settings(database_url=url))
-    return app
+from tests.live import serve
 
 
 async def test_demo_has_every_enrollment_state_and_seeds_once(tmp_path):
-    app = await _seeded(tmp_path)
-    async with app.router.lifespan_context(app):
-        keys = await seed(app)
-        assert keys is not None
-        assert await seed(app) is None  # the database has data now
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    app = create_app(Settings(database_url=url))
+    banks = demo_banks()
+    async with app.router.lifespan_context(app), serve(app) as service_url:
+        simulator = create_simulator(simulator_config(service_url, banks))
+        async with (
+            simulator.router.lifespan_context(simulator),
+            serve(simulator) as bank_url,
+            httpx.AsyncClient(base_url=service_url, timeout=30) as client,
+            httpx.AsyncClient(base_url=bank_url, timeout=30) as bank,
+        ):
+            db = Database(app.state.engine, app.state.settings)
+            keys = await seed(db, client, bank, banks)
+            assert keys is not None
+            assert await seed(db, client, bank, banks) is None  # the database has data now
+
             listed = await client.get("/v1/enrollments?limit=50", headers=auth(keys.institution))
             assert listed.status_code == 200, listed.text
             states = {item["status"] for item in listed.json()["items"]}
             assert states == {"awaiting_payment", "active", "completed", "refunded", "cancelled"}
-            balance = await client.get(
-                f"/v1/institutions/{keys.institution_id}/balance", headers=auth(keys.regulator)
-            )
-            view = balance.json()
-            assert view["in_transit_fen"] > 0 and view["releasable_fen"] >= 0
             mine = await client.get(
                 f"/v1/enrollments/{keys.active_enrollment_id}", headers=auth(keys.parent_active)
             )
             assert mine.json()["lessons_disputed"] == 1 and mine.json()["lessons_consumed"] == 4
+
+            # The payout and the refund went through the bank: nothing is left in transit, and
+            # the ledger holds exactly what the bank holds.
+            view = (
+                await client.get(
+                    f"/v1/institutions/{keys.institution_id}/balance",
+                    headers=auth(keys.regulator),
+                )
+            ).json()
+            school = (
+                await client.get(
+                    f"/v1/institutions/{keys.institution_id}", headers=auth(keys.regulator)
+                )
+            ).json()
+            account = school["escrow_account_no"]
+            at_bank = (await bank.get(f"/sim/accounts/ums/{account}")).json()
+            assert view["in_transit_fen"] == 0
+            assert view["ledger_balance_fen"] == at_bank["balance_fen"] > 0
+            debits = [t for t in at_bank["transactions"] if t["direction"] == "D"]
+            assert len(debits) == 2  # the payout and the refund, each executed once

@@ -8,6 +8,7 @@ before it is stored, and never returned; what can be read back is which fields a
 import base64
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.banks.protocol import BankAdapter
 from app.banks.registry import ADAPTERS
+from app.db.unit import Database
 from app.kit.clock import utcnow
 from app.kit.errors import DomainError, NotFound, Unprocessable
 from app.models import Bank
@@ -98,6 +100,7 @@ async def configure_bank(
     bank.sealed_config = sealed
     bank.updated_at = now
     await session.flush()
+    _cache.pop(slug, None)
     return bank, config
 
 
@@ -120,6 +123,23 @@ def setup_of(bank: Bank, secret_key: str) -> BankSetup:
         config=_unsealed(bank.adapter, bank.sealed_config, secret_key),
         updated_at=bank.updated_at,
     )
+
+
+# Bank messages arrive by the thousand: each process keeps a bank's setup for a few seconds rather
+# than reading it for every message. A change (PUT) takes effect everywhere within that time.
+CACHE_SECONDS = 5.0
+_cache: dict[str, tuple[float, BankSetup]] = {}
+
+
+async def cached_bank(db: Database, slug: str) -> BankSetup:
+    now = time.monotonic()
+    hit = _cache.get(slug)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    secret = db.settings.secret_key.get_secret_value()
+    setup = await db.run(lambda session: load_bank(session, slug, secret))
+    _cache[slug] = (now + CACHE_SECONDS, setup)
+    return setup
 
 
 async def load_bank(session: AsyncSession, slug: str, secret_key: str) -> BankSetup:

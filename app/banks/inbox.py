@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.service import raise_alert
-from app.banks.config import BankSetup, load_bank
+from app.banks.config import BankSetup, cached_bank, load_bank
 from app.banks.protocol import (
     BankEvent,
     InboundRequest,
@@ -78,8 +78,7 @@ class Received:
 async def receive(
     db: Database, slug: str, request: InboundRequest, remote_addr: str | None
 ) -> tuple[BankSetup, Received]:
-    secret = db.settings.secret_key.get_secret_value()
-    bank = await db.run(lambda session: load_bank(session, slug, secret))
+    bank = await cached_bank(db, slug)
     adapter = bank.adapter
     try:
         verified = adapter.verify(bank.config, request)

@@ -18,8 +18,9 @@ from app.kit.clock import SHANGHAI, utcnow
 from app.models.api_key import Role
 from bank_simulator.app import create_simulator
 from bank_simulator.config import SimBank, SimulatorConfig
+from bank_simulator.keys import bank_keys
 from tests.factories import World, auth, make_institution, make_jurisdiction, make_key
-from tests.live import bank_keys, serve
+from tests.live import serve
 
 PRICE = 10_000
 

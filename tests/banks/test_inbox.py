@@ -19,6 +19,7 @@ from app.ledger import service as ledger
 from app.ledger.types import AccountKind
 from app.models import Alert, BankMessage, Payout, SecurityEvent
 from app.models.api_key import Role
+from bank_simulator.keys import bank_keys
 from tests.factories import (
     World,
     auth,
@@ -27,7 +28,6 @@ from tests.factories import (
     make_key,
     make_paid_enrollment,
 )
-from tests.live import bank_keys
 
 
 @dataclass

@@ -47,7 +47,11 @@ def test_the_published_key_pair() -> None:
 
 
 def _gmssl(private_key_hex: str) -> sm2.CryptSM2:
-    return sm2.CryptSM2(private_key=private_key_hex, public_key=sm2_public_key_hex(private_key_hex))
+    crypt = sm2.CryptSM2(private_key=private_key_hex, public_key="")
+    # Set after construction: gmssl's constructor drops a "04" prefix with lstrip("04"), which also
+    # eats the leading 0s and 4s of an x that happens to start with "04" (one key in 256).
+    crypt.public_key = sm2_public_key_hex(private_key_hex)
+    return crypt
 
 
 @pytest.mark.parametrize("message", [b"", b"message digest", "支付通知".encode() * 100])
@@ -65,6 +69,16 @@ def test_a_gmssl_signature_verifies_with_ours(message: bytes) -> None:
     signature = _gmssl(private).sign_with_sm3(message)
     assert sm2_verify(sm2_public_key_hex(private), message, signature)
     assert not sm2_verify(sm2_public_key_hex(private), message + b"x", signature)
+
+
+def test_a_key_whose_x_starts_with_04_works_both_ways() -> None:
+    private = next(
+        key
+        for key in iter(sm2_generate_private_key_hex, None)
+        if sm2_public_key_hex(key).startswith("04")
+    )
+    assert _gmssl(private).verify_with_sm3(sm2_sign(private, b"m"), b"m")
+    assert sm2_verify(sm2_public_key_hex(private), b"m", _gmssl(private).sign_with_sm3(b"m"))
 
 
 def test_signatures_are_randomised_but_all_verify() -> None:

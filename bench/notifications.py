@@ -1,0 +1,385 @@
+"""Bank payment notifications ingested per second, through HTTP, on PostgreSQL, per bank.
+
+    python -m bench.notifications --database-url postgresql://postgres@127.0.0.1:5432/bench_notify
+
+Drops and recreates the database, migrates it, configures one bank of each adapter (keys made
+here), opens `--institutions` institutions per bank with enough enrollments awaiting payment, and
+starts the service with uvicorn (`--workers` processes). Then, for each bank, `--connections`
+keep-alive connections post signed payment notifications (one per enrollment, in the bank's own
+format, signed as the bank signs: ums SHA-256 with the appended key, iso20022 HMAC, gmbank SM2) for
+`--seconds` seconds. Every notification is verified, stored in the inbox and credited to its
+enrollment, and must be answered with the bank's success reply. Afterwards it checks that every
+acknowledged notification credited its enrollment exactly once and that the ledger of every
+institution verifies.
+
+The client is a small HTTP/1.1 writer on raw asyncio streams, with every message signed before the
+clock starts, so that the measurement is of the service rather than of a client library.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+
+from app.banks.config import configure_bank
+from app.db import migrate
+from app.db.engine import create_engine
+from app.db.unit import Database
+from app.jurisdictions.profile import RuleProfile
+from app.kit.clock import utcnow
+from app.ledger import service as ledger
+from app.ledger.books import institution_books
+from app.models import Course, Enrollment, Institution, Jurisdiction
+from bank_simulator.config import SimBank
+from bank_simulator.keys import bank_keys
+from bank_simulator.messages import DIALECTS
+from bank_simulator.state import Payment
+from bench.ledger_throughput import recreate_database
+
+PRICE = 10_000
+LESSONS = 10
+
+
+@dataclass
+class Result:
+    bank: str
+    workers: int
+    connections: int
+    notifications: int
+    seconds: float
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+    credited: int
+    journals_intact: bool
+
+
+@dataclass
+class Prepared:
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    order_no: str
+
+
+async def prepare(url: str, secret_key: str, adapter: str, institutions: int, enrollments: int):
+    """The bank configured, institutions with enrollments awaiting payment, and one signed
+    notification per enrollment."""
+    engine = create_engine(url)
+    db = Database(engine)
+    keys = bank_keys(adapter)
+    slug = f"{adapter[:3]}-bench"
+    await db.run(
+        lambda session: configure_bank(
+            session, secret_key, slug, adapter, "http://127.0.0.1:9/unused", keys.service_config
+        )
+    )
+    code = f"B{adapter[:3].upper()}"
+    now = utcnow()
+    await db.run(
+        lambda session: session.execute(
+            insert(Jurisdiction).values(
+                code=code,
+                name="Bench county",
+                profile=RuleProfile().model_dump(),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    )
+    per_institution = -(-enrollments // institutions)
+    sim_bank = SimBank(slug=slug, adapter=adapter, **keys.simulator_config)
+    dialect = DIALECTS[adapter]
+    prepared: list[Prepared] = []
+    for n in range(institutions):
+        institution_id, escrow = (
+            uuid.uuid4(),
+            f"62{adapter[:1].upper()}{n:06d}{secrets.randbelow(10**8):08d}",
+        )
+        course_id = uuid.uuid4()
+        rows = []
+        for _ in range(per_institution):
+            rows.append(
+                {
+                    "institution_id": institution_id,
+                    "id": uuid.uuid4(),
+                    "course_id": course_id,
+                    "order_no": f"PG{uuid.uuid4().hex[:30]}",
+                    "student_name": "Bench",
+                    "student_id_hash": secrets.token_hex(32),
+                    "student_id_masked": "110***********0017",
+                    "payer_name": "Bench parent",
+                    "payer_phone": "13800138000",
+                    "lessons": LESSONS,
+                    "lesson_price_fen": PRICE,
+                    "amount_fen": LESSONS * PRICE,
+                    "status": "awaiting_payment",
+                    "expires_at": now.replace(year=now.year + 1),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+
+        async def work(
+            session,
+            institution_id=institution_id,
+            escrow=escrow,
+            rows=rows,
+            n=n,
+            course_id=course_id,
+        ):
+            session.add(
+                Institution(
+                    id=institution_id,
+                    name=f"Bench school {n}",
+                    uscc=f"91{secrets.randbelow(10**16):016d}",
+                    license_no=f"L{n}",
+                    category="non_subject",
+                    jurisdiction_code=code,
+                    bank_slug=slug,
+                    escrow_account_no=escrow,
+                    basic_account_no=f"6228{n:012d}",
+                    basic_account_name=f"Bench school {n}",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            await session.flush()  # the course refers to it
+            session.add(
+                Course(
+                    institution_id=institution_id,
+                    id=course_id,
+                    name="Bench",
+                    category="non_subject",
+                    lesson_price_fen=PRICE,
+                    starts_on=now.date(),
+                    ends_on=now.date().replace(year=now.year + 1),
+                    created_at=now,
+                )
+            )
+            await session.flush()
+            await institution_books(await session.connection(), institution_id)
+            await session.execute(insert(Enrollment), rows)
+
+        await db.run(work)
+        for row in rows:
+            reference = secrets.token_hex(10)
+            message = dialect.payment(
+                sim_bank,
+                message_id=f"N{uuid.uuid4().hex[:24]}",
+                payment=Payment(
+                    slug=slug,
+                    account_no=escrow,
+                    order_no=row["order_no"],
+                    amount_fen=row["amount_fen"],
+                    bank_reference=reference,
+                    channel_order_id=f"T{reference}",
+                    payer_name="张三",
+                    payer_account="6222020200001234",
+                ),
+                status=dialect.payment_success_status,
+                amount_text=dialect.amount_text(row["amount_fen"]),
+                at=utcnow(),
+            )
+            headers = {"content-type": message.content_type}
+            headers.update(dialect.sign(sim_bank, message.body, utcnow()))
+            prepared.append(
+                Prepared(f"/v1/banks/{slug}/notify", message.body, headers, row["order_no"])
+            )
+    await engine.dispose()
+    random.shuffle(prepared)
+    return slug, prepared
+
+
+def request_bytes(host: str, item: Prepared) -> bytes:
+    head = [f"POST {item.path} HTTP/1.1", f"host: {host}", f"content-length: {len(item.body)}"]
+    head += [f"{name}: {value}" for name, value in item.headers.items()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + item.body
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    return status, await reader.readexactly(length)
+
+
+SUCCESS = {"ums": b"SUCCESS", "iso20022": b"", "gmbank": b'"0000"'}
+
+
+async def blast(
+    ports: list[int], adapter: str, items: list[Prepared], connections: int, seconds: float
+):
+    queue = list(items)
+    latencies: list[float] = []
+    acknowledged: list[str] = []
+    deadline = time.perf_counter() + seconds
+
+    async def connection(port: int) -> None:
+        host = f"127.0.0.1:{port}"
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while queue and time.perf_counter() < deadline:
+                item = queue.pop()
+                started = time.perf_counter()
+                writer.write(request_bytes(host, item))
+                status, body = await read_response(reader)
+                latencies.append(time.perf_counter() - started)
+                if status != 200 or SUCCESS[adapter] not in body:
+                    raise RuntimeError(f"{adapter}: {status} {body[:200]!r}")
+                acknowledged.append(item.order_no)
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection(ports[n % len(ports)]) for n in range(connections)))
+    elapsed = time.perf_counter() - started
+    return acknowledged, latencies, elapsed
+
+
+async def check(url: str, acknowledged: list[str]) -> tuple[int, bool]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            credited = await connection.scalar(
+                select(func.count())
+                .select_from(Enrollment)
+                .where(Enrollment.order_no.in_(acknowledged), Enrollment.status == "active")
+            )
+            intact = True
+            for institution_id in await ledger.institutions(connection):
+                report = await ledger.verify(connection, institution_id)
+                intact = intact and report.intact
+        return int(credited or 0), intact
+    finally:
+        await engine.dispose()
+
+
+def start_service(url: str, secret_key: str, port: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SECRET_KEY": secret_key,
+        "LOG_LEVEL": "WARNING",
+        "ENVIRONMENT": "development",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
+    return process
+
+
+async def wait_ready(port: int) -> None:
+    for _ in range(200):
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            status, _ = await read_response(reader)
+            writer.close()
+            if status == 200:
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the service did not start")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url", default="postgresql://postgres@127.0.0.1:5432/bench_notify"
+    )
+    parser.add_argument("--banks", default="ums,iso20022,gmbank")
+    parser.add_argument("--institutions", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument(
+        "--rate-ceiling", type=int, default=4000, help="notifications prepared per second of run"
+    )
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--port", type=int, default=8917)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    await recreate_database(args.database_url)
+    await asyncio.to_thread(migrate.upgrade, args.database_url)
+    secret_key = secrets.token_urlsafe(32)
+    results = []
+    for adapter in args.banks.split(","):
+        count = int(args.rate_ceiling * args.seconds)
+        print(
+            f"{adapter}: preparing {count} notifications for {args.institutions} institutions",
+            flush=True,
+        )
+        _, items = await prepare(args.database_url, secret_key, adapter, args.institutions, count)
+        # One process per port, as behind a load balancer: a single listening socket shared by
+        # workers hands every keep-alive connection to whichever worker accepts first.
+        ports = [args.port + n for n in range(args.workers)]
+        services = [start_service(args.database_url, secret_key, port) for port in ports]
+        try:
+            for port in ports:
+                await wait_ready(port)
+            acknowledged, latencies, elapsed = await blast(
+                ports, adapter, items, args.connections, args.seconds
+            )
+        finally:
+            for service in services:
+                service.send_signal(signal.SIGINT)
+            for service in services:
+                service.wait(timeout=30)
+        credited, intact = await check(args.database_url, acknowledged)
+        latencies.sort()
+        result = Result(
+            bank=adapter,
+            workers=args.workers,
+            connections=args.connections,
+            notifications=len(acknowledged),
+            seconds=round(elapsed, 2),
+            per_second=round(len(acknowledged) / elapsed, 1),
+            p50_ms=round(statistics.median(latencies) * 1000, 1),
+            p99_ms=round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+            credited=credited,
+            journals_intact=intact,
+        )
+        print(json.dumps(asdict(result)), flush=True)
+        if credited != len(acknowledged) or not intact:
+            raise SystemExit(f"{adapter}: {credited} credited for {len(acknowledged)} acknowledged")
+        results.append(result)
+    if args.out:
+        args.out.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

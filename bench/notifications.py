@@ -31,6 +31,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import httpx
 from sqlalchemy import func, insert, select
 
 from app.banks.config import configure_bank
@@ -72,6 +73,7 @@ class Prepared:
     body: bytes
     headers: dict[str, str]
     order_no: str
+    method: str = "POST"
 
 
 async def prepare(url: str, secret_key: str, adapter: str, institutions: int, enrollments: int):
@@ -204,7 +206,8 @@ async def prepare(url: str, secret_key: str, adapter: str, institutions: int, en
 
 
 def request_bytes(host: str, item: Prepared) -> bytes:
-    head = [f"POST {item.path} HTTP/1.1", f"host: {host}", f"content-length: {len(item.body)}"]
+    head = [f"{item.method} {item.path} HTTP/1.1", f"host: {host}"]
+    head += [f"content-length: {len(item.body)}"] if item.body else []
     head += [f"{name}: {value}" for name, value in item.headers.items()]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + item.body
 
@@ -222,6 +225,11 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 SUCCESS = {"ums": b"SUCCESS", "iso20022": b"", "gmbank": b'"0000"'}
+# The ceiling runs: the same servers, client and connections, on probes that do no bank work.
+# /healthz goes through the whole middleware stack and touches nothing; /readyz adds one database
+# round trip (SELECT 1 on a pooled connection).
+CEILINGS = {"healthz": b'"ok"', "readyz": b'"ready"'}
+SUCCESS.update(CEILINGS)
 
 
 async def blast(
@@ -252,6 +260,40 @@ async def blast(
     await asyncio.gather(*(connection(ports[n % len(ports)]) for n in range(connections)))
     elapsed = time.perf_counter() - started
     return acknowledged, latencies, elapsed
+
+
+async def one_by_one(url: str, secret_key: str, adapter: str, count: int) -> dict[str, float]:
+    """Post `count` notifications one at a time to the app in this process (no HTTP server, no
+    concurrency): wall time, CPU time and SQL statements per notification."""
+    from sqlalchemy import event
+
+    from app.config import Settings
+    from app.main import create_app
+
+    _, items = await prepare(url, secret_key, adapter, 20, count + 20)
+    app = create_app(Settings(database_url=url, secret_key=secret_key, log_level="WARNING"))
+    statements = 0
+
+    def counted(*_: object) -> None:
+        nonlocal statements
+        statements += 1
+
+    async with app.router.lifespan_context(app):
+        event.listen(app.state.engine.sync_engine, "before_cursor_execute", counted)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            for number, item in enumerate(items):
+                if number == 20:  # after a warm-up: caches filled, connections open
+                    statements, wall, cpu = 0, time.perf_counter(), time.process_time()
+                reply = await client.post(item.path, content=item.body, headers=item.headers)
+                if reply.status_code != 200:
+                    raise RuntimeError(f"{adapter}: {reply.status_code} {reply.text[:200]}")
+    return {
+        "bank": adapter,
+        "ms_per_notification": round((time.perf_counter() - wall) / count * 1000, 2),
+        "cpu_ms_per_notification": round((time.process_time() - cpu) / count * 1000, 2),
+        "statements_per_notification": round(statements / count, 1),
+    }
 
 
 async def check(url: str, acknowledged: list[str]) -> tuple[int, bool]:
@@ -321,7 +363,11 @@ async def main() -> None:
     parser.add_argument(
         "--database-url", default="postgresql://postgres@127.0.0.1:5432/bench_notify"
     )
-    parser.add_argument("--banks", default="ums,iso20022,gmbank")
+    parser.add_argument(
+        "--banks",
+        default="ums,iso20022,gmbank",
+        help="banks to run, and optionally the ceilings healthz and readyz",
+    )
     parser.add_argument("--institutions", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument(
@@ -331,19 +377,42 @@ async def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--port", type=int, default=8917)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--one-by-one",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the HTTP run, post N notifications one at a time in this process and "
+        "report time, CPU and SQL statements per notification",
+    )
     args = parser.parse_args()
 
     await recreate_database(args.database_url)
     await asyncio.to_thread(migrate.upgrade, args.database_url)
     secret_key = secrets.token_urlsafe(32)
+    if args.one_by_one:
+        costs = [
+            await one_by_one(args.database_url, secret_key, adapter, args.one_by_one)
+            for adapter in args.banks.split(",")
+        ]
+        for cost in costs:
+            print(json.dumps(cost), flush=True)
+        if args.out:
+            args.out.write_text(json.dumps(costs, indent=2) + "\n")
+        return
     results = []
     for adapter in args.banks.split(","):
         count = int(args.rate_ceiling * args.seconds)
-        print(
-            f"{adapter}: preparing {count} notifications for {args.institutions} institutions",
-            flush=True,
-        )
-        _, items = await prepare(args.database_url, secret_key, adapter, args.institutions, count)
+        if adapter in CEILINGS:
+            items = [Prepared(f"/{adapter}", b"", {}, "", "GET") for _ in range(count)]
+        else:
+            print(
+                f"{adapter}: preparing {count} notifications for {args.institutions} institutions",
+                flush=True,
+            )
+            _, items = await prepare(
+                args.database_url, secret_key, adapter, args.institutions, count
+            )
         # One process per port, as behind a load balancer: a single listening socket shared by
         # workers hands every keep-alive connection to whichever worker accepts first.
         ports = [args.port + n for n in range(args.workers)]
@@ -359,7 +428,10 @@ async def main() -> None:
                 service.send_signal(signal.SIGINT)
             for service in services:
                 service.wait(timeout=30)
-        credited, intact = await check(args.database_url, acknowledged)
+        if adapter in CEILINGS:
+            credited, intact = len(acknowledged), True
+        else:
+            credited, intact = await check(args.database_url, acknowledged)
         latencies.sort()
         result = Result(
             bank=adapter,

@@ -17,7 +17,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.banks.protocol import BankAdapter
 from app.banks.registry import ADAPTERS
@@ -100,7 +100,6 @@ async def configure_bank(
     bank.sealed_config = sealed
     bank.updated_at = now
     await session.flush()
-    _cache.pop(slug, None)
     return bank, config
 
 
@@ -126,20 +125,27 @@ def setup_of(bank: Bank, secret_key: str) -> BankSetup:
 
 
 # Bank messages arrive by the thousand: each process keeps a bank's setup for a few seconds rather
-# than reading it for every message. A change (PUT) takes effect everywhere within that time.
+# than reading it for every message. A change (PUT) takes effect at once in the process that made
+# it, and everywhere else within that time. Entries belong to one engine (one database).
 CACHE_SECONDS = 5.0
-_cache: dict[str, tuple[float, BankSetup]] = {}
+_cache: dict[tuple[int, str], tuple[float, AsyncEngine, BankSetup]] = {}
 
 
 async def cached_bank(db: Database, slug: str) -> BankSetup:
     now = time.monotonic()
-    hit = _cache.get(slug)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    key = (id(db.engine), slug)
+    hit = _cache.get(key)
+    if hit is not None and hit[0] > now and hit[1] is db.engine:
+        return hit[2]
     secret = db.settings.secret_key.get_secret_value()
     setup = await db.run(lambda session: load_bank(session, slug, secret))
-    _cache[slug] = (now + CACHE_SECONDS, setup)
+    _cache[key] = (now + CACHE_SECONDS, db.engine, setup)
     return setup
+
+
+def forget_bank(db: Database, slug: str) -> None:
+    """Drop this process's cached setup of a bank whose configuration was just changed."""
+    _cache.pop((id(db.engine), slug), None)
 
 
 async def load_bank(session: AsyncSession, slug: str, secret_key: str) -> BankSetup:

@@ -56,6 +56,7 @@ async def put_bank(slug: Slug, body: BankPut, request: Request, _: Admin, db: Db
             session, secret, slug, body.adapter, body.base_url, body.config
         )
     )
+    bank_config.forget_bank(db, slug)
     return _out(bank, bank_config.configured_fields(config))
 
 

@@ -36,6 +36,7 @@ class GmBank:
     app_id: str
     private_key_hex: str
     world: World
+    service_config: dict
 
     def signed(self, message: dict, nonce: str | None = None, at: datetime | None = None):
         body = json.dumps(message, ensure_ascii=False).encode()
@@ -96,7 +97,11 @@ async def gm(engine, client) -> GmBank:
         admin_key=await make_key(engine, Role.admin),
     )
     return GmBank(
-        slug, keys.service_config["app_id"], keys.simulator_config["bank_private_key_hex"], world
+        slug,
+        keys.service_config["app_id"],
+        keys.simulator_config["bank_private_key_hex"],
+        world,
+        keys.service_config,
     )
 
 
@@ -204,6 +209,40 @@ async def test_a_badly_signed_message_changes_nothing(engine, client, gm, tamper
         f"/v1/enrollments/{enrollment['id']}", headers=auth(gm.world.institution_key)
     )
     assert seen.json()["status"] == "awaiting_payment"
+
+
+async def test_a_rotated_bank_key_takes_effect_at_once(engine, client, gm):
+    first = await enrollment_awaiting_payment(client, gm)
+    body, headers = gm.signed(gm.credit(first["order_no"], first["amount_fen"]))
+    accepted = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
+    assert accepted.status_code == 200
+    # The bank moves to a new key pair; the old public key is removed at once.
+    new = bank_keys("gmbank")
+    put = await client.put(
+        f"/v1/banks/{gm.slug}",
+        headers=auth(gm.world.admin_key),
+        json={
+            "adapter": "gmbank",
+            "base_url": "http://127.0.0.1:9/bank",
+            "config": {
+                **gm.service_config,
+                "bank_public_key_hex": new.service_config["bank_public_key_hex"],
+            },
+        },
+    )
+    assert put.status_code == 200, put.text
+    second = await enrollment_awaiting_payment(client, gm)
+    old_signed = gm.signed(gm.credit(second["order_no"], second["amount_fen"]))
+    refused = await client.post(
+        f"/v1/banks/{gm.slug}/notify", content=old_signed[0], headers=old_signed[1]
+    )
+    assert refused.status_code == 401
+    gm.private_key_hex = new.simulator_config["bank_private_key_hex"]
+    body, headers = gm.signed(gm.credit(second["order_no"], second["amount_fen"]))
+    accepted = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
+    assert accepted.status_code == 200
+    total = first["amount_fen"] + second["amount_fen"]
+    assert (await totals(engine, gm))[AccountKind.escrow_cash] == total
 
 
 async def test_a_replayed_nonce_is_refused_even_by_another_process(

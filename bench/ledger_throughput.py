@@ -71,7 +71,7 @@ async def open_institutions(engine, count: int) -> list[tuple[uuid.UUID, uuid.UU
         institution_id = uuid.uuid4()
         cash, prepaid = await run_in_transaction(
             engine,
-            lambda c, i=institution_id: ledger.open_accounts(
+            lambda c, i=institution_id: ledger.open_accounts(  # type: ignore[misc]
                 c,
                 i,
                 [

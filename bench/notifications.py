@@ -30,6 +30,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import func, insert, select
@@ -111,7 +112,7 @@ async def prepare(url: str, secret_key: str, adapter: str, institutions: int, en
             f"62{adapter[:1].upper()}{n:06d}{secrets.randbelow(10**8):08d}",
         )
         course_id = uuid.uuid4()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for _ in range(per_institution):
             rows.append(
                 {
@@ -262,7 +263,7 @@ async def blast(
     return acknowledged, latencies, elapsed
 
 
-async def one_by_one(url: str, secret_key: str, adapter: str, count: int) -> dict[str, float]:
+async def one_by_one(url: str, secret_key: str, adapter: str, count: int) -> dict[str, Any]:
     """Post `count` notifications one at a time to the app in this process (no HTTP server, no
     concurrency): wall time, CPU time and SQL statements per notification."""
     from sqlalchemy import event

@@ -18,6 +18,7 @@ from app.config import get_settings
 from app.db.engine import create_engine
 from app.db.migrate import upgrade
 from app.db.unit import Database
+from app.kit import workdays
 from app.kit.clock import utcnow
 from app.ledger import service as ledger
 from app.ledger.types import VerifyReport
@@ -156,6 +157,9 @@ def check_config() -> None:
             value = make_url(value).render_as_string(hide_password=True)
         # SecretStr prints as asterisks.
         typer.echo(f"{name} = {value}")
+    if settings.calendar_file is not None:
+        years = workdays.load_calendar_file(settings.calendar_file)
+        typer.echo(f"working-day calendars from CALENDAR_FILE: {', '.join(map(str, years))}")
 
 
 @cli.command("verify-ledger")
@@ -195,6 +199,8 @@ def run_job(
 
 async def _run_job(job: "Job") -> int:
     settings = get_settings()
+    if settings.calendar_file is not None:
+        workdays.load_calendar_file(settings.calendar_file)
     engine = create_engine(settings.database_url)
     try:
         return await job(Database(engine, settings), utcnow())

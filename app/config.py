@@ -2,6 +2,7 @@
 
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = 24
     # Calls to a bank: how long to wait for an answer before asking the bank what happened.
     bank_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Working-day calendars of years published after the installed chinesecalendar (see
+    # app/kit/workdays.py for the format).
+    calendar_file: Path | None = None
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_in_production(self) -> "Settings":

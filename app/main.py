@@ -24,6 +24,7 @@ from app.idempotency.middleware import IdempotencyMiddleware
 from app.institutions.endpoints import router as institutions_router
 from app.jobs.endpoints import router as jobs_router
 from app.jurisdictions.endpoints import router as jurisdictions_router
+from app.kit import workdays
 from app.lessons.endpoints import router as lessons_router
 from app.logging import RequestContextMiddleware, configure_logging
 from app.payouts.endpoints import router as payouts_router
@@ -58,6 +59,8 @@ def _package_version() -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    if settings.calendar_file is not None:
+        workdays.load_calendar_file(settings.calendar_file)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -35,6 +35,19 @@ def test_check_config_prints_settings_with_secrets_masked(monkeypatch, fresh_set
     assert "idempotency_ttl_hours = 24" in result.output
 
 
+def test_check_config_lists_the_calendar_years_the_file_adds(
+    monkeypatch, fresh_settings, tmp_path, calendars
+):
+    path = tmp_path / "calendar.json"
+    path.write_text('{"2099": {"holidays": ["2099-01-01"], "workdays": []}}')
+    monkeypatch.setenv("CALENDAR_FILE", str(path))
+
+    result = runner.invoke(cli.cli, ["check-config"])
+
+    assert result.exit_code == 0, result.output
+    assert "working-day calendars from CALENDAR_FILE: 2099" in result.output
+
+
 def test_migrate_brings_the_database_to_the_latest_schema(database_url, fresh_settings):
     result = runner.invoke(cli.cli, ["migrate"])
 

@@ -81,22 +81,24 @@ async def make_institution(
 ) -> Institution:
     now = utcnow()
     institution = Institution(
-        id=uuid.uuid4(),
-        name=f"Test school {next(_serial)}",
-        uscc=valid_uscc(),
-        license_no=f"L{uuid.uuid4().hex[:10]}",
-        category="non_subject",
-        jurisdiction_code=jurisdiction_code,
-        bank_slug=bank_slug,
-        escrow_account_no=f"6222{random.randrange(10**15):015d}",
-        basic_account_no=f"6228{random.randrange(10**15):015d}",
-        basic_account_name="Test school",
-        status="active",
-        list_status="none",
-        alert_level="GREEN",
-        created_at=now,
-        updated_at=now,
-        **fields,
+        **{
+            "id": uuid.uuid4(),
+            "name": f"Test school {next(_serial)}",
+            "uscc": valid_uscc(),
+            "license_no": f"L{uuid.uuid4().hex[:10]}",
+            "category": "non_subject",
+            "jurisdiction_code": jurisdiction_code,
+            "bank_slug": bank_slug,
+            "escrow_account_no": f"6222{random.randrange(10**15):015d}",
+            "basic_account_no": f"6228{random.randrange(10**15):015d}",
+            "basic_account_name": "Test school",
+            "status": "active",
+            "list_status": "none",
+            "alert_level": "GREEN",
+            "created_at": now,
+            "updated_at": now,
+            **fields,
+        }
     )
 
     async def work(session):

@@ -363,3 +363,85 @@ async def test_a_body_above_one_mebibyte_is_refused(client, gm):
 async def test_an_unknown_bank_is_404(client):
     reply = await client.post("/v1/banks/nosuchbank/notify", content=b"x")
     assert (reply.status_code, reply.json()["code"]) == (404, "bank_not_found")
+
+
+async def run_job(client, gm: GmBank, job: str) -> int:
+    reply = await client.post(f"/v1/admin/jobs/{job}", headers=auth(gm.world.admin_key), json={})
+    assert reply.status_code == 200, reply.text
+    return reply.json()["handled"]
+
+
+async def stored(engine, gm: GmBank, message_id: str) -> BankMessage:
+    return await Database(engine).run(
+        lambda s: s.scalar(
+            select(BankMessage).where(
+                BankMessage.bank_slug == gm.slug, BankMessage.message_id == message_id
+            )
+        )
+    )
+
+
+async def test_a_crash_mid_apply_keeps_the_message_and_the_retry_credits_it_once(
+    engine, client, gm, monkeypatch
+):
+    enrollment = await enrollment_awaiting_payment(client, gm)
+    message = gm.credit(enrollment["order_no"], enrollment["amount_fen"])
+    # The crash comes after the ledger entry is written, in the same transaction as the credit.
+    real_post = ledger.post
+
+    async def post_then_crash(*args, **kwargs):
+        await real_post(*args, **kwargs)
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(ledger, "post", post_then_crash)
+    body, headers = gm.signed(message)
+    reply = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
+
+    # Durably ours, so the bank is told so; nothing of the half-done credit stayed.
+    assert (reply.status_code, reply.json()["code"]) == (200, "0000")
+    kept = await stored(engine, gm, message["msgId"])
+    assert kept.status == "failed" and "the process died here" in kept.detail
+    assert (await totals(engine, gm)).get(AccountKind.escrow_cash, 0) == 0
+    view = await client.get(
+        f"/v1/enrollments/{enrollment['id']}", headers=auth(gm.world.institution_key)
+    )
+    assert view.json()["status"] == "awaiting_payment"
+    # The bank resends it: the same answer, nothing more.
+    body, headers = gm.signed(message)
+    again = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
+    assert (again.status_code, again.json()["code"]) == (200, "0000")
+    assert await count(engine, BankMessage, BankMessage.message_id == message["msgId"]) == 1
+
+    monkeypatch.undo()
+    assert await run_job(client, gm, "process_inbox") == 1
+    assert await run_job(client, gm, "process_inbox") == 0
+
+    assert (await stored(engine, gm, message["msgId"])).status == "processed"
+    assert (await totals(engine, gm))[AccountKind.escrow_cash] == enrollment["amount_fen"]
+    view = await client.get(
+        f"/v1/enrollments/{enrollment['id']}", headers=auth(gm.world.institution_key)
+    )
+    assert (view.json()["status"], view.json()["paid_fen"]) == ("active", enrollment["amount_fen"])
+
+
+async def test_money_for_an_account_nobody_holds_waits_until_its_institution_is_onboarded(
+    engine, client, gm
+):
+    account_no = f"6222{uuid.uuid4().int % 10**15:015d}"
+    message = {**gm.credit("PG-UNKNOWN-ORDER", 12_345), "acctNo": account_no}
+    body, headers = gm.signed(message)
+    reply = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
+    assert (reply.status_code, reply.json()["code"]) == (200, "0000")
+    kept = await stored(engine, gm, message["msgId"])
+    assert kept.status == "failed" and account_no in kept.detail
+    assert await run_job(client, gm, "process_inbox") == 0  # still nobody's
+
+    school = await make_institution(
+        engine, gm.world.jurisdiction_code, bank_slug=gm.slug, escrow_account_no=account_no
+    )
+    assert await run_job(client, gm, "process_inbox") == 1
+
+    async with engine.connect() as connection:
+        balances = await ledger.balances_by_kind(connection, school.id)
+    assert (balances[AccountKind.escrow_cash], balances[AccountKind.suspense]) == (12_345, 12_345)
+    assert (await stored(engine, gm, message["msgId"])).status == "processed"

@@ -43,6 +43,8 @@ from app.jurisdictions.profile import RuleProfile
 from app.kit.clock import utcnow
 from app.ledger import service as ledger
 from app.ledger.books import institution_books
+from app.ledger.service import AccountSpec
+from app.ledger.types import AccountKind
 from app.models import Course, Enrollment, Institution, Jurisdiction
 from bank_simulator.config import SimBank
 from bank_simulator.keys import bank_keys
@@ -173,8 +175,15 @@ async def prepare(url: str, secret_key: str, adapter: str, institutions: int, en
                 )
             )
             await session.flush()
-            await institution_books(await session.connection(), institution_id)
+            connection = await session.connection()
+            await institution_books(connection, institution_id)
             await session.execute(insert(Enrollment), rows)
+            # As creating an enrollment does: its prepaid account is opened with it.
+            await ledger.open_accounts(
+                connection,
+                institution_id,
+                [AccountSpec(AccountKind.prepaid, ref=str(row["id"])) for row in rows],
+            )
 
         await db.run(work)
         for row in rows:

@@ -37,6 +37,21 @@ async def institution_books(connection: AsyncConnection, institution_id: UUID) -
     return Books(institution_id, *opened)
 
 
+async def books_and_enrollment_account(
+    connection: AsyncConnection, institution_id: UUID, enrollment_id: UUID
+) -> tuple[Books, Account]:
+    """`institution_books` and `enrollment_account` in one read."""
+    *opened, prepaid = await open_accounts(
+        connection,
+        institution_id,
+        [
+            *(AccountSpec(kind) for kind in INSTITUTION_KINDS),
+            AccountSpec(AccountKind.prepaid, ref=str(enrollment_id)),
+        ],
+    )
+    return Books(institution_id, *opened), prepaid
+
+
 async def enrollment_account(
     connection: AsyncConnection, institution_id: UUID, enrollment_id: UUID
 ) -> Account:

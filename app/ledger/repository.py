@@ -41,6 +41,26 @@ _ACCOUNT_COLUMNS = (
     accounts.c.balance_fen,
 )
 
+# The statements of every ledger write, built once: building a statement costs more Python than
+# running it. Parameters are bound by name at each call.
+_LOCK_HEAD = (
+    select(heads.c.last_seq, heads.c.last_hash)
+    .where(heads.c.institution_id == bindparam("institution_id"))
+    .with_for_update()
+)
+_ACCOUNTS_BY_CODE = select(*_ACCOUNT_COLUMNS).where(
+    accounts.c.institution_id == bindparam("institution_id"),
+    accounts.c.code.in_(bindparam("codes", expanding=True)),
+)
+_ACCOUNTS_BY_ID = select(*_ACCOUNT_COLUMNS).where(
+    accounts.c.institution_id == bindparam("institution_id"),
+    accounts.c.id.in_(bindparam("ids", expanding=True)),
+)
+_ENTRIES_BY_KEY = select(entries.c.idempotency_key, entries.c.seq, entries.c.content_hash).where(
+    entries.c.institution_id == bindparam("institution_id"),
+    entries.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+)
+
 
 def _account(row: Any) -> Account:
     return Account(
@@ -68,13 +88,7 @@ async def ensure_head(connection: AsyncConnection, institution_id: UUID, now: da
 async def lock_head(connection: AsyncConnection, institution_id: UUID) -> tuple[int, str] | None:
     """Take the institution's ledger lock (its head row) and read the chain's tip. On SQLite the
     write lock taken at BEGIN IMMEDIATE already serialises every writer."""
-    row = (
-        await connection.execute(
-            select(heads.c.last_seq, heads.c.last_hash)
-            .where(heads.c.institution_id == institution_id)
-            .with_for_update()
-        )
-    ).first()
+    row = (await connection.execute(_LOCK_HEAD, {"institution_id": institution_id})).first()
     return None if row is None else (row.last_seq, row.last_hash)
 
 
@@ -104,9 +118,7 @@ async def accounts_by_code(
     connection: AsyncConnection, institution_id: UUID, codes: Sequence[str]
 ) -> dict[str, Account]:
     rows = await connection.execute(
-        select(*_ACCOUNT_COLUMNS).where(
-            accounts.c.institution_id == institution_id, accounts.c.code.in_(codes)
-        )
+        _ACCOUNTS_BY_CODE, {"institution_id": institution_id, "codes": list(codes)}
     )
     return {row.code: _account(row) for row in rows}
 
@@ -114,10 +126,13 @@ async def accounts_by_code(
 async def accounts_by_id(
     connection: AsyncConnection, institution_id: UUID, ids: Iterable[UUID] | None = None
 ) -> dict[UUID, Account]:
-    query = select(*_ACCOUNT_COLUMNS).where(accounts.c.institution_id == institution_id)
-    if ids is not None:
-        query = query.where(accounts.c.id.in_(list(ids)))
-    return {row.id: _account(row) for row in await connection.execute(query)}
+    if ids is None:
+        query = select(*_ACCOUNT_COLUMNS).where(accounts.c.institution_id == institution_id)
+        return {row.id: _account(row) for row in await connection.execute(query)}
+    rows = await connection.execute(
+        _ACCOUNTS_BY_ID, {"institution_id": institution_id, "ids": list(ids)}
+    )
+    return {row.id: _account(row) for row in rows}
 
 
 async def totals_by_kind(
@@ -150,9 +165,7 @@ async def entries_by_key(
 ) -> dict[str, tuple[int, str]]:
     """Already-posted keys among `keys`, with their seq and content hash."""
     rows = await connection.execute(
-        select(entries.c.idempotency_key, entries.c.seq, entries.c.content_hash).where(
-            entries.c.institution_id == institution_id, entries.c.idempotency_key.in_(keys)
-        )
+        _ENTRIES_BY_KEY, {"institution_id": institution_id, "keys": list(keys)}
     )
     return {row.idempotency_key: (row.seq, row.content_hash) for row in rows}
 

@@ -25,7 +25,7 @@ from app.kit.clock import as_utc, utcnow
 from app.kit.money import is_fen
 from app.ledger import repository as ledger_repository
 from app.ledger import service as ledger
-from app.ledger.books import enrollment_account, institution_books
+from app.ledger.books import books_and_enrollment_account, institution_books
 from app.ledger.types import EntryDraft
 from app.models import Enrollment, Institution, SuspenseItem
 from app.models.enrollment import EnrollmentStatus
@@ -100,10 +100,11 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
     if earlier is not None:
         return earlier
     reason = _mismatch(enrollment, payment)
-    books = await institution_books(connection, institution.id)
     if reason is None:
         assert enrollment is not None
-        prepaid = await enrollment_account(connection, institution.id, enrollment.id)
+        books, prepaid = await books_and_enrollment_account(
+            connection, institution.id, enrollment.id
+        )
         entry = await ledger.post(
             connection,
             institution.id,
@@ -127,6 +128,7 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
             PaymentResult.credited, institution.id, entry.seq, enrollment_id=enrollment.id
         )
 
+    books = await institution_books(connection, institution.id)
     entry = await ledger.post(
         connection,
         institution.id,
@@ -183,20 +185,21 @@ async def _earlier_outcome(
     enrollment: Enrollment | None,
     payment: BankPayment,
 ) -> PaymentOutcome | None:
-    """The outcome of this same bank payment handled before, read under the ledger lock."""
+    """The outcome of this same bank payment handled before, read under the ledger lock: its
+    entry, credited or held, is found by key; a held one's suspense item was written with it."""
     connection = await session.connection()
-    posted = await ledger_repository.entries_by_key(
-        connection, institution_id, [payment_key(payment)]
-    )
-    if posted:
-        [(seq, _)] = posted.values()
+    credited, held = payment_key(payment), suspense_key(payment)
+    posted = await ledger_repository.entries_by_key(connection, institution_id, [credited, held])
+    if credited in posted:
         return PaymentOutcome(
             PaymentResult.credited,
             institution_id,
-            seq,
+            posted[credited][0],
             enrollment_id=None if enrollment is None else enrollment.id,
             replayed=True,
         )
+    if held not in posted:
+        return None
     item = await session.scalar(
         select(SuspenseItem).where(
             SuspenseItem.institution_id == institution_id,

@@ -1,6 +1,7 @@
 """Scope, for every route that takes an object id: another institution's key, another enrollment's
 parent and another jurisdiction's regulator get 404, and nothing changes."""
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -102,6 +103,7 @@ async def _world_with_everything(engine, client) -> tuple[Any, dict[str, str], d
         # Bank routes: configuring is for the operator alone; a bank's callbacks authenticate by
         # the bank's signature instead of a key (tests/banks/test_inbox.py).
         "slug": "no-such-bank",
+        "message_id": str(uuid.uuid4()),
     }
     return world, ids, parent
 

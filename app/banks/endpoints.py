@@ -1,15 +1,25 @@
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Path, Request, Response
 
 from app.auth.dependencies import Admin
 from app.banks import config as bank_config
-from app.banks.inbox import receive
+from app.banks.inbox import page_of_messages, receive, retry_message
 from app.banks.protocol import InboundRequest
-from app.banks.schemas import SLUG_PATTERN, BankOut, BankPut
+from app.banks.schemas import (
+    SLUG_PATTERN,
+    BankMessageOut,
+    BankMessagePage,
+    BankOut,
+    BankPut,
+)
 from app.db.unit import Db
+from app.errors import documented_problem
 from app.kit.clock import utcnow
+from app.kit.pagination import PageParams
 from app.models import Bank
+from app.models.bank_message import MessageStatus
 
 router = APIRouter(tags=["banks"])
 
@@ -103,3 +113,40 @@ async def notify(slug: Slug, request: Request, db: Db) -> Response:
     bank, received = await receive(db, slug, inbound, remote)
     reply = bank.adapter.reply(received.reply)
     return Response(content=reply.body, status_code=reply.status_code, media_type=reply.media_type)
+
+
+@router.get(
+    "/v1/banks/{slug}/messages",
+    response_model=BankMessagePage,
+    summary="A bank's messages, as the inbox stored them",
+    description=(
+        "Every message the bank sent, oldest first, with its verification and what became of it; "
+        "`status=failed` lists those waiting for a retry, `rejected` those that failed their "
+        "signature. Bodies are not returned. Operator only."
+    ),
+)
+async def list_messages(
+    slug: Slug, _: Admin, db: Db, page: PageParams, status: MessageStatus | None = None
+) -> BankMessagePage:
+    rows, next_cursor = await db.run(lambda session: page_of_messages(session, slug, status, page))
+    return BankMessagePage(items=[BankMessageOut.of(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/v1/banks/{slug}/messages/{message_id}/retry",
+    response_model=BankMessageOut,
+    summary="Apply a failed message again now",
+    description=(
+        "For a message whose application failed (`status` `failed`), once its cause is fixed: "
+        "applies it at once, as `process_inbox` would, even after that job gave up on it. "
+        "Applying is idempotent. The message comes back `processed`, or still `failed` with the "
+        "new reason in `detail`. `404 bank_message_not_found`; `409 bank_message_not_failed` for "
+        "any other status. Operator only."
+    ),
+    responses={
+        404: documented_problem("`bank_message_not_found`"),
+        409: documented_problem("`bank_message_not_failed`"),
+    },
+)
+async def retry(slug: Slug, message_id: UUID, _: Admin, db: Db) -> BankMessageOut:
+    return BankMessageOut.of(await retry_message(db, slug, message_id))

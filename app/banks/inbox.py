@@ -18,7 +18,7 @@ acknowledged with the bank's own success reply (STYLE rule 7).
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -45,6 +45,8 @@ from app.db.dialect import insert_for
 from app.db.unit import Database
 from app.instructions.outcomes import Applied, Outcome, apply_outcome
 from app.kit.clock import utcnow
+from app.kit.errors import Conflict, NotFound
+from app.kit.pagination import PageRequest, paginate
 from app.models import BankMessage, BankNonce, Institution, SecurityEvent
 from app.models.alert import AlertKind
 from app.models.bank_message import MessageStatus
@@ -373,3 +375,44 @@ async def _reapply(session: AsyncSession, message_id: UUID, secret: str) -> bool
         .values(status=MessageStatus.processed, processed_at=utcnow(), detail=None)
     )
     return True
+
+
+# --- What operators see --------------------------------------------------------------------------
+
+
+class BankMessageNotFound(NotFound):
+    code = "bank_message_not_found"
+    title = "No such bank message"
+
+
+class BankMessageNotFailed(Conflict):
+    code = "bank_message_not_failed"
+    title = "Only a message whose application failed can be applied again"
+
+
+async def page_of_messages(
+    session: AsyncSession, slug: str, status: MessageStatus | None, page: PageRequest
+) -> tuple[Sequence[BankMessage], str | None]:
+    query = select(BankMessage).where(BankMessage.bank_slug == slug)
+    if status is not None:
+        query = query.where(BankMessage.status == status)
+    return await paginate(session, query, page, BankMessage.received_at, BankMessage.id)
+
+
+async def retry_message(db: Database, slug: str, message_id: UUID) -> BankMessage:
+    """Apply a failed message again now, whatever its count of tries (an operator's retry, once
+    the cause is fixed, e.g. the institution holding its account onboarded)."""
+    secret = db.settings.secret_key.get_secret_value()
+
+    async def check(session: AsyncSession) -> None:
+        message = await session.get(BankMessage, message_id)
+        if message is None or message.bank_slug != slug:
+            raise BankMessageNotFound(f"bank {slug!r} has no message {message_id}")
+        if message.status != MessageStatus.failed:
+            raise BankMessageNotFailed(f"message {message_id} is {message.status}, not failed")
+
+    await db.run(check)
+    await db.run(partial(_reapply, message_id=message_id, secret=secret))
+    message = await db.run(lambda session: session.get(BankMessage, message_id))
+    assert message is not None
+    return message

@@ -1,8 +1,12 @@
 from typing import Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.kit.clock import Timestamp
+from app.kit.pagination import Page
+from app.models import BankMessage
+from app.models.bank_message import MessageStatus
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 AdapterName = Literal["ums", "iso20022", "gmbank"]
@@ -35,3 +39,46 @@ class BankOut(BaseModel):
         description="The config fields that are set (never their values)."
     )
     updated_at: Timestamp
+
+
+class BankMessageOut(BaseModel):
+    """A message as the inbox stored it; its raw body stays in the database, as evidence."""
+
+    id: UUID
+    message_id: str | None = Field(
+        description="The bank's id of the message; null when it could not be trusted or read."
+    )
+    status: MessageStatus = Field(
+        description=(
+            "`processed`; `failed` (applying it failed: `process_inbox` retries, see `detail`); "
+            "`malformed` (verified but unreadable); `rejected` (failed its signature check)."
+        )
+    )
+    verification: str = Field(description="`ok`, or what was wrong with the signature.")
+    detail: str | None
+    events: int = Field(description="Events read from it (payments, results, notices).")
+    attempts: int = Field(description="Times its events were applied, or tried.")
+    content_type: str
+    body_bytes: int
+    received_at: Timestamp
+    processed_at: Timestamp | None
+
+    @classmethod
+    def of(cls, message: BankMessage) -> "BankMessageOut":
+        return cls(
+            id=message.id,
+            message_id=message.message_id,
+            status=MessageStatus(message.status),
+            verification=message.verification,
+            detail=message.detail,
+            events=message.events,
+            attempts=message.attempts,
+            content_type=message.content_type,
+            body_bytes=len(message.body),
+            received_at=message.received_at,
+            processed_at=message.processed_at,
+        )
+
+
+class BankMessagePage(Page[BankMessageOut]):
+    pass

@@ -24,6 +24,7 @@ class BankMessage(Base):
     __table_args__ = (
         UniqueConstraint("bank_slug", "message_id"),
         Index(None, "status", "received_at"),
+        Index(None, "bank_slug", "received_at", "id"),  # a bank's messages, in order, for operators
     )
 
     id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)

@@ -445,3 +445,53 @@ async def test_money_for_an_account_nobody_holds_waits_until_its_institution_is_
         balances = await ledger.balances_by_kind(connection, school.id)
     assert (balances[AccountKind.escrow_cash], balances[AccountKind.suspense]) == (12_345, 12_345)
     assert (await stored(engine, gm, message["msgId"])).status == "processed"
+
+
+async def test_the_operator_sees_failed_messages_and_retries_one_once_its_cause_is_fixed(
+    engine, client, gm
+):
+    admin = auth(gm.world.admin_key)
+    account_no = f"6222{uuid.uuid4().int % 10**15:015d}"
+    message = {**gm.credit("PG-UNKNOWN-ORDER", 500), "acctNo": account_no}
+    body, headers = gm.signed(message)
+    await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
+    bad_body, bad_headers = gm.signed(gm.credit("PG-ANY", 100))
+    bad_headers["X-GM-Signature"] = "00" + bad_headers["X-GM-Signature"][2:]
+    await client.post(f"/v1/banks/{gm.slug}/notify", content=bad_body, headers=bad_headers)
+
+    listed = await client.get(f"/v1/banks/{gm.slug}/messages?status=failed", headers=admin)
+    assert listed.status_code == 200, listed.text
+    [failed] = listed.json()["items"]
+    assert (failed["message_id"], failed["status"], failed["attempts"]) == (
+        message["msgId"],
+        "failed",
+        1,
+    )
+    assert account_no in failed["detail"] and failed["body_bytes"] == len(body)
+    everything = await client.get(f"/v1/banks/{gm.slug}/messages", headers=admin)
+    assert [item["status"] for item in everything.json()["items"]] == ["failed", "rejected"]
+
+    # Still nobody's account: the retry tries, and says why it failed again.
+    retried = await client.post(f"/v1/banks/{gm.slug}/messages/{failed['id']}/retry", headers=admin)
+    assert (retried.status_code, retried.json()["status"], retried.json()["attempts"]) == (
+        200,
+        "failed",
+        2,
+    )
+    school = await make_institution(
+        engine, gm.world.jurisdiction_code, bank_slug=gm.slug, escrow_account_no=account_no
+    )
+    retried = await client.post(f"/v1/banks/{gm.slug}/messages/{failed['id']}/retry", headers=admin)
+    assert (retried.status_code, retried.json()["status"]) == (200, "processed")
+    again = await client.post(f"/v1/banks/{gm.slug}/messages/{failed['id']}/retry", headers=admin)
+    assert (again.status_code, again.json()["code"]) == (409, "bank_message_not_failed")
+    async with engine.connect() as connection:
+        balances = await ledger.balances_by_kind(connection, school.id)
+    assert balances[AccountKind.suspense] == 500
+    elsewhere = await client.post(
+        f"/v1/banks/another-bank/messages/{failed['id']}/retry", headers=admin
+    )
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (404, "bank_message_not_found")
+    institution = auth(gm.world.institution_key)
+    hidden = await client.get(f"/v1/banks/{gm.slug}/messages", headers=institution)
+    assert hidden.status_code == 404

@@ -104,6 +104,15 @@ async def _demo(host: str, port: int, bank_port: int, *, keep_serving: bool) -> 
 
     settings = get_settings()
     app = create_app(settings)
+    stood_in = workdays.stand_in_for_unknown_years(workdays.local_date(utcnow()))
+    if stood_in:
+        years = ", ".join(map(str, stood_in))
+        typer.secho(
+            f"no official working-day calendar for {years}: this demo counts it with weekends and "
+            "New Year's Day off only (give the published calendar in CALENDAR_FILE)",
+            fg="yellow",
+            err=True,
+        )
     banks = _demo_banks()
     simulator = create_simulator(simulator_config(f"http://{host}:{port}", banks))
     api = uvicorn.Server(uvicorn.Config(app, host=host, port=port))

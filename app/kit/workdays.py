@@ -91,6 +91,28 @@ def load_calendar_file(path: Path) -> list[int]:
     return sorted(years)
 
 
+def is_known(year: int) -> bool:
+    """Whether `year`'s calendar is known, from CALENDAR_FILE or the package."""
+    if year in _published:
+        return True
+    try:
+        chinese_calendar.is_workday(date(year, 6, 1))
+    except NotImplementedError:
+        return False
+    return True
+
+
+def stand_in_for_unknown_years(today: date) -> list[int]:
+    """For the demo and the tests only, never for real deadlines: count this year and the next,
+    where no official calendar is known, with weekends and New Year's Day off and nothing else.
+    Deadlines "from now" run a few weeks ahead, and would otherwise be refused near a year's end
+    until the State Council publishes the next. Returns the years it stood in for."""
+    years = [year for year in (today.year, today.year + 1) if not is_known(year)]
+    for year in years:
+        publish(year, holidays={date(year, 1, 1)}, workdays=set())
+    return years
+
+
 def is_workday(day: date) -> bool:
     published = _published.get(day.year)
     if published is not None:

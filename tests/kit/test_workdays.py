@@ -90,3 +90,15 @@ async def test_a_lesson_whose_deadline_needs_an_unpublished_year_is_refused(clie
     assert response.status_code == 422
     assert response.json()["code"] == "calendar_not_published"
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_stand_in_covers_only_years_no_calendar_knows(calendars):
+    assert workdays.stand_in_for_unknown_years(date(2025, 6, 1)) == []  # the package has both
+
+    assert workdays.stand_in_for_unknown_years(date(UNPUBLISHED - 1, 12, 20)) == [
+        UNPUBLISHED - 1,
+        UNPUBLISHED,
+    ]
+    assert not workdays.is_workday(date(UNPUBLISHED, 1, 1))
+    assert workdays.is_workday(date(UNPUBLISHED, 1, 2))  # a Friday: nothing else is off
+    assert not workdays.is_workday(date(UNPUBLISHED, 1, 3))

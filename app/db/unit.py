@@ -46,7 +46,8 @@ class Database:
         return await run_in_transaction(self.engine, in_session)
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
+    # async: FastAPI would run a plain function in a worker thread, a thread hop per request.
     return Database(request.app.state.engine, request.app.state.settings)
 
 

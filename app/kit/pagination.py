@@ -41,7 +41,7 @@ class PageRequest:
     cursor: str | None
 
 
-def _page_request(
+async def _page_request(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page, at most {MAX_LIMIT}.")
     ] = DEFAULT_LIMIT,

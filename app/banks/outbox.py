@@ -274,9 +274,12 @@ async def _record(
     if verdict.note is not None:
         instruction.detail = verdict.note[:500]
     if verdict.outcome is not None:
+        was = instruction.status
         await apply_to(session, instruction, verdict.outcome)
-        if verdict.outcome.status is ResultStatus.pending:
-            instruction.next_attempt_at = as_of  # the poll job may ask about it from now on
+        if was == InstructionStatus.pending and instruction.status == InstructionStatus.sent:
+            # Just sent: the poll job may ask about it from now on. (An instruction the poll job
+            # found still processing keeps the time its claim set, or the run would ask forever.)
+            instruction.next_attempt_at = as_of
     elif verdict.not_found and instruction.status == InstructionStatus.sent:
         # The bank lost it: send it again, asking first (attempts > 0).
         instruction.status = InstructionStatus.pending

@@ -2,11 +2,15 @@
 once, whatever happens to the answer, because the dispatch job asks the bank before it would send
 again; refusals give the money back; results arrive in any order and any number of times."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
-from app.kit.clock import utcnow
+from app.db.unit import Database
+from app.kit.clock import as_utc, utcnow
+from app.models import Instruction
 from tests.banks.simulated import PRICE, Simulated, simulated_bank
 from tests.banks.test_term_with_each_bank import BANKS, newest_payout
 from tests.factories import make_paid_enrollment
@@ -126,3 +130,27 @@ async def test_a_settled_payout_returned_later_puts_the_money_back(engine, datab
         assert view["releasable_fen"] >= 3 * PRICE
         latest = await newest_payout(engine, sim)
         assert latest.status == "returned"
+
+
+@pytest.mark.parametrize("adapter", ["ums", "gmbank"])  # the banks that answer queries
+async def test_polling_an_instruction_the_bank_is_still_processing_asks_once_per_run(
+    engine, database_url, adapter
+):
+    async with simulated_bank(engine, database_url, adapter, FUNDED) as sim:
+        payout = await pending_payout(engine, sim)
+        await sim.run_job("dispatch_instructions")
+        assert await payout_status(sim, payout) == "sent"
+
+        before = utcnow()
+        # The run ends (it used to ask again and again while the bank said "processing").
+        await asyncio.wait_for(sim.run_job("poll_instructions"), timeout=30)
+
+        assert await payout_status(sim, payout) == "sent"
+        instruction = await Database(engine).run(
+            lambda session: session.scalar(
+                select(Instruction).where(Instruction.id == payout["instruction_id"])
+            )
+        )
+        # Asked again only when it is due again, a poll interval later.
+        due = as_utc(instruction.next_attempt_at)
+        assert before + timedelta(minutes=4) < due < utcnow() + timedelta(minutes=6)

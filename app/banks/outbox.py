@@ -59,6 +59,7 @@ CONCURRENCY = 8  # calls to banks in flight at once, per job run
 LEASE = timedelta(minutes=2)  # how long a claimed instruction is left to the job that claimed it
 POLL_EVERY = timedelta(minutes=5)
 RETURN_WATCH = timedelta(days=7)  # how long a settled instruction is watched for a return
+RETURN_POLL_EVERY = timedelta(hours=1)  # how often, then: a return comes days later, not minutes
 CALL_TRIES = 3  # tries of one call that did not reach the bank, or of a query that got no answer
 RETRY_BASE_SECONDS = 0.2
 
@@ -252,8 +253,11 @@ async def _claim(session: AsyncSession, as_of: datetime, *, polling: bool) -> li
                 instruction.attempts,
             )
         )
-        instruction.next_attempt_at = as_of + (POLL_EVERY if polling else LEASE)
-        if not polling:
+        if polling:
+            watching = instruction.status == InstructionStatus.succeeded
+            instruction.next_attempt_at = as_of + (RETURN_POLL_EVERY if watching else POLL_EVERY)
+        else:
+            instruction.next_attempt_at = as_of + LEASE
             instruction.attempts += 1
     await session.flush()
     return claimed
@@ -280,6 +284,8 @@ async def _record(
             # Just sent: the poll job may ask about it from now on. (An instruction the poll job
             # found still processing keeps the time its claim set, or the run would ask forever.)
             instruction.next_attempt_at = as_of
+        elif was != instruction.status == InstructionStatus.succeeded:
+            instruction.next_attempt_at = as_of + RETURN_POLL_EVERY  # watched for a return
     elif verdict.not_found and instruction.status == InstructionStatus.sent:
         # The bank lost it: send it again, asking first (attempts > 0).
         instruction.status = InstructionStatus.pending

@@ -154,3 +154,15 @@ async def test_polling_an_instruction_the_bank_is_still_processing_asks_once_per
         # Asked again only when it is due again, a poll interval later.
         due = as_utc(instruction.next_attempt_at)
         assert before + timedelta(minutes=4) < due < utcnow() + timedelta(minutes=6)
+
+        # Settled, it is watched for a return (ums), hourly: a return comes days later.
+        await sim.settle("success")
+        await sim.run_job("poll_instructions", due)
+        assert await payout_status(sim, payout) == "settled"
+        instruction = await Database(engine).run(
+            lambda session: session.scalar(
+                select(Instruction).where(Instruction.id == payout["instruction_id"])
+            )
+        )
+        watched = as_utc(instruction.next_attempt_at) - due
+        assert timedelta(minutes=55) < watched < timedelta(minutes=65)

@@ -115,7 +115,7 @@ async def test_a_term_with_each_bank(engine, database_url, adapter):
             json={"slug": sim.slug, "instruction_id": returned.instruction_id, "reason": "AC04"},
         )
         assert back.status_code == 200, back.text
-        await follow_results(sim, utcnow() + timedelta(minutes=10))
+        await follow_results(sim, utcnow() + timedelta(hours=2))  # settled ones: asked hourly
         seen = await sim.service.get(f"/v1/payouts/{returned.id}", headers=sim.institution)
         assert seen.json()["status"] == "returned", seen.text
         assert await sim.bank_balance() == 6 * PRICE

@@ -166,8 +166,7 @@ def check_config() -> None:
             value = make_url(value).render_as_string(hide_password=True)
         # SecretStr prints as asterisks.
         typer.echo(f"{name} = {value}")
-    if settings.calendar_file is not None:
-        years = workdays.load_calendar_file(settings.calendar_file)
+    if years := workdays.load_calendar_file(settings.calendar_file):
         typer.echo(f"working-day calendars from CALENDAR_FILE: {', '.join(map(str, years))}")
 
 
@@ -208,8 +207,7 @@ def run_job(
 
 async def _run_job(job: "Job") -> int:
     settings = get_settings()
-    if settings.calendar_file is not None:
-        workdays.load_calendar_file(settings.calendar_file)
+    workdays.load_calendar_file(settings.calendar_file)
     engine = create_engine(settings.database_url)
     try:
         return await job(Database(engine, settings), utcnow())

@@ -59,8 +59,7 @@ def _package_version() -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    if settings.calendar_file is not None:
-        workdays.load_calendar_file(settings.calendar_file)
+    workdays.load_calendar_file(settings.calendar_file)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -128,24 +129,24 @@ def setup_of(bank: Bank, secret_key: str) -> BankSetup:
 # than reading it for every message. A change (PUT) takes effect at once in the process that made
 # it, and everywhere else within that time. Entries belong to one engine (one database).
 CACHE_SECONDS = 5.0
-_cache: dict[tuple[int, str], tuple[float, AsyncEngine, BankSetup]] = {}
+_cache: WeakKeyDictionary[AsyncEngine, dict[str, tuple[float, BankSetup]]] = WeakKeyDictionary()
 
 
 async def cached_bank(db: Database, slug: str) -> BankSetup:
     now = time.monotonic()
-    key = (id(db.engine), slug)
-    hit = _cache.get(key)
-    if hit is not None and hit[0] > now and hit[1] is db.engine:
-        return hit[2]
+    setups = _cache.setdefault(db.engine, {})
+    hit = setups.get(slug)
+    if hit is not None and hit[0] > now:
+        return hit[1]
     secret = db.settings.secret_key.get_secret_value()
     setup = await db.run(lambda session: load_bank(session, slug, secret))
-    _cache[key] = (now + CACHE_SECONDS, db.engine, setup)
+    setups[slug] = (now + CACHE_SECONDS, setup)
     return setup
 
 
 def forget_bank(db: Database, slug: str) -> None:
     """Drop this process's cached setup of a bank whose configuration was just changed."""
-    _cache.pop((id(db.engine), slug), None)
+    _cache.get(db.engine, {}).pop(slug, None)
 
 
 async def load_bank(session: AsyncSession, slug: str, secret_key: str) -> BankSetup:

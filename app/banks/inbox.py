@@ -404,15 +404,13 @@ async def retry_message(db: Database, slug: str, message_id: UUID) -> BankMessag
     the cause is fixed, e.g. the institution holding its account onboarded)."""
     secret = db.settings.secret_key.get_secret_value()
 
-    async def check(session: AsyncSession) -> None:
-        message = await session.get(BankMessage, message_id)
+    async def work(session: AsyncSession) -> BankMessage:
+        message = await session.get(BankMessage, message_id, with_for_update=True)
         if message is None or message.bank_slug != slug:
             raise BankMessageNotFound(f"bank {slug!r} has no message {message_id}")
         if message.status != MessageStatus.failed:
             raise BankMessageNotFailed(f"message {message_id} is {message.status}, not failed")
+        await _reapply(session, message_id, secret)
+        return message
 
-    await db.run(check)
-    await db.run(partial(_reapply, message_id=message_id, secret=secret))
-    message = await db.run(lambda session: session.get(BankMessage, message_id))
-    assert message is not None
-    return message
+    return await db.run(work)

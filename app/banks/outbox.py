@@ -254,13 +254,19 @@ async def _claim(session: AsyncSession, as_of: datetime, *, polling: bool) -> li
             )
         )
         if polling:
-            watching = instruction.status == InstructionStatus.succeeded
-            instruction.next_attempt_at = as_of + (RETURN_POLL_EVERY if watching else POLL_EVERY)
+            instruction.next_attempt_at = _next_poll(instruction, as_of)
         else:
             instruction.next_attempt_at = as_of + LEASE
             instruction.attempts += 1
     await session.flush()
     return claimed
+
+
+def _next_poll(instruction: Instruction, as_of: datetime) -> datetime:
+    """When the poll job asks about it next: soon while the bank has it, hourly once settled (it
+    is watched for a return, which comes days later)."""
+    watching = instruction.status == InstructionStatus.succeeded
+    return as_of + (RETURN_POLL_EVERY if watching else POLL_EVERY)
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -284,8 +290,8 @@ async def _record(
             # Just sent: the poll job may ask about it from now on. (An instruction the poll job
             # found still processing keeps the time its claim set, or the run would ask forever.)
             instruction.next_attempt_at = as_of
-        elif was != instruction.status == InstructionStatus.succeeded:
-            instruction.next_attempt_at = as_of + RETURN_POLL_EVERY  # watched for a return
+        elif was != instruction.status:
+            instruction.next_attempt_at = _next_poll(instruction, as_of)
     elif verdict.not_found and instruction.status == InstructionStatus.sent:
         # The bank lost it: send it again, asking first (attempts > 0).
         instruction.status = InstructionStatus.pending

@@ -68,8 +68,10 @@ def publish(year: int, holidays: set[date], workdays: set[date]) -> None:
     _published[year] = PublishedYear(frozenset(holidays), frozenset(workdays))
 
 
-def load_calendar_file(path: Path) -> list[int]:
-    """Read CALENDAR_FILE and use every year in it; the years, in order."""
+def load_calendar_file(path: Path | None) -> list[int]:
+    """Read CALENDAR_FILE, when one is set, and use every year in it; the years, in order."""
+    if path is None:
+        return []
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:

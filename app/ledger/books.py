@@ -37,6 +37,10 @@ async def institution_books(connection: AsyncConnection, institution_id: UUID) -
     return Books(institution_id, *opened)
 
 
+def _prepaid(enrollment_id: UUID) -> AccountSpec:
+    return AccountSpec(AccountKind.prepaid, ref=str(enrollment_id))
+
+
 async def books_and_enrollment_account(
     connection: AsyncConnection, institution_id: UUID, enrollment_id: UUID
 ) -> tuple[Books, Account]:
@@ -46,7 +50,7 @@ async def books_and_enrollment_account(
         institution_id,
         [
             *(AccountSpec(kind) for kind in INSTITUTION_KINDS),
-            AccountSpec(AccountKind.prepaid, ref=str(enrollment_id)),
+            _prepaid(enrollment_id),
         ],
     )
     return Books(institution_id, *opened), prepaid
@@ -56,7 +60,5 @@ async def enrollment_account(
     connection: AsyncConnection, institution_id: UUID, enrollment_id: UUID
 ) -> Account:
     """The enrollment's prepaid liability: what its payer paid and has not yet been released."""
-    [account] = await open_accounts(
-        connection, institution_id, [AccountSpec(AccountKind.prepaid, ref=str(enrollment_id))]
-    )
+    [account] = await open_accounts(connection, institution_id, [_prepaid(enrollment_id)])
     return account

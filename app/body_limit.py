@@ -1,15 +1,15 @@
-"""Request bodies above a limit (1 MiB) are refused with 413 before any handler reads them: by the
-declared Content-Length when there is one, and by counting what arrives when there is not."""
+"""Request bodies are read whole before any handler runs, and refused early:
+- above a limit (1 MiB) with 413, by the declared Content-Length when there is one, and by counting
+  what arrives when there is not (a chunked body), on every route;
+- a JSON body that is not UTF-8 with 422 `validation_error` (RFC 8259 JSON is UTF-8).
+"""
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import problem_response
+from app.errors import RequestInvalid, domain_problem, problem_response
+from app.kit.asgi import receive_body, replaying
 
 MAX_BODY_BYTES = 1024 * 1024
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class BodyLimitMiddleware:
@@ -21,35 +21,29 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+            await self._too_large(scope, receive, send)
             return
-        seen = 0
-        started = False
+        messages = await receive_body(receive, self.max_bytes)
+        if messages is None:
+            await self._too_large(scope, receive, send)
+            return
+        if _is_json(headers.get(b"content-type", b"")):
+            body = b"".join(message.get("body", b"") for message in messages)
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as error:
+                invalid = RequestInvalid(
+                    "The request body is not UTF-8",
+                    errors=[{"loc": ["body"], "msg": f"not UTF-8 at byte {error.start}"}],
+                )
+                await domain_problem(invalid, scope["path"])(scope, receive, send)
+                return
+        await self.app(scope, replaying(messages, receive), send)
 
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if started:
-                raise
-            await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(
             status=413,
             code="payload_too_large",
@@ -58,3 +52,8 @@ class BodyLimitMiddleware:
             instance=scope.get("path", ""),
         )
         await response(scope, receive, send)
+
+
+def _is_json(content_type: bytes) -> bool:
+    media_type = content_type.split(b";", 1)[0].strip().lower()
+    return media_type == b"application/json" or media_type.endswith(b"+json")

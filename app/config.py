@@ -38,17 +38,26 @@ class Settings(BaseSettings):
     # Working-day calendars of years published after the installed chinesecalendar (see
     # app/kit/workdays.py for the format).
     calendar_file: Path | None = None
+    # Tests only: comma-separated names of crash points (app/kit/crashpoints.py) at which the
+    # process kills itself. Refused in production.
+    crash_points: str = ""
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_in_production(self) -> "Settings":
         if self.environment is not Environment.production:
             return self
+        if self.crash_points:
+            raise ValueError("CRASH_POINTS is for tests and is refused in production")
         if self.admin_api_key is not None and len(self.admin_api_key.get_secret_value()) < 32:
             raise ValueError("ADMIN_API_KEY must be a random string of 32 characters or more")
         secret = self.secret_key.get_secret_value()
         if secret == DEVELOPMENT_SECRET or len(secret) < 32:
             raise ValueError("SECRET_KEY must be set to a random string of 32 characters or more")
         return self
+
+    @property
+    def crash_point_names(self) -> frozenset[str]:
+        return frozenset(name.strip() for name in self.crash_points.split(",") if name.strip())
 
     @property
     def is_production(self) -> bool:

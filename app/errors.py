@@ -32,9 +32,7 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = Field(
-        description=f"`{PROBLEM_TYPE_BASE}<code>`, or `about:blank` when the HTTP status says it all"
-    )
+    type: str = Field(description=f"`{PROBLEM_TYPE_BASE}<code>`")
     title: str = Field(description="Short summary of the kind of problem")
     status: int = Field(description="The HTTP status code")
     detail: str = Field(description="What went wrong with this request")
@@ -81,7 +79,6 @@ def problem_response(
     title: str,
     detail: str,
     instance: str,
-    problem_type: str | None = None,
     extra: dict[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
@@ -89,7 +86,7 @@ def problem_response(
         # Extension members first, so none of them can overwrite a standard member; encoded because
         # domain errors carry ids and times as they are (UUID, datetime).
         **jsonable_encoder(extra or {}),
-        "type": problem_type or f"{PROBLEM_TYPE_BASE}{code}",
+        "type": f"{PROBLEM_TYPE_BASE}{code}",
         "title": title,
         "status": status,
         "detail": detail,
@@ -108,6 +105,7 @@ def domain_problem(error: DomainError, instance: str) -> Response:
         detail=error.detail,
         instance=instance,
         extra=error.extra,
+        headers=error.headers or None,
     )
 
 
@@ -134,7 +132,6 @@ async def _http_error_handler(request: Request, error: Exception) -> Response:
         title=status.phrase,
         detail=error.detail,
         instance=request.url.path,
-        problem_type="about:blank",
         headers=error.headers,
     )
 

@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
+from app.auth.dependencies import caller_of
 from app.auth.endpoints import router as auth_router
 from app.balances.endpoints import router as balances_router
 from app.banks.endpoints import router as banks_router
@@ -24,7 +25,7 @@ from app.idempotency.middleware import IdempotencyMiddleware
 from app.institutions.endpoints import router as institutions_router
 from app.jobs.endpoints import router as jobs_router
 from app.jurisdictions.endpoints import router as jurisdictions_router
-from app.kit import workdays
+from app.kit import crashpoints, workdays
 from app.lessons.endpoints import router as lessons_router
 from app.logging import RequestContextMiddleware, configure_logging
 from app.payouts.endpoints import router as payouts_router
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     workdays.load_calendar_file(settings.calendar_file)
+    crashpoints.enable(settings.crash_point_names)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,7 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Each middleware added wraps the ones before it. From the outside in: the request id and the
     # request log line; the 500 problem for anything unhandled (so it has the request id); the
     # idempotency layer (so a crash inside releases the key before the 500 is written).
-    app.add_middleware(IdempotencyMiddleware, ttl=timedelta(hours=settings.idempotency_ttl_hours))
+    app.add_middleware(
+        IdempotencyMiddleware,
+        ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        authenticate=caller_of,
+    )
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)

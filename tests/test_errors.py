@@ -1,6 +1,7 @@
 """Every error is an RFC 9457 problem+json document with a machine-readable code."""
 
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import APIRouter, FastAPI
@@ -64,15 +65,71 @@ async def test_unknown_route_is_404_not_found(client):
     response = await client.get("/v1/nothing-here")
 
     problem = assert_problem(response, 404, "not_found")
-    assert problem["type"] == "about:blank"
+    # One scheme for every problem type, routing's own included.
+    assert problem["type"] == "https://prepaid-guard.dev/problems/not_found"
     assert problem["title"] == "Not Found"
 
 
 async def test_wrong_method_is_405_with_allowed_methods(client):
     response = await client.delete("/healthz")
 
-    assert_problem(response, 405, "method_not_allowed")
+    problem = assert_problem(response, 405, "method_not_allowed")
+    assert problem["type"] == "https://prepaid-guard.dev/problems/method_not_allowed"
     assert response.headers["allow"] == "GET"
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer pgk_unknown", "Basic dXNlcjpwYXNz"])
+async def test_401_tells_the_client_how_to_authenticate(client, authorization):
+    headers = {"Authorization": authorization} if authorization else {}
+    response = await client.get("/v1/payouts/" + str(uuid.uuid4()), headers=headers)
+
+    assert_problem(response, 401, "unauthorized")
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def _chunked(size: int) -> AsyncIterator[bytes]:
+    """A body without Content-Length: httpx sends an async iterator chunked."""
+    chunk = b"x" * 65536
+    for _ in range(size // len(chunk)):
+        yield chunk
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/test/courses", {"Content-Type": "application/json"}),
+        ("/test/courses", {"Content-Type": "application/json", "Idempotency-Key": "big-1"}),
+        ("/v1/payouts", {"Content-Type": "application/json", "Authorization": "Bearer pgk_x"}),
+        ("/v1/banks/ums/notify", {"Content-Type": "application/x-www-form-urlencoded"}),
+        ("/v1/banks/iso20022/notify", {"Content-Type": "application/xml"}),
+    ],
+)
+async def test_a_chunked_body_over_the_limit_is_413_on_every_route(client, path, headers):
+    response = await client.post(path, content=_chunked(2 * 1024 * 1024), headers=headers)
+
+    assert "content-length" not in response.request.headers
+    assert_problem(response, 413, "payload_too_large")
+
+
+async def test_a_declared_body_over_the_limit_is_413(client):
+    response = await client.post(
+        "/test/courses",
+        content=b"x" * (1024 * 1024 + 1),
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert_problem(response, 413, "payload_too_large")
+
+
+async def test_a_json_body_that_is_not_utf8_is_a_validation_error(client):
+    response = await client.post(
+        "/test/courses",
+        content='{"name": "钢琴"}'.encode("gbk"),
+        headers={"Content-Type": "application/json"},
+    )
+
+    problem = assert_problem(response, 422, "validation_error")
+    assert problem["errors"][0]["loc"] == ["body"]
 
 
 async def test_malformed_json_is_validation_error(client):

@@ -1,4 +1,7 @@
-"""Idempotency-Key on POST: one execution per (caller, key), replays, refusals, released keys."""
+"""Idempotency-Key on POST: one execution per (caller, key), replays, refusals, released keys.
+
+The generic behaviour on a test route; the transaction it shares with a real route's change, the
+sealed records and authentication first are in tests/test_idempotency_unit.py."""
 
 import asyncio
 import uuid
@@ -11,8 +14,14 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from sqlalchemy import func, select
+
 from app.config import Settings
+from app.db.unit import Database
 from app.main import create_app
+from app.models.api_key import Role
+from app.models.idempotency_record import IdempotencyRecord
+from tests.factories import auth, make_key
 
 PAYMENTS = "/test/payments"
 
@@ -64,9 +73,27 @@ def app(app: FastAPI, handler: PaymentHandler) -> FastAPI:
     return app
 
 
+@pytest.fixture
+async def tokens(engine) -> dict[str, str]:
+    """Two live keys: the layer serves authenticated callers only."""
+    return {
+        "token-a": await make_key(engine, Role.admin),
+        "token-b": await make_key(engine, Role.admin),
+    }
+
+
 def new_key() -> str:
     # The PostgreSQL test database outlives a run: keys must never meet an earlier run's.
     return f"test-{uuid.uuid4()}"
+
+
+_TOKENS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _known_tokens(tokens):
+    _TOKENS.clear()
+    _TOKENS.update(tokens)
 
 
 async def post_payment(
@@ -75,7 +102,7 @@ async def post_payment(
     return await client.post(
         PAYMENTS,
         json={"amount_fen": amount_fen},
-        headers={"Idempotency-Key": key, "Authorization": f"Bearer {token}"},
+        headers={"Idempotency-Key": key, **auth(_TOKENS[token])},
     )
 
 
@@ -132,14 +159,36 @@ async def test_same_key_from_another_caller_runs_separately(client, handler):
     key = new_key()
     first = await post_payment(client, key, token="token-a")
     other = await post_payment(client, key, token="token-b")
-    anonymous = await client.post(
-        PAYMENTS, json={"amount_fen": 500}, headers={"Idempotency-Key": key}
-    )
 
-    assert handler.runs == 3
-    assert {first.status_code, other.status_code, anonymous.status_code} == {201}
-    assert len({first.json()["id"], other.json()["id"], anonymous.json()["id"]}) == 3
-    assert not any("idempotent-replayed" in r.headers for r in (first, other, anonymous))
+    assert handler.runs == 2
+    assert {first.status_code, other.status_code} == {201}
+    assert first.json()["id"] != other.json()["id"]
+    assert not any("idempotent-replayed" in r.headers for r in (first, other))
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer pgk_not-a-key-of-ours"])
+async def test_a_caller_without_a_live_key_is_never_replayed_to_and_leaves_no_record(
+    client, handler, engine, authorization
+):
+    key = new_key()
+    headers = {"Idempotency-Key": key}
+    if authorization:
+        headers["Authorization"] = authorization
+    before = await _record_count(engine)
+    responses = [
+        await client.post(PAYMENTS, json={"amount_fen": 500}, headers=headers) for _ in range(2)
+    ]
+
+    # The route itself needs no key: it ran each time, and nothing was kept for anyone to replay.
+    assert handler.runs == 2
+    assert not any("idempotent-replayed" in r.headers for r in responses)
+    assert await _record_count(engine) == before
+
+
+async def _record_count(engine) -> int:
+    return await Database(engine).run(
+        lambda session: session.scalar(select(func.count()).select_from(IdempotencyRecord))
+    )
 
 
 @pytest.mark.parametrize("failure", ["raise", "503"])
@@ -157,7 +206,11 @@ async def test_a_server_error_releases_the_key(client, handler, failure):
 
 async def test_a_client_error_is_replayed(client, handler):
     key = new_key()
-    headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+    headers = {
+        "Idempotency-Key": key,
+        "Content-Type": "application/json",
+        **auth(_TOKENS["token-a"]),
+    }
     first = await client.post(PAYMENTS, content=b'{"amount_fen": "lots"}', headers=headers)
     repeat = await client.post(PAYMENTS, content=b'{"amount_fen": "lots"}', headers=headers)
 
@@ -176,7 +229,11 @@ async def test_a_streamed_body_reaches_the_handler_whole_and_is_recognised_on_re
             yield chunk
 
     key = new_key()
-    headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
+    headers = {
+        "Idempotency-Key": key,
+        "Content-Type": "application/json",
+        **auth(_TOKENS["token-a"]),
+    }
     first = await client.post(PAYMENTS, content=chunks(), headers=headers)
     repeat = await client.post(PAYMENTS, content=b'{"amount_fen": 700}', headers=headers)
 

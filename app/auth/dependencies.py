@@ -6,12 +6,14 @@ that looks it up), and an endpoint that is not for the caller's role at all (dec
 a caller could otherwise use to probe for objects through an endpoint it may not use.
 """
 
+import hashlib
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from starlette.types import Scope
 
 from app.auth.keys import same_key
 from app.auth.principal import Principal
@@ -20,11 +22,14 @@ from app.config import Settings
 from app.kit.errors import DomainError, NotFound
 from app.models.api_key import Role
 
+PRINCIPAL = "principal"  # the authenticated caller, in the request's state
+
 
 class Unauthorized(DomainError):
     status = 401
     code = "unauthorized"
     title = "Unauthorized"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
 
 
 class NotForRole(NotFound):
@@ -41,20 +46,49 @@ def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials.strip()
 
 
+async def _principal_for_token(
+    settings: Settings, engine: AsyncEngine, token: str
+) -> Principal | None:
+    admin_key = settings.admin_api_key
+    if admin_key is not None and same_key(token, admin_key.get_secret_value()):
+        return Principal(role=Role.admin, key_id=None)
+    async with AsyncSession(engine) as session:
+        return await principal_for_key(session, settings.secret_key.get_secret_value(), token)
+
+
 async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
 ) -> Principal:
-    settings: Settings = request.app.state.settings
+    known = getattr(request.state, PRINCIPAL, None)
+    if known is not None:  # authenticated already, by the idempotency layer
+        return known
     token = _bearer(credentials)
-    admin_key = settings.admin_api_key
-    if admin_key is not None and same_key(token, admin_key.get_secret_value()):
-        return Principal(role=Role.admin, key_id=None)
-    async with AsyncSession(request.app.state.engine) as session:
-        principal = await principal_for_key(session, settings.secret_key.get_secret_value(), token)
+    principal = await _principal_for_token(
+        request.app.state.settings, request.app.state.engine, token
+    )
     if principal is None:
         raise Unauthorized("the API key is unknown or revoked")
     return principal
+
+
+async def caller_of(scope: Scope) -> str | None:
+    """For the idempotency layer: the caller's identity (the sha256 of its key) once the key is
+    known and live, else None. The principal is kept in the request's state for `authenticate`."""
+    token = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, rest = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and rest.strip():
+                token = rest.strip()
+    if token is None:
+        return None
+    state = scope["app"].state
+    principal = await _principal_for_token(state.settings, state.engine, token)
+    if principal is None:
+        return None
+    scope.setdefault("state", {})[PRINCIPAL] = principal
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

@@ -5,8 +5,6 @@ HMAC-SHA256) under a key derived from SECRET_KEY. It is validated by the adapter
 before it is stored, and never returned; what can be read back is which fields are set.
 """
 
-import base64
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -15,7 +13,6 @@ from functools import lru_cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from cryptography.fernet import Fernet, InvalidToken
 from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -25,6 +22,7 @@ from app.banks.registry import ADAPTERS
 from app.db.unit import Database
 from app.kit.clock import utcnow
 from app.kit.errors import DomainError, NotFound, Unprocessable
+from app.kit.sealing import InvalidToken, seal, unseal
 from app.models import Bank
 
 
@@ -43,6 +41,9 @@ class SealedConfigUnreadable(DomainError):
     title = "The bank's configuration cannot be unsealed (was SECRET_KEY changed?)"
 
 
+SEALED_CONFIG = "bank config"
+
+
 @dataclass(frozen=True, slots=True)
 class BankSetup:
     slug: str
@@ -50,11 +51,6 @@ class BankSetup:
     base_url: str
     config: Any  # an instance of adapter.config_model
     updated_at: datetime
-
-
-def _fernet(secret_key: str) -> Fernet:
-    digest = hashlib.sha256(b"prepaid-guard bank config\x00" + secret_key.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
 
 
 def _revealed(value: Any) -> Any:
@@ -90,7 +86,7 @@ async def configure_bank(
 ) -> tuple[Bank, BaseModel]:
     """Create or replace a bank's configuration (keys rotate by replacing it)."""
     config = validate_config(adapter_name, raw_config)
-    sealed = _fernet(secret_key).encrypt(json.dumps(_revealed(config)).encode()).decode()
+    sealed = seal(secret_key, SEALED_CONFIG, json.dumps(_revealed(config)).encode()).decode()
     now = utcnow()
     bank = await session.get(Bank, slug, with_for_update=True)
     if bank is None:
@@ -107,7 +103,7 @@ async def configure_bank(
 @lru_cache(maxsize=256)
 def _unsealed(adapter_name: str, sealed: str, secret_key: str) -> BaseModel:
     try:
-        raw = json.loads(_fernet(secret_key).decrypt(sealed.encode()))
+        raw = json.loads(unseal(secret_key, SEALED_CONFIG, sealed.encode()))
     except InvalidToken:
         raise SealedConfigUnreadable(
             "the stored configuration does not open with SECRET_KEY"

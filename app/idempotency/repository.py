@@ -1,24 +1,29 @@
-"""The idempotency records, in SQLAlchemy Core. Each function is its own short transaction: a claim
-must be visible to every other request the moment it is made, not when the handler finishes."""
+"""The idempotency records, in SQLAlchemy Core, on the connection of the request they belong to.
 
+A record is written only by the request that ran, in its own transaction and just before its COMMIT
+(or, for a refusal, which changed nothing, in a short transaction of its own). So a record exists
+exactly when the request's outcome is final; there is no "in progress" row that a dead process could
+leave behind. The response is stored sealed under SECRET_KEY: bodies may hold a parent's key or a new
+API key, and no secret rests in plain text.
+"""
+
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import ColumnElement, Table, and_, delete, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db.transaction import run_in_transaction
 from app.kit.clock import as_utc
-from app.models.idempotency_record import IdempotencyRecord, IdempotencyStatus
+from app.kit.sealing import seal, unseal
+from app.models.idempotency_record import IdempotencyRecord
 
 # Declared as a FromClause by the ORM; it is the table itself.
 records = cast(Table, IdempotencyRecord.__table__)
 
-# Each failed attempt means another request claimed, released or replaced the key in between;
-# a few in a row would take a storm of requests on one key, so give up then rather than spin.
-MAX_CLAIM_ATTEMPTS = 5
+SEALED_RESPONSE = "idempotent response"
 
 
 @dataclass(frozen=True)
@@ -29,104 +34,90 @@ class StoredResponse:
 
 
 @dataclass(frozen=True)
-class HeldKey:
-    """The key as an earlier request holds it; `response` is None while that request runs."""
-
+class Record:
     request_hash: str
-    response: StoredResponse | None
-    expires_at: datetime
+    response: StoredResponse
 
 
 def _is_key(caller: str, key: str) -> ColumnElement[bool]:
     return and_(records.c.caller == caller, records.c.key == key)
 
 
-async def claim(
-    engine: AsyncEngine, *, caller: str, key: str, request_hash: str, now: datetime, ttl: timedelta
-) -> HeldKey | None:
-    """Claim `key` for a new request: None when it is ours to run, else the live record holding it.
+def _sealed(secret_key: str, response: StoredResponse) -> bytes:
+    document = {"status": response.status, "headers": response.headers}
+    plaintext = json.dumps(document).encode() + b"\n" + response.body
+    return seal(secret_key, SEALED_RESPONSE, plaintext)
 
-    The claim is the INSERT of an in-progress record, committed at once; the primary key lets only
-    one of any number of concurrent inserts through. A loser reads the winner's record instead. An
-    expired record is replaced by a conditional UPDATE, which again only one request can win.
-    Records in progress expire too, so that a key whose request died with its process is not held
-    for ever; the TTL, in hours, is meant to be far longer than any request runs."""
-    claimed = {
+
+def _unsealed(secret_key: str, sealed: bytes) -> StoredResponse:
+    document, _, body = unseal(secret_key, SEALED_RESPONSE, sealed).partition(b"\n")
+    meta: dict[str, Any] = json.loads(document)
+    return StoredResponse(meta["status"], meta["headers"], body)
+
+
+async def find(
+    connection: AsyncConnection, secret_key: str, *, caller: str, key: str, now: datetime
+) -> Record | None:
+    """The live record of `key`, if a request with it has finished."""
+    row = (
+        await connection.execute(
+            select(records.c.request_hash, records.c.response, records.c.expires_at).where(
+                _is_key(caller, key)
+            )
+        )
+    ).first()
+    if row is None or as_utc(row.expires_at) <= now:
+        return None
+    return Record(row.request_hash, _unsealed(secret_key, bytes(row.response)))
+
+
+async def record(
+    connection: AsyncConnection,
+    secret_key: str,
+    *,
+    caller: str,
+    key: str,
+    request_hash: str,
+    response: StoredResponse,
+    now: datetime,
+    ttl: timedelta,
+) -> bool:
+    """Write the response of the request that ran with `key`; False when another request with the
+    key finished first (its record is live), in which case this request must not commit.
+
+    An expired record is replaced in the same statement. On PostgreSQL a concurrent writer of the
+    same key waits on the primary key until the first commits or rolls back, so two can never both
+    succeed."""
+    values = {
+        "caller": caller,
+        "key": key,
         "request_hash": request_hash,
-        "status": IdempotencyStatus.in_progress,
-        "response_status": None,
-        "response_headers": None,
-        "response_body": None,
+        "response": _sealed(secret_key, response),
         "created_at": now,
         "expires_at": now + ttl,
     }
-
-    async def insert_claim(connection: AsyncConnection) -> None:
-        await connection.execute(insert(records).values(caller=caller, key=key, **claimed))
-
-    async def replace_expired(connection: AsyncConnection) -> bool:
-        result = await connection.execute(
-            update(records).where(_is_key(caller, key), records.c.expires_at <= now).values(claimed)
-        )
-        return result.rowcount == 1
-
-    for _ in range(MAX_CLAIM_ATTEMPTS):
-        try:
-            await run_in_transaction(engine, insert_claim)
-            return None
-        except IntegrityError:
-            pass  # the key is taken: look at who holds it
-        held = await _find(engine, caller, key)
-        if held is None:
-            continue  # released (its request failed) since our insert: try again
-        if held.expires_at > now:
-            return held
-        if await run_in_transaction(engine, replace_expired):
-            return None
-    raise RuntimeError(f"could not claim idempotency key after {MAX_CLAIM_ATTEMPTS} attempts")
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(records).values(values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[records.c.caller, records.c.key],
+        set_={name: statement.excluded[name] for name in values if name not in ("caller", "key")},
+        where=records.c.expires_at <= now,
+    )
+    result = await connection.execute(statement)
+    return result.rowcount == 1
 
 
-async def _find(engine: AsyncEngine, caller: str, key: str) -> HeldKey | None:
-    async def read(connection: AsyncConnection) -> HeldKey | None:
-        row = (await connection.execute(select(records).where(_is_key(caller, key)))).first()
-        if row is None:
-            return None
-        response = None
-        if row.status == IdempotencyStatus.completed:
-            response = StoredResponse(
-                row.response_status, row.response_headers, bytes(row.response_body)
-            )
-        return HeldKey(row.request_hash, response, as_utc(row.expires_at))
-
-    return await run_in_transaction(engine, read)
+async def try_lock(connection: AsyncConnection, *, caller: str, key: str) -> bool:
+    """PostgreSQL: take the key's transaction-scoped advisory lock, without waiting. It is the key's
+    lease while its request runs: released at COMMIT or ROLLBACK, and by the server the moment the
+    connection of a process that died goes away, so a key is never held by a dead request."""
+    locked = await connection.scalar(
+        text("SELECT pg_try_advisory_xact_lock(hashtextextended(:name, 0))"),
+        {"name": f"idempotency\n{caller}\n{key}"},
+    )
+    return bool(locked)
 
 
-async def complete(engine: AsyncEngine, *, caller: str, key: str, response: StoredResponse) -> None:
-    """Store the response of the request that claimed the key, for replay."""
-
-    async def store(connection: AsyncConnection) -> None:
-        await connection.execute(
-            update(records)
-            .where(_is_key(caller, key), records.c.status == IdempotencyStatus.in_progress)
-            .values(
-                status=IdempotencyStatus.completed,
-                response_status=response.status,
-                response_headers=response.headers,
-                response_body=response.body,
-            )
-        )
-
-    await run_in_transaction(engine, store)
-
-
-async def release(engine: AsyncEngine, *, caller: str, key: str) -> None:
-    """Give the key back, so that the client may retry a request that failed."""
-
-    async def remove(connection: AsyncConnection) -> None:
-        await connection.execute(
-            delete(records).where(
-                _is_key(caller, key), records.c.status == IdempotencyStatus.in_progress
-            )
-        )
-
-    await run_in_transaction(engine, remove)
+async def purge_expired(connection: AsyncConnection, now: datetime) -> int:
+    result = await connection.execute(delete(records).where(records.c.expires_at <= now))
+    return result.rowcount

@@ -51,4 +51,4 @@ async def run_job(job: str, body: JobRun, request: Request, _: Admin, db: Db) ->
     if body.as_of is not None and settings.is_production:
         raise AsOfNotAllowed("jobs run at the present moment in production")
     as_of = body.as_of or utcnow()
-    return JobResult(job=job, as_of=as_of, handled=await run(db, as_of))
+    return JobResult(job=job, as_of=as_of, handled=await run(db.for_jobs(), as_of))

@@ -11,6 +11,7 @@ from app.banks.inbox import process_inbox
 from app.banks.outbox import dispatch_instructions, poll_instructions
 from app.db.unit import Database
 from app.enrollments.service import expire_unpaid_enrollments
+from app.idempotency.repository import purge_expired
 from app.lessons.service import auto_confirm_lessons
 from app.payouts.service import release_payouts
 from app.refunds.service import auto_approve_refunds
@@ -32,6 +33,15 @@ def in_batches(batch: Batch) -> Job:
     return job
 
 
+async def purge_idempotency_records(db: Database, as_of: datetime) -> int:
+    """Replay records past their TTL: nothing may replay them any more."""
+    return await db.run(lambda session: _purge(session, as_of))
+
+
+async def _purge(session: AsyncSession, as_of: datetime) -> int:
+    return await purge_expired(await session.connection(), as_of)
+
+
 JOBS: dict[str, Job] = {
     "auto_confirm_lessons": in_batches(auto_confirm_lessons),
     "auto_approve_refunds": auto_approve_refunds,
@@ -40,4 +50,5 @@ JOBS: dict[str, Job] = {
     "dispatch_instructions": dispatch_instructions,
     "poll_instructions": poll_instructions,
     "process_inbox": process_inbox,
+    "purge_idempotency_records": purge_idempotency_records,
 }

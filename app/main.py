@@ -40,10 +40,15 @@ Supervision of prepaid tuition: the escrow ledger, bank adapters and the regulat
 `detail`, a machine-readable `code`, `instance` and `request_id`. Invalid payloads are `422` with
 code `validation_error` and an `errors` list of `{loc, msg}`.
 
-**Idempotency**: every `POST` honours an `Idempotency-Key` header (at most 255 characters). The same
-key with the same request returns the first response again, with header `Idempotent-Replayed: true`;
-the same key with a different request is `422 idempotency_key_reused`; while the first request is
-still running, `409 idempotency_in_progress`. A `5xx` is not kept: retry with the same key.
+**Idempotency**: every `POST` honours an `Idempotency-Key` header (at most 255 characters) from a
+caller with a valid key (a request with a missing, wrong or revoked key gets its `401` and is never
+replayed to). The same key with the same request returns the first response again, with header
+`Idempotent-Replayed: true`; the same key with a different request is `422 idempotency_key_reused`;
+while the first request is still running, `409 idempotency_in_progress`. The response is recorded in
+the same transaction as the change it answers, so a change that committed is always replayed and
+one that did not never holds the key: after a `5xx`, a timeout or a dropped connection, retry with
+the same key. Responses are kept for `IDEMPOTENCY_TTL_HOURS` (24), sealed at rest; a response that
+issued a key (an API key, a parent's key) is replayed with that key.
 
 **Tracing**: send `X-Request-ID` (up to 64 characters of `A-Z a-z 0-9 . _ -`) or get one; it comes
 back in the `X-Request-ID` response header and in every problem document.
@@ -82,8 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     # Each middleware added wraps the ones before it. From the outside in: the request id and the
-    # request log line; the 500 problem for anything unhandled (so it has the request id); the
-    # idempotency layer (so a crash inside releases the key before the 500 is written).
+    # request log line; the body read whole and refused when too large (before anything else reads
+    # it); the 500 problem for anything unhandled (so it has the request id); the idempotency layer,
+    # which owns the transaction of a request with a key (so an error inside rolls it back before
+    # the 500 is written).
     app.add_middleware(
         IdempotencyMiddleware,
         ttl=timedelta(hours=settings.idempotency_ttl_hours),

@@ -22,6 +22,9 @@ _TMP = Path(tempfile.mkdtemp(prefix="prepaid-guard-tests-"))
 TEST_DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{_TMP / 'test.db'}"
 os.environ["DATABASE_URL"] = TEST_DATABASE_URL
 os.environ.setdefault("ENVIRONMENT", "test")
+# The PostgreSQL pass shares its server with other clients: every app the tests start keeps a
+# small pool, so that the whole suite stays well under 50 connections (the server's default is 100).
+os.environ.setdefault("DB_POOL_SIZE", "3")
 
 ON_POSTGRES = TEST_DATABASE_URL.startswith(("postgresql", "postgres"))
 
@@ -66,7 +69,7 @@ def database_url() -> str:
 
 @pytest.fixture(scope="session")
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url, pool_size=40)
+    engine = create_engine(database_url, pool_size=8)
     yield engine
     await engine.dispose()
 

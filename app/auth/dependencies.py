@@ -8,7 +8,7 @@ a caller could otherwise use to probe for objects through an endpoint it may not
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.types import Scope
 
 from app.auth.keys import same_key
-from app.auth.principal import Principal
+from app.auth.principal import (
+    AdminPrincipal,
+    InstitutionPrincipal,
+    ParentPrincipal,
+    Principal,
+    RegulatorPrincipal,
+)
 from app.auth.service import principal_for_key
 from app.config import Settings
 from app.kit.errors import DomainError, NotFound
@@ -51,7 +57,7 @@ async def _principal_for_token(
 ) -> Principal | None:
     admin_key = settings.admin_api_key
     if admin_key is not None and same_key(token, admin_key.get_secret_value()):
-        return Principal(role=Role.admin, key_id=None)
+        return AdminPrincipal(key_id=None)
     async with AsyncSession(engine) as session:
         return await principal_for_key(session, settings.secret_key.get_secret_value(), token)
 
@@ -105,8 +111,22 @@ def require(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
-Admin = Annotated[Principal, Depends(require(Role.admin))]
-Regulator = Annotated[Principal, Depends(require(Role.regulator))]
-InstitutionCaller = Annotated[Principal, Depends(require(Role.institution))]
-Parent = Annotated[Principal, Depends(require(Role.parent))]
+P = TypeVar("P", bound=Principal)
+
+
+def require_one(kind: type[P]) -> Callable[[Principal], Awaitable[P]]:
+    """A dependency admitting only callers of one role, handed on as that role's type."""
+
+    async def check(principal: CurrentPrincipal) -> P:
+        if not isinstance(principal, kind):
+            raise NotForRole(f"nothing here for a {principal.role} key")
+        return principal
+
+    return check
+
+
+Admin = Annotated[AdminPrincipal, Depends(require_one(AdminPrincipal))]
+Regulator = Annotated[RegulatorPrincipal, Depends(require_one(RegulatorPrincipal))]
+InstitutionCaller = Annotated[InstitutionPrincipal, Depends(require_one(InstitutionPrincipal))]
+Parent = Annotated[ParentPrincipal, Depends(require_one(ParentPrincipal))]
 AdminOrRegulator = Annotated[Principal, Depends(require(Role.admin, Role.regulator))]

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.keys import key_hash, new_key
-from app.auth.principal import Principal
+from app.auth.principal import Principal, principal_of
 from app.auth.schemas import ApiKeyCreate
 from app.institutions.service import existing_institution
 from app.jurisdictions.service import existing_jurisdiction
@@ -79,9 +79,9 @@ async def principal_for_key(session: AsyncSession, secret: str, key: str) -> Pri
     )
     if row is None:
         return None
-    return Principal(
-        role=Role(row.role),
-        key_id=row.id,
+    return principal_of(
+        Role(row.role),
+        row.id,
         jurisdiction_code=row.jurisdiction_code,
         institution_id=row.institution_id,
         enrollment_id=row.enrollment_id,

@@ -10,8 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
+from app.api_keys.endpoints import router as api_keys_router
 from app.auth.dependencies import caller_of
-from app.auth.endpoints import router as auth_router
 from app.balances.endpoints import router as balances_router
 from app.banks.endpoints import router as banks_router
 from app.body_limit import BodyLimitMiddleware
@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(courses_router)
     app.include_router(enrollments_router)
     app.include_router(lessons_router)
-    app.include_router(auth_router)
+    app.include_router(api_keys_router)
     app.include_router(jurisdictions_router)
     app.include_router(institutions_router)
     app.include_router(banks_router)

@@ -1,7 +1,7 @@
-"""Issuing and resolving API keys."""
+"""Issuing and resolving API keys: the part every other package may use (the operator's API over
+keys is app.api_keys)."""
 
 import uuid
-from collections.abc import Sequence
 from uuid import UUID
 
 from sqlalchemy import select
@@ -9,12 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.keys import key_hash, new_key
 from app.auth.principal import Principal, principal_of
-from app.auth.schemas import ApiKeyCreate
-from app.institutions.service import existing_institution
-from app.jurisdictions.service import existing_jurisdiction
 from app.kit.clock import utcnow
-from app.kit.errors import NotFound, Unprocessable
-from app.kit.pagination import PageRequest, paginate
+from app.kit.errors import Unprocessable
 from app.models.api_key import ApiKey, Role
 
 # Which scope column each role must carry, and only that one.
@@ -87,47 +83,3 @@ async def principal_for_key(session: AsyncSession, secret: str, key: str) -> Pri
         enrollment_id=row.enrollment_id,
         bank_slug=row.bank_slug,
     )
-
-
-class RoleNotIssuable(Unprocessable):
-    code = "role_not_issuable"
-    title = "Role not issuable here"
-
-
-class ApiKeyNotFound(NotFound):
-    code = "api_key_not_found"
-    title = "API key not found"
-
-
-async def issue_operator_key(
-    session: AsyncSession, secret: str, body: ApiKeyCreate
-) -> tuple[ApiKey, str]:
-    """A key the operator hands out: to a regulator, an institution, a bank or another operator.
-    The scope it names must exist, so a typo cannot yield a key that sees nothing."""
-    if body.role is Role.parent:
-        raise RoleNotIssuable("a parent key is issued with its enrollment (POST /v1/enrollments)")
-    if body.role is Role.regulator and body.jurisdiction_code is not None:
-        await existing_jurisdiction(session, body.jurisdiction_code)
-    if body.role is Role.institution and body.institution_id is not None:
-        await existing_institution(session, body.institution_id)
-    return await issue_key(session, secret, **body.model_dump())
-
-
-async def page(
-    session: AsyncSession, request: PageRequest, role: Role | None
-) -> tuple[Sequence[ApiKey], str | None]:
-    query = select(ApiKey)
-    if role is not None:
-        query = query.where(ApiKey.role == role)
-    return await paginate(session, query, request, ApiKey.created_at, ApiKey.id)
-
-
-async def revoke(session: AsyncSession, key_id: UUID) -> ApiKey:
-    """Revoked from the next request on. Revoking a revoked key keeps its first revocation time."""
-    row = await session.scalar(select(ApiKey).where(ApiKey.id == key_id).with_for_update())
-    if row is None:
-        raise ApiKeyNotFound(f"no API key {key_id}")
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-        await session.flush()
-    return row

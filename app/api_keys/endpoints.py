@@ -2,9 +2,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request
 
-from app.auth import service
+from app.api_keys import service
+from app.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.auth.dependencies import Admin
-from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.db.unit import Db
 from app.kit.pagination import Page, PageParams
 from app.models.api_key import ApiKey, Role

@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.banks.inbox import process_inbox
 from app.banks.outbox import dispatch_instructions, poll_instructions
+from app.db.transaction import run_in_transaction
 from app.db.unit import Database
 from app.enrollments.service import expire_unpaid_enrollments
+from app.ledger import service as ledger
 from app.lessons.service import auto_confirm_lessons
 from app.payouts.service import release_payouts
 from app.refunds.service import auto_approve_refunds
@@ -32,6 +34,13 @@ def in_batches(batch: Batch) -> Job:
     return job
 
 
+async def checkpoint_ledgers(db: Database, as_of: datetime) -> int:
+    """Publish every institution's journal head as its checkpoint of the day, once per day."""
+    return await run_in_transaction(
+        db.engine, lambda connection: ledger.checkpoint(connection, as_of)
+    )
+
+
 JOBS: dict[str, Job] = {
     "auto_confirm_lessons": in_batches(auto_confirm_lessons),
     "auto_approve_refunds": auto_approve_refunds,
@@ -40,4 +49,5 @@ JOBS: dict[str, Job] = {
     "dispatch_instructions": dispatch_instructions,
     "poll_instructions": poll_instructions,
     "process_inbox": process_inbox,
+    "checkpoint_ledgers": checkpoint_ledgers,
 }

@@ -582,14 +582,14 @@ async def verify(connection: AsyncConnection, institution_id: UUID) -> VerifyRep
             expected_seq, expected_prev = expected_seq + 1, entry.hash
     last_seq = expected_seq - 1
     if head_seq > last_seq:
-        return report(f"entries {expected_seq} to {head_seq} are missing", expected_seq)
+        return report(_missing(expected_seq, head_seq), expected_seq)
     if head_seq < last_seq or head_hash != expected_prev:
         return report(f"the head (entry {head_seq}) is not on the journal's last entry {last_seq}")
     beyond = [point for seq, points in published.items() if seq > last_seq for point in points]
     if beyond:
         point = min(beyond, key=lambda p: p.day)
         return report(
-            f"entries {expected_seq} to {point.seq} are missing: the checkpoint of {point.day} "
+            f"{_missing(expected_seq, point.seq)}: the checkpoint of {point.day} "
             f"recorded entry {point.seq}, the journal ends at entry {last_seq}",
             expected_seq,
             checkpoint_day=point.day,
@@ -629,6 +629,12 @@ async def verify(connection: AsyncConnection, institution_id: UUID) -> VerifyRep
                 enrollment_id=row.id,
             )
     return report()
+
+
+def _missing(first: int, last: int) -> str:
+    return (
+        f"entry {first} is missing" if first == last else f"entries {first} to {last} are missing"
+    )
 
 
 async def _journal(

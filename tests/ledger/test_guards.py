@@ -75,7 +75,7 @@ async def test_a_resolved_transfer_cannot_be_turned_back_or_deleted(engine, book
         " WHERE institution_id = :i AND id = :t",
         "DELETE FROM ledger_transfers WHERE institution_id = :i AND id = :t",
     ):
-        with pytest.raises(DBAPIError, match="refuse|transfer is only resolved"):
+        with pytest.raises(DBAPIError, match=r"refuse|transfer is only resolved"):
             await plain_sql(
                 engine,
                 statement,

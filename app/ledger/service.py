@@ -535,7 +535,7 @@ async def verify(connection: AsyncConnection, institution_id: UUID) -> VerifyRep
     kept_seqs = {t.reserve_seq for t in transfers} | {
         t.resolve_seq for t in transfers if t.resolve_seq
     }
-    kept: dict[int, tuple[str, list[Posting]]] = {}  # the entries transfers name: key, postings
+    kept: dict[int, list[Posting]] = {}  # the postings of the entries transfers name
     resolutions: dict[str, int] = {}  # "transfer:<id>:<outcome>" keys found, with their seq
     expected_seq, expected_prev = 1, GENESIS_HASH
 
@@ -571,12 +571,12 @@ async def verify(connection: AsyncConnection, institution_id: UUID) -> VerifyRep
                 if point.hash != entry.hash:
                     return report(
                         f"entry {entry.seq} differs from the checkpoint of {point.day}: the "
-                        f"journal was rewritten from there",
+                        "journal up to it was rewritten",
                         entry.seq,
                         checkpoint_day=point.day,
                     )
             if entry.seq in kept_seqs:
-                kept[entry.seq] = (entry.idempotency_key, postings)
+                kept[entry.seq] = postings
             if entry.idempotency_key.startswith(_RESOLUTION_PREFIX):
                 resolutions[entry.idempotency_key] = entry.seq
             expected_seq, expected_prev = expected_seq + 1, entry.hash
@@ -684,14 +684,13 @@ def _resolution_key(transfer_id: UUID, outcome: TransferStatus) -> str:
 
 def _transfer_problem(
     transfer: Transfer,
-    kept: dict[int, tuple[str, list[Posting]]],
+    kept: dict[int, list[Posting]],
     resolutions: dict[str, int],
 ) -> str | None:
     """What a transfer's row says that its entries do not: its reserve entry moved its amount from
     source to transit, and its state is that of the one resolution entry it has, if any."""
     amount = transfer.amount_fen
-    reserve = kept.get(transfer.reserve_seq)
-    if reserve is None or reserve[1] != [
+    if kept.get(transfer.reserve_seq) != [
         Posting(transfer.source_account_id, amount),
         Posting(transfer.transit_account_id, -amount),
     ]:
@@ -713,7 +712,7 @@ def _transfer_problem(
         if transfer.status is TransferStatus.posted
         else transfer.source_account_id
     )
-    if kept[transfer.resolve_seq][1] != [
+    if kept[transfer.resolve_seq] != [
         Posting(transfer.transit_account_id, amount),
         Posting(credit, -amount),
     ]:

@@ -16,13 +16,10 @@ amounts = st.integers(min_value=1, max_value=INT64_MAX)
 def _as_written(transfer: Transfer):
     """The entries the ledger writes for a transfer in its state: what verify keeps of them."""
     kept = {
-        transfer.reserve_seq: (
-            "payout",
-            [
-                Posting(transfer.source_account_id, transfer.amount_fen),
-                Posting(transfer.transit_account_id, -transfer.amount_fen),
-            ],
-        )
+        transfer.reserve_seq: [
+            Posting(transfer.source_account_id, transfer.amount_fen),
+            Posting(transfer.transit_account_id, -transfer.amount_fen),
+        ]
     }
     resolutions = {}
     if transfer.status is not TransferStatus.pending:
@@ -32,15 +29,11 @@ def _as_written(transfer: Transfer):
             if transfer.status is TransferStatus.posted
             else transfer.source_account_id
         )
-        key = _resolution_key(transfer.id, transfer.status)
-        kept[transfer.resolve_seq] = (
-            key,
-            [
-                Posting(transfer.transit_account_id, transfer.amount_fen),
-                Posting(credit, -transfer.amount_fen),
-            ],
-        )
-        resolutions[key] = transfer.resolve_seq
+        kept[transfer.resolve_seq] = [
+            Posting(transfer.transit_account_id, transfer.amount_fen),
+            Posting(credit, -transfer.amount_fen),
+        ]
+        resolutions[_resolution_key(transfer.id, transfer.status)] = transfer.resolve_seq
     return kept, resolutions
 
 

@@ -21,6 +21,7 @@ from app.db.unit import Database
 from app.kit import workdays
 from app.kit.clock import utcnow
 from app.ledger import service as ledger
+from app.ledger.errors import LedgerNotFound
 from app.ledger.types import VerifyReport
 
 if TYPE_CHECKING:
@@ -176,19 +177,24 @@ def verify_ledger(
         list[UUID] | None, typer.Argument(help="Institutions to check; all of them when omitted.")
     ] = None,
 ) -> None:
-    """Check journals: every hash chain intact and every balance equal to its journal.
+    """Check ledgers: every hash chain intact and in agreement with the published checkpoints, every
+    balance, transfer and enrollment equal to its journal.
 
-    Exits 1 and names the first altered or missing entry of each institution that fails."""
-    reports = asyncio.run(_verify(institution_ids))
+    Names the first thing wrong in each institution that fails (an altered or missing entry, a
+    checkpoint the journal no longer matches, a transfer or an enrollment that disagrees). Exits 1
+    when one fails, else 2 when an institution named has no ledger, else 0."""
+    reports, unknown = asyncio.run(_verify(institution_ids))
     broken = [report for report in reports if not report.intact]
     for report in broken:
         typer.secho(f"{report.institution_id}: {report.problem}", fg=typer.colors.RED, err=True)
+    for institution_id in unknown:
+        typer.secho(f"{institution_id}: no such institution has a ledger", fg="red", err=True)
     entries = sum(report.entries_checked for report in reports)
     typer.echo(
         f"{len(reports)} institutions, {entries} entries checked: "
         + (f"{len(broken)} not intact" if broken else "all intact")
     )
-    raise typer.Exit(1 if broken else 0)
+    raise typer.Exit(1 if broken else 2 if unknown else 0)
 
 
 @cli.command("run-job")
@@ -215,21 +221,25 @@ async def _run_job(job: "Job") -> int:
         await engine.dispose()
 
 
-async def _verify(institution_ids: list[UUID] | None) -> list[VerifyReport]:
+async def _verify(institution_ids: list[UUID] | None) -> tuple[list[VerifyReport], list[UUID]]:
+    """The reports of the institutions verified, and those named that have no ledger."""
     engine = create_engine(get_settings().database_url)
     try:
         if not institution_ids:
             async with engine.connect() as connection:
                 institution_ids = await ledger.institutions(connection)
-        reports = []
+        reports, unknown = [], []
         with Progress(transient=True) as progress:
-            task = progress.add_task("verifying journals", total=len(institution_ids))
+            task = progress.add_task("verifying ledgers", total=len(institution_ids))
             for institution_id in institution_ids:
                 # One short read transaction per institution, never one across all of them.
                 async with engine.connect() as connection:
-                    reports.append(await ledger.verify(connection, institution_id))
+                    try:
+                        reports.append(await ledger.verify(connection, institution_id))
+                    except LedgerNotFound:
+                        unknown.append(institution_id)
                 progress.advance(task)
-        return reports
+        return reports, unknown
     finally:
         await engine.dispose()
 

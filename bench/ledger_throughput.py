@@ -6,15 +6,11 @@ Creates (drops and recreates) the named database, migrates it, opens the books o
 `--institutions` institutions, then for each scenario runs `writers` concurrent tasks for
 `--seconds` seconds, each posting payment entries and waiting for each call, `--batch` entries
 per call (1: one entry per call; more: a call like the lesson batch endpoint's, all of one
-institution), in these scenarios:
+institution), each call one transaction (run_in_transaction + service.post_many), in these
+scenarios:
 
   spread  every entry goes to a random institution of many
   hot     every entry goes to the same institution
-
-through two write paths:
-
-  txn     one transaction per call (run_in_transaction + service.post_many)
-  group   LedgerBatcher: concurrent calls for one institution share one transaction
 
 It checks afterwards that every institution's journal verifies and its balances add up.
 """
@@ -36,14 +32,12 @@ from app.db import migrate
 from app.db.engine import create_engine
 from app.db.transaction import run_in_transaction
 from app.ledger import service as ledger
-from app.ledger.batcher import LedgerBatcher
 from app.ledger.types import AccountKind, EntryDraft
 
 
 @dataclass
 class Result:
     scenario: str
-    path: str
     batch: int
     writers: int
     entries: int
@@ -84,10 +78,7 @@ async def open_institutions(engine, count: int) -> list[tuple[uuid.UUID, uuid.UU
     return books
 
 
-async def run(
-    engine, books, writers: int, seconds: float, path: str, scenario: str, batch: int
-) -> Result:
-    batcher = LedgerBatcher(engine)
+async def run(engine, books, writers: int, seconds: float, scenario: str, batch: int) -> Result:
     # Each hot run gets a fresh institution, so that one run's dead row versions are not the next's.
     [hot] = await open_institutions(engine, 1)
     latencies: list[float] = []
@@ -95,12 +86,9 @@ async def run(
     rng = random.Random(writers)
 
     async def post(institution_id, drafts) -> None:
-        if path == "group":
-            results = await batcher.post_many(institution_id, drafts)
-        else:
-            results = await run_in_transaction(
-                engine, lambda c: ledger.post_many(c, institution_id, drafts)
-            )
+        results = await run_in_transaction(
+            engine, lambda c: ledger.post_many(c, institution_id, drafts)
+        )
         assert not any(isinstance(r, Exception) for r in results), results
 
     async def writer() -> None:
@@ -123,7 +111,6 @@ async def run(
     entries = len(latencies) * batch
     return Result(
         scenario=scenario,
-        path=path,
         batch=batch,
         writers=writers,
         entries=entries,
@@ -152,11 +139,10 @@ async def main(args: argparse.Namespace) -> list[Result]:
     results = []
     for scenario in ("spread", "hot"):
         for batch in args.batch:
-            for path in args.paths:
-                for writers in args.writers:
-                    result = await run(engine, books, writers, args.seconds, path, scenario, batch)
-                    print(json.dumps(asdict(result)), flush=True)
-                    results.append(result)
+            for writers in args.writers:
+                result = await run(engine, books, writers, args.seconds, scenario, batch)
+                print(json.dumps(asdict(result)), flush=True)
+                results.append(result)
     print(f"verified the journals of {await check(engine)} institutions", flush=True)
     await engine.dispose()
     return results
@@ -172,7 +158,6 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--institutions", type=int, default=1000)
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 20])
-    parser.add_argument("--paths", nargs="+", default=["txn", "group"], choices=["txn", "group"])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--pool-size", type=int, default=20)
     parser.add_argument("--out", type=Path, help="write the results as JSON here")

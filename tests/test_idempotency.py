@@ -13,7 +13,6 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-
 from sqlalchemy import func, select
 
 from app.config import Settings

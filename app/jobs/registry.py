@@ -9,9 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.banks.inbox import process_inbox
 from app.banks.outbox import dispatch_instructions, poll_instructions
+from app.db.transaction import run_in_transaction
 from app.db.unit import Database
 from app.enrollments.service import expire_unpaid_enrollments
 from app.idempotency.repository import purge_expired
+from app.ledger import service as ledger
 from app.lessons.service import auto_confirm_lessons
 from app.payouts.service import release_payouts
 from app.refunds.service import auto_approve_refunds
@@ -35,11 +37,14 @@ def in_batches(batch: Batch) -> Job:
 
 async def purge_idempotency_records(db: Database, as_of: datetime) -> int:
     """Replay records past their TTL: nothing may replay them any more."""
-    return await db.run(lambda session: _purge(session, as_of))
+    return await run_in_transaction(db.engine, lambda connection: purge_expired(connection, as_of))
 
 
-async def _purge(session: AsyncSession, as_of: datetime) -> int:
-    return await purge_expired(await session.connection(), as_of)
+async def checkpoint_ledgers(db: Database, as_of: datetime) -> int:
+    """Publish every institution's journal head as its checkpoint of the day, once per day."""
+    return await run_in_transaction(
+        db.engine, lambda connection: ledger.checkpoint(connection, as_of)
+    )
 
 
 JOBS: dict[str, Job] = {
@@ -51,4 +56,5 @@ JOBS: dict[str, Job] = {
     "poll_instructions": poll_instructions,
     "process_inbox": process_inbox,
     "purge_idempotency_records": purge_idempotency_records,
+    "checkpoint_ledgers": checkpoint_ledgers,
 }

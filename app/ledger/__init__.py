@@ -25,6 +25,6 @@ Concurrency: which lock serialises each balance change
 
 Write cost
     One lock round trip, then a fixed number of statements whatever the number of entries: a batch of
-    entries of one institution (`post_many`, or concurrent callers coalesced by `LedgerBatcher`)
-    shares one lock acquisition and one commit, which is what keeps one busy institution fast.
+    entries of one institution (`post_many`, e.g. a lesson batch) shares one lock acquisition and
+    one commit, which is what keeps one busy institution fast.
 """

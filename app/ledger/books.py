@@ -5,7 +5,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.ledger.service import AccountSpec, open_accounts
+from app.ledger.service import AccountSpec, open_accounts, prepaid_spec
 from app.ledger.types import Account, AccountKind
 
 INSTITUTION_KINDS = (
@@ -37,10 +37,6 @@ async def institution_books(connection: AsyncConnection, institution_id: UUID) -
     return Books(institution_id, *opened)
 
 
-def _prepaid(enrollment_id: UUID) -> AccountSpec:
-    return AccountSpec(AccountKind.prepaid, ref=str(enrollment_id))
-
-
 async def books_and_enrollment_account(
     connection: AsyncConnection, institution_id: UUID, enrollment_id: UUID
 ) -> tuple[Books, Account]:
@@ -50,7 +46,7 @@ async def books_and_enrollment_account(
         institution_id,
         [
             *(AccountSpec(kind) for kind in INSTITUTION_KINDS),
-            _prepaid(enrollment_id),
+            prepaid_spec(enrollment_id),
         ],
     )
     return Books(institution_id, *opened), prepaid
@@ -60,5 +56,5 @@ async def enrollment_account(
     connection: AsyncConnection, institution_id: UUID, enrollment_id: UUID
 ) -> Account:
     """The enrollment's prepaid liability: what its payer paid and has not yet been released."""
-    [account] = await open_accounts(connection, institution_id, [_prepaid(enrollment_id)])
+    [account] = await open_accounts(connection, institution_id, [prepaid_spec(enrollment_id)])
     return account

@@ -55,3 +55,8 @@ class TransferNotFound(LedgerError, NotFound):
 class TransferAlreadyResolved(LedgerError, Conflict):
     code = "transfer_already_resolved"
     title = "Transfer already resolved"
+
+
+class LedgerNotFound(LedgerError, NotFound):
+    code = "ledger_not_found"
+    title = "No ledger for this institution"

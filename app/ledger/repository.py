@@ -5,11 +5,11 @@ are distributed by `institution_id`.
 """
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, func, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.dialect import insert_for
@@ -17,19 +17,30 @@ from app.ledger.chain import GENESIS_HASH
 from app.ledger.types import (
     Account,
     AccountKind,
+    Checkpoint,
     PostedEntry,
     Posting,
     Side,
     Transfer,
     TransferStatus,
 )
-from app.models import LedgerAccount, LedgerEntry, LedgerHead, LedgerPosting, LedgerTransfer
+from app.models import (
+    Enrollment,
+    LedgerAccount,
+    LedgerCheckpoint,
+    LedgerEntry,
+    LedgerHead,
+    LedgerPosting,
+    LedgerTransfer,
+)
 
 heads = cast(Table, LedgerHead.__table__)
 accounts = cast(Table, LedgerAccount.__table__)
 entries = cast(Table, LedgerEntry.__table__)
 postings = cast(Table, LedgerPosting.__table__)
 transfers = cast(Table, LedgerTransfer.__table__)
+checkpoints = cast(Table, LedgerCheckpoint.__table__)
+enrollments = cast(Table, Enrollment.__table__)
 
 _ACCOUNT_COLUMNS = (
     accounts.c.institution_id,
@@ -98,11 +109,15 @@ async def institution_ids(connection: AsyncConnection) -> list[UUID]:
     return [row.institution_id for row in rows]
 
 
-async def read_head(connection: AsyncConnection, institution_id: UUID) -> int:
-    seq = await connection.scalar(
-        select(heads.c.last_seq).where(heads.c.institution_id == institution_id)
-    )
-    return seq or 0
+async def read_head(connection: AsyncConnection, institution_id: UUID) -> tuple[int, str] | None:
+    row = (
+        await connection.execute(
+            select(heads.c.last_seq, heads.c.last_hash).where(
+                heads.c.institution_id == institution_id
+            )
+        )
+    ).first()
+    return None if row is None else (row.last_seq, row.last_hash)
 
 
 async def insert_accounts(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -191,9 +206,10 @@ _INSERT_ENTRIES_SET_BALANCES_AND_HEAD = text("""
                       CAST(:prev_hash AS varchar[]), CAST(:hash AS varchar[]))
             AS e(seq, idempotency_key, kind, memo, posting_count, content_hash, prev_hash, hash)
     ), new_balances AS (
-        UPDATE ledger_accounts SET balance_fen = b.balance_fen
-          FROM unnest(CAST(:balance_account AS uuid[]), CAST(:balance_fen AS bigint[]))
-            AS b(id, balance_fen)
+        UPDATE ledger_accounts SET balance_fen = b.balance_fen, last_seq = b.last_seq
+          FROM unnest(CAST(:balance_account AS uuid[]), CAST(:balance_fen AS bigint[]),
+                      CAST(:balance_last_seq AS bigint[]))
+            AS b(id, balance_fen, last_seq)
          WHERE ledger_accounts.institution_id = :institution_id AND ledger_accounts.id = b.id
     )
     UPDATE ledger_heads SET last_seq = :head_seq, last_hash = :head_hash, updated_at = :posted_at
@@ -210,13 +226,16 @@ async def write_journal(
     institution_id: UUID,
     entry_rows: list[dict[str, Any]],
     posting_rows: list[dict[str, Any]],
-    balances: dict[UUID, int],
+    balances: dict[UUID, tuple[int, int]],
     now: datetime,
 ) -> None:
-    """Append entries and their postings, set the balances they changed and move the head to the
-    last entry: the whole write of `service.post_many`, in a fixed number of statements.
+    """Append entries and their postings, set the balances they changed (each with the last entry
+    that changed it) and move the head to the last entry: the whole write of `service.post_many`,
+    in a fixed number of statements.
 
-    Postings go first: the entry's insert trigger checks that the postings it finds sum to zero."""
+    The order is the database's guards': postings first (the entry's insert trigger checks that
+    they sum to zero), then entries, then balances (moved by exactly the new postings), then the
+    head (onto the last entry)."""
     head_seq, head_hash = entry_rows[-1]["seq"], entry_rows[-1]["hash"]
     if connection.dialect.name == "postgresql":
         await connection.execute(
@@ -245,7 +264,8 @@ async def write_journal(
                     ),
                 ),
                 "balance_account": list(balances),
-                "balance_fen": list(balances.values()),
+                "balance_fen": [balance for balance, _ in balances.values()],
+                "balance_last_seq": [seq for _, seq in balances.values()],
                 "head_seq": head_seq,
                 "head_hash": head_hash,
             },
@@ -256,8 +276,11 @@ async def write_journal(
     await connection.execute(
         update(accounts)
         .where(accounts.c.institution_id == institution_id, accounts.c.id == bindparam("account"))
-        .values(balance_fen=bindparam("balance")),
-        [{"account": account, "balance": balance} for account, balance in balances.items()],
+        .values(balance_fen=bindparam("balance"), last_seq=bindparam("seq")),
+        [
+            {"account": account, "balance": balance, "seq": seq}
+            for account, (balance, seq) in balances.items()
+        ],
     )
     await connection.execute(
         update(heads)
@@ -371,13 +394,6 @@ async def credited_since(
     return int(total or 0)
 
 
-async def max_seq(connection: AsyncConnection, institution_id: UUID) -> int:
-    value = await connection.scalar(
-        select(func.max(entries.c.seq)).where(entries.c.institution_id == institution_id)
-    )
-    return value or 0
-
-
 # --- two-phase transfers ------------------------------------------------------------------------
 
 
@@ -442,4 +458,66 @@ async def resolve_transfer(
             transfers.c.status == TransferStatus.pending,
         )
         .values(status=status, resolve_seq=resolve_seq, resolved_at=now)
+    )
+
+
+async def transfers_of(connection: AsyncConnection, institution_id: UUID) -> list[Transfer]:
+    rows = await connection.execute(
+        select(transfers)
+        .where(transfers.c.institution_id == institution_id)
+        .order_by(transfers.c.reserve_seq)
+    )
+    return [_transfer(row) for row in rows]
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+async def checkpoint_heads(connection: AsyncConnection, day: date, now: datetime) -> int:
+    """Copy every institution's head into the day's checkpoints, where it has none yet; return how
+    many were written. One statement: on Citus, heads and checkpoints are co-located by
+    institution, so it runs on every shard at once."""
+    result = await connection.execute(
+        insert_for(connection, checkpoints)
+        .from_select(
+            ["institution_id", "day", "seq", "hash", "taken_at"],
+            # SQLite parses INSERT ... SELECT ... ON CONFLICT only when the SELECT has a WHERE.
+            select(
+                heads.c.institution_id,
+                bindparam("day", day, type_=checkpoints.c.day.type),
+                heads.c.last_seq,
+                heads.c.last_hash,
+                bindparam("now", now, type_=checkpoints.c.taken_at.type),
+            ).where(true()),
+        )
+        .on_conflict_do_nothing(index_elements=["institution_id", "day"])
+    )
+    return result.rowcount
+
+
+async def checkpoints_of(connection: AsyncConnection, institution_id: UUID) -> list[Checkpoint]:
+    rows = await connection.execute(
+        select(checkpoints)
+        .where(checkpoints.c.institution_id == institution_id)
+        .order_by(checkpoints.c.day)
+    )
+    return [
+        Checkpoint(row.institution_id, row.day, row.seq, row.hash, row.taken_at) for row in rows
+    ]
+
+
+# --- the enrollments' copy of the money ---------------------------------------------------------
+
+
+async def enrollment_counters(connection: AsyncConnection, institution_id: UUID) -> Any:
+    """Each enrollment's paid, released (confirmed) and refunded fen, oldest first."""
+    return await connection.execute(
+        select(
+            enrollments.c.id,
+            enrollments.c.paid_fen,
+            enrollments.c.confirmed_fen,
+            enrollments.c.refunded_fen,
+        )
+        .where(enrollments.c.institution_id == institution_id)
+        .order_by(enrollments.c.created_at, enrollments.c.id)
     )

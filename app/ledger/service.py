@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.kit.clock import utcnow
 from app.kit.money import INT64_MAX, is_fen
+from app.kit.workdays import local_date
 from app.ledger import repository as repo
 from app.ledger.chain import GENESIS_HASH, chain_hash, content_hash
 from app.ledger.errors import (
@@ -27,6 +28,7 @@ from app.ledger.errors import (
     InvalidAmount,
     InvalidEntry,
     LedgerError,
+    LedgerNotFound,
     TransferAlreadyResolved,
     TransferNotFound,
     UnbalancedEntry,
@@ -35,6 +37,7 @@ from app.ledger.errors import (
 from app.ledger.types import (
     Account,
     AccountKind,
+    Checkpoint,
     EntryDraft,
     PostedEntry,
     Posting,
@@ -66,6 +69,11 @@ class AccountSpec:
     @property
     def code(self) -> str:
         return self.kind if self.ref is None else f"{self.kind}:{self.ref}"
+
+
+def prepaid_spec(enrollment_id: UUID) -> AccountSpec:
+    """An enrollment's prepaid liability: what its payer paid and has not yet been released."""
+    return AccountSpec(AccountKind.prepaid, ref=str(enrollment_id))
 
 
 async def open_accounts(
@@ -248,7 +256,7 @@ async def _post_locked(
     known = await repo.accounts_by_id(connection, institution_id, account_ids) if hashes else {}
     missing = account_ids - known.keys()
     balances = {account_id: account.balance_fen for account_id, account in known.items()}
-    changed: set[UUID] = set()
+    last_seq_of: dict[UUID, int] = {}  # each changed account's last entry in this batch
     now = utcnow()
     last_seq, last_hash = tip if tip is not None else (0, GENESIS_HASH)
     entry_rows: list[dict] = []
@@ -270,9 +278,9 @@ async def _post_locked(
             results[index] = refusal
             continue
         balances.update(after)
-        changed.update(after)
         prev_hash = last_hash
         last_seq += 1
+        last_seq_of.update(dict.fromkeys(after, last_seq))
         last_hash = chain_hash(prev_hash, last_seq, now, digest)
         entry_rows.append(
             {
@@ -315,7 +323,7 @@ async def _post_locked(
             institution_id,
             entry_rows,
             posting_rows,
-            {account: balances[account] for account in sorted(changed)},
+            {account: (balances[account], last_seq_of[account]) for account in sorted(last_seq_of)},
             now,
         )
 
@@ -463,7 +471,7 @@ async def _resolve(
         else transfer.source_account_id
     )
     draft = EntryDraft.transfer(
-        f"transfer:{transfer_id}:{outcome}",
+        _resolution_key(transfer_id, outcome),
         kind,
         transfer.transit_account_id,
         credit,
@@ -478,6 +486,21 @@ async def _resolve(
     return replace(transfer, status=outcome, resolve_seq=result.seq)
 
 
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+async def checkpoint(connection: AsyncConnection, as_of: datetime) -> int:
+    """Publish every institution's head (seq and hash) as its checkpoint of `as_of`'s day (Asia/
+    Shanghai), once per institution and day: running again the same day writes nothing. Returns how
+    many checkpoints were written."""
+    return await repo.checkpoint_heads(connection, local_date(as_of), as_of)
+
+
+async def checkpoints(connection: AsyncConnection, institution_id: UUID) -> list[Checkpoint]:
+    """An institution's published checkpoints, oldest first: what a regulator keeps a copy of."""
+    return await repo.checkpoints_of(connection, institution_id)
+
+
 # --- verification -------------------------------------------------------------------------------
 
 
@@ -487,10 +510,33 @@ async def institutions(connection: AsyncConnection) -> list[UUID]:
 
 
 async def verify(connection: AsyncConnection, institution_id: UUID) -> VerifyReport:
-    """Walk the institution's journal from its first entry, recomputing every digest and link, and
-    name the first entry found altered or missing; then check that the maintained balances equal the
-    journal replayed."""
-    head_seq = await repo.read_head(connection, institution_id)
+    """Check an institution's ledger against its journal and report the first thing found wrong:
+
+    1. the journal: walked from its first entry, every digest and link recomputed, each entry a
+       checkpoint names compared with it, and the head on the last entry; a checkpoint beyond the
+       journal's end means entries were removed from its tail;
+    2. the maintained balances, equal to the journal replayed;
+    3. each transfer's amount, accounts and state, equal to its reserve and resolve entries;
+    4. each enrollment's counters: its prepaid account holds paid - released - refunded.
+
+    Give it a connection of its own: on PostgreSQL it reads in one snapshot (REPEATABLE READ), so
+    that writes going on meanwhile are not taken for tampering; on SQLite the transaction holds the
+    database's lock."""
+    if connection.dialect.name == "postgresql" and not connection.in_transaction():
+        await connection.execution_options(isolation_level="REPEATABLE READ")
+    head = await repo.read_head(connection, institution_id)
+    if head is None:
+        raise LedgerNotFound(f"institution {institution_id} has no ledger")
+    head_seq, head_hash = head
+    published: dict[int, list[Checkpoint]] = {}
+    for point in await repo.checkpoints_of(connection, institution_id):
+        published.setdefault(point.seq, []).append(point)
+    transfers = await repo.transfers_of(connection, institution_id)
+    kept_seqs = {t.reserve_seq for t in transfers} | {
+        t.resolve_seq for t in transfers if t.resolve_seq
+    }
+    kept: dict[int, list[Posting]] = {}  # the postings of the entries transfers name
+    resolutions: dict[str, int] = {}  # "transfer:<id>:<outcome>" keys found, with their seq
     expected_seq, expected_prev = 1, GENESIS_HASH
 
     def report(
@@ -507,16 +553,47 @@ async def verify(connection: AsyncConnection, institution_id: UUID) -> VerifyRep
             **extra,
         )
 
+    for point in published.get(0, ()):
+        if point.hash != GENESIS_HASH:
+            return report(
+                f"the checkpoint of {point.day} names an empty journal with another hash",
+                checkpoint_day=point.day,
+            )
     async with aclosing(_journal(connection, institution_id)) as journal:
         async for entry, lines in journal:
             if entry.seq != expected_seq:
                 return report(f"entry {expected_seq} is missing", expected_seq)
-            problem = _entry_problem(institution_id, entry, lines, expected_prev)
+            postings = [Posting(line.account_id, line.amount_fen) for line in lines]
+            problem = _entry_problem(institution_id, entry, lines, postings, expected_prev)
             if problem is not None:
                 return report(f"entry {expected_seq} was altered: {problem}", expected_seq)
+            for point in published.get(entry.seq, ()):
+                if point.hash != entry.hash:
+                    return report(
+                        f"entry {entry.seq} differs from the checkpoint of {point.day}: the "
+                        "journal up to it was rewritten",
+                        entry.seq,
+                        checkpoint_day=point.day,
+                    )
+            if entry.seq in kept_seqs:
+                kept[entry.seq] = postings
+            if entry.idempotency_key.startswith(_RESOLUTION_PREFIX):
+                resolutions[entry.idempotency_key] = entry.seq
             expected_seq, expected_prev = expected_seq + 1, entry.hash
-    if head_seq >= expected_seq:
-        return report(f"entries {expected_seq} to {head_seq} are missing", expected_seq)
+    last_seq = expected_seq - 1
+    if head_seq > last_seq:
+        return report(_missing(expected_seq, head_seq), expected_seq)
+    if head_seq < last_seq or head_hash != expected_prev:
+        return report(f"the head (entry {head_seq}) is not on the journal's last entry {last_seq}")
+    beyond = [point for seq, points in published.items() if seq > last_seq for point in points]
+    if beyond:
+        point = min(beyond, key=lambda p: p.day)
+        return report(
+            f"{_missing(expected_seq, point.seq)}: the checkpoint of {point.day} "
+            f"recorded entry {point.seq}, the journal ends at entry {last_seq}",
+            expected_seq,
+            checkpoint_day=point.day,
+        )
 
     maintained = await repo.accounts_by_id(connection, institution_id)
     replayed = await repo.journal_sums(connection, institution_id)
@@ -530,7 +607,34 @@ async def verify(connection: AsyncConnection, institution_id: UUID) -> VerifyRep
             f"{len(mismatches)} account balances differ from the journal",
             balance_mismatches=mismatches,
         )
+
+    for transfer in transfers:
+        problem = _transfer_problem(transfer, kept, resolutions)
+        if problem is not None:
+            return report(f"transfer {transfer.id} {problem}", transfer_id=transfer.id)
+
+    prepaid = {
+        account.code: account.normal_balance_fen
+        for account in maintained.values()
+        if account.kind is AccountKind.prepaid
+    }
+    for row in await repo.enrollment_counters(connection, institution_id):
+        unconsumed = row.paid_fen - row.confirmed_fen - row.refunded_fen
+        held = prepaid.get(prepaid_spec(row.id).code, 0)
+        if held != unconsumed:
+            return report(
+                f"enrollment {row.id} says paid {row.paid_fen} - released {row.confirmed_fen} - "
+                f"refunded {row.refunded_fen} = {unconsumed} fen, its prepaid account holds "
+                f"{held} fen",
+                enrollment_id=row.id,
+            )
     return report()
+
+
+def _missing(first: int, last: int) -> str:
+    return (
+        f"entry {first} is missing" if first == last else f"entries {first} to {last} are missing"
+    )
 
 
 async def _journal(
@@ -554,9 +658,8 @@ async def _journal(
 
 
 def _entry_problem(
-    institution_id: UUID, entry: Any, lines: list[Any], expected_prev: str
+    institution_id: UUID, entry: Any, lines: list[Any], postings: list[Posting], expected_prev: str
 ) -> str | None:
-    postings = [Posting(line.account_id, line.amount_fen) for line in lines]
     digest = content_hash(institution_id, entry.idempotency_key, entry.kind, entry.memo, postings)
     if (
         digest != entry.content_hash
@@ -568,4 +671,50 @@ def _entry_problem(
         expected_prev, entry.seq, entry.posted_at, digest
     ):
         return "its link in the chain is broken"
+    return None
+
+
+_RESOLUTION_PREFIX = "transfer:"
+
+
+def _resolution_key(transfer_id: UUID, outcome: TransferStatus) -> str:
+    """The key of the entry that resolves a transfer: one per transfer and outcome."""
+    return f"{_RESOLUTION_PREFIX}{transfer_id}:{outcome}"
+
+
+def _transfer_problem(
+    transfer: Transfer,
+    kept: dict[int, list[Posting]],
+    resolutions: dict[str, int],
+) -> str | None:
+    """What a transfer's row says that its entries do not: its reserve entry moved its amount from
+    source to transit, and its state is that of the one resolution entry it has, if any."""
+    amount = transfer.amount_fen
+    if kept.get(transfer.reserve_seq) != [
+        Posting(transfer.source_account_id, amount),
+        Posting(transfer.transit_account_id, -amount),
+    ]:
+        return f"of {amount} fen does not match its reserve entry {transfer.reserve_seq}"
+    found = {
+        outcome: resolutions[key]
+        for outcome in (TransferStatus.posted, TransferStatus.voided)
+        if (key := _resolution_key(transfer.id, outcome)) in resolutions
+    }
+    if transfer.status is TransferStatus.pending:
+        if found:
+            outcome, seq = next(iter(found.items()))
+            return f"is pending, but entry {seq} {outcome} it"
+        return None
+    if found.keys() != {transfer.status} or found[transfer.status] != transfer.resolve_seq:
+        return f"is {transfer.status}, but entry {transfer.resolve_seq} is not its resolution"
+    credit = (
+        transfer.settle_account_id
+        if transfer.status is TransferStatus.posted
+        else transfer.source_account_id
+    )
+    if kept[transfer.resolve_seq] != [
+        Posting(transfer.transit_account_id, amount),
+        Posting(credit, -amount),
+    ]:
+        return f"of {amount} fen does not match its resolution entry {transfer.resolve_seq}"
     return None

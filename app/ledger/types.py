@@ -1,7 +1,7 @@
 """The ledger's vocabulary: account kinds, entry drafts and what posting returns."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import IntEnum, StrEnum
 from uuid import UUID
 
@@ -135,8 +135,21 @@ class Transfer:
 
 
 @dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """An institution's journal head as published on a day (Asia/Shanghai)."""
+
+    institution_id: UUID
+    day: date
+    seq: int
+    hash: str
+    taken_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyReport:
-    """Whether an institution's journal is intact; when not, the first entry found altered or missing."""
+    """Whether an institution's ledger is intact; when not, the first thing found wrong: an entry
+    altered or missing (also against a checkpoint), a balance, a transfer or an enrollment that
+    disagrees with the journal."""
 
     institution_id: UUID
     intact: bool
@@ -146,3 +159,6 @@ class VerifyReport:
     first_bad_seq: int | None = None
     problem: str | None = None
     balance_mismatches: dict[UUID, tuple[int, int]] = field(default_factory=dict)
+    transfer_id: UUID | None = None  # the first transfer that disagrees with its entries
+    enrollment_id: UUID | None = None  # the first enrollment whose counters disagree
+    checkpoint_day: date | None = None  # the checkpoint the journal no longer agrees with

@@ -13,6 +13,7 @@ from app.models.institution import Institution
 from app.models.instruction import Instruction
 from app.models.jurisdiction import Jurisdiction
 from app.models.ledger_account import LedgerAccount
+from app.models.ledger_checkpoint import LedgerCheckpoint
 from app.models.ledger_entry import LedgerEntry
 from app.models.ledger_head import LedgerHead
 from app.models.ledger_posting import LedgerPosting
@@ -37,6 +38,7 @@ __all__ = [
     "Instruction",
     "Jurisdiction",
     "LedgerAccount",
+    "LedgerCheckpoint",
     "LedgerEntry",
     "LedgerHead",
     "LedgerPosting",

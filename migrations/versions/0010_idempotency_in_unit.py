@@ -6,7 +6,7 @@ as the service now stores them, so replays keep working across the upgrade and n
 earlier (a parent's, an operator's) stays readable at rest.
 
 Revision ID: 0010_idempotency_in_unit
-Revises: 0005_bank_message_listing
+Revises: 0008_ledger_guards
 """
 
 import json
@@ -19,7 +19,7 @@ from app.config import get_settings
 from app.kit.sealing import seal, unseal
 
 revision: str = "0010_idempotency_in_unit"
-down_revision: str | None = "0005_bank_message_listing"
+down_revision: str | None = "0008_ledger_guards"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -46,9 +46,13 @@ def upgrade() -> None:
         if isinstance(headers, str):
             headers = json.loads(headers)
         document = json.dumps({"status": row.response_status, "headers": headers or {}})
-        sealed = seal(_secret(), SEALED_RESPONSE, document.encode() + b"\n" + bytes(row.response_body))
+        sealed = seal(
+            _secret(), SEALED_RESPONSE, document.encode() + b"\n" + bytes(row.response_body)
+        )
         bind.execute(
-            sa.text("UPDATE idempotency_records SET response = :sealed WHERE caller = :c AND key = :k"),
+            sa.text(
+                "UPDATE idempotency_records SET response = :sealed WHERE caller = :c AND key = :k"
+            ),
             {"sealed": sealed, "c": row.caller, "k": row.key},
         )
     with op.batch_alter_table("idempotency_records", schema=None) as batch_op:
@@ -79,7 +83,13 @@ def downgrade() -> None:
                 "UPDATE idempotency_records SET status = 'completed', response_status = :s,"
                 " response_headers = :h, response_body = :b WHERE caller = :c AND key = :k"
             ),
-            {"s": meta["status"], "h": json.dumps(meta["headers"]), "b": body, "c": row.caller, "k": row.key},
+            {
+                "s": meta["status"],
+                "h": json.dumps(meta["headers"]),
+                "b": body,
+                "c": row.caller,
+                "k": row.key,
+            },
         )
     with op.batch_alter_table("idempotency_records", schema=None) as batch_op:
         batch_op.alter_column("status", existing_type=sa.String(length=20), nullable=False)

@@ -109,6 +109,12 @@ async def tamper(engine: AsyncEngine, statement: str, **params: object) -> None:
             await connection.execute(text(sql))
 
 
+async def plain_sql(engine: AsyncEngine, statement: str, **params: object) -> None:
+    """A statement as anyone with write access to the tables would run it: the guards in place."""
+    async with engine.begin() as connection:
+        await connection.execute(text(statement), params)
+
+
 def db_id(engine: AsyncEngine, value: UUID) -> object:
     """How a UUID is bound in raw SQL: native on PostgreSQL, 32 hex characters on SQLite."""
     return value.hex if engine.dialect.name == "sqlite" else value

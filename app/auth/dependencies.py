@@ -76,3 +76,7 @@ Regulator = Annotated[Principal, Depends(require(Role.regulator))]
 InstitutionCaller = Annotated[Principal, Depends(require(Role.institution))]
 Parent = Annotated[Principal, Depends(require(Role.parent))]
 AdminOrRegulator = Annotated[Principal, Depends(require(Role.admin, Role.regulator))]
+# Who sees institutions' objects (the operator, a regulator, an institution), each within its scope.
+InstitutionViewer = Annotated[
+    Principal, Depends(require(Role.admin, Role.regulator, Role.institution))
+]

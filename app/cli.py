@@ -6,16 +6,19 @@ import json
 import signal
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.progress import Progress
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from typer.core import TyperGroup
 
 from app.config import get_settings
-from app.db.engine import create_engine
+from app.db.engine import UnsupportedDatabase, create_engine
 from app.db.migrate import upgrade
 from app.db.unit import Database
 from app.kit import workdays
@@ -28,7 +31,56 @@ if TYPE_CHECKING:
     from app.jobs.registry import Job
     from bank_simulator.keys import BankKeys
 
-cli = typer.Typer(help="PrepaidGuard operations.", no_args_is_help=True)
+
+def _database() -> str:
+    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+
+
+def _missing_table(error: DBAPIError) -> bool:
+    # SQLite says so in words; PostgreSQL with SQLSTATE 42P01 (undefined_table).
+    return "no such table" in str(error.orig) or getattr(error.orig, "sqlstate", None) == "42P01"
+
+
+def _operator_problem(error: BaseException) -> str | None:
+    """A failure the operator can fix (the configuration, the database's address, its schema), in
+    one line; None for anything else, which keeps its traceback (that is a bug to report)."""
+    match error:
+        case ValidationError():
+            problems = (
+                (f"{'.'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "")
+                + e["msg"].removeprefix("Value error, ")
+                for e in error.errors()
+            )
+            return "configuration: " + "; ".join(problems)
+        case UnsupportedDatabase():
+            return f"DATABASE_URL: {error}"
+        case ArgumentError():
+            return (
+                "DATABASE_URL is not a database URL: give postgresql://user:password@host:port/db "
+                "or sqlite:///path"
+            )
+        case DBAPIError() if _missing_table(error):
+            return f"the database {_database()} has no schema yet: run `prepaid-guard migrate`"
+        case DBAPIError() if error.statement is None:  # raised while connecting
+            return f"cannot open the database {_database()}: {error.orig}"
+        case OSError():  # refused, unknown host, timed out, before any driver error
+            return f"cannot reach the database {_database()}: {error}"
+    return None
+
+
+class _Commands(TyperGroup):
+    def invoke(self, ctx: Any) -> Any:  # Any: typer's Context type differs between versions
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            problem = _operator_problem(error)
+            if problem is None:
+                raise
+            typer.secho(f"prepaid-guard: {problem}", fg="red", err=True)
+            raise typer.Exit(1) from None
+
+
+cli = typer.Typer(help="PrepaidGuard operations.", no_args_is_help=True, cls=_Commands)
 
 
 @cli.command()

@@ -109,3 +109,60 @@ def test_run_job_runs_a_scheduled_job(database_url, fresh_settings):
     unknown = runner.invoke(cli.cli, ["run-job", "make_coffee"])
     assert unknown.exit_code == 2
     assert "release_payouts" in unknown.output
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("mysql://guard@db/guard", "DATABASE_URL: unsupported database 'mysql'"),
+        ("not a url", "DATABASE_URL is not a database URL"),
+        ("sqlite:////no/such/directory/guard.db", "DATABASE_URL: no directory /no/such/directory"),
+        (
+            "postgresql://guard:db-password@127.0.0.1:1/guard",  # nothing listens on port 1
+            "cannot reach the database postgresql://guard:***@127.0.0.1:1/guard",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", [["migrate"], ["run-job", "release_payouts"]])
+def test_a_bad_database_url_is_one_clear_line(monkeypatch, fresh_settings, url, said, command):
+    monkeypatch.setenv("DATABASE_URL", url)
+
+    result = runner.invoke(cli.cli, command)
+
+    assert result.exit_code == 1
+    assert result.output.startswith(f"prepaid-guard: {said}"), result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert "db-password" not in result.output
+
+
+def test_an_unmigrated_database_says_to_migrate(monkeypatch, fresh_settings, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+
+    result = runner.invoke(cli.cli, ["run-job", "release_payouts"])
+
+    assert result.exit_code == 1
+    assert result.output == (
+        f"prepaid-guard: the database sqlite:///{tmp_path / 'empty.db'} has no schema yet: "
+        "run `prepaid-guard migrate`\n"
+    )
+
+
+def test_production_without_its_secret_is_one_clear_line(monkeypatch, fresh_settings):
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+
+    for command in (["check-config"], ["migrate"], ["serve"]):
+        result = runner.invoke(cli.cli, command)
+        assert result.exit_code == 1, result.output
+        assert result.output == (
+            "prepaid-guard: configuration: SECRET_KEY must be set to a random string of 32 "
+            "characters or more\n"
+        )
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch, fresh_settings):
+    monkeypatch.setattr(cli, "_run_job", lambda job: (_ for _ in ()).throw(KeyError("bug")))
+
+    result = runner.invoke(cli.cli, ["run-job", "release_payouts"])
+
+    assert isinstance(result.exception, KeyError)  # not hidden behind a friendly line

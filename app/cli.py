@@ -5,6 +5,7 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from typer.core import TyperGroup
 
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.db.engine import UnsupportedDatabase, create_engine
 from app.db.migrate import upgrade
 from app.db.unit import Database
@@ -47,7 +48,7 @@ def _operator_problem(error: BaseException) -> str | None:
     """A failure the operator can fix (the configuration, the database's address, its schema), in
     one line; None for anything else, which keeps its traceback (that is a bug to report)."""
     match error:
-        case ValidationError():
+        case ValidationError() if error.title == Settings.__name__:
             problems = (
                 (f"{'.'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "")
                 + e["msg"].removeprefix("Value error, ")
@@ -65,7 +66,7 @@ def _operator_problem(error: BaseException) -> str | None:
             return f"the database {_database()} has no schema yet: run `prepaid-guard migrate`"
         case DBAPIError() if error.statement is None:  # raised while connecting
             return f"cannot open the database {_database()}: {error.orig}"
-        case OSError():  # refused, unknown host, timed out, before any driver error
+        case ConnectionError() | socket.gaierror() | TimeoutError():  # before the driver speaks
             return f"cannot reach the database {_database()}: {error}"
     return None
 

@@ -3,19 +3,25 @@
 import asyncio
 import contextlib
 import json
+import logging
 import signal
+import socket
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.progress import Progress
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from typer.core import TyperGroup
 
-from app.config import get_settings
-from app.db.engine import create_engine
+from app.config import Settings, get_settings
+from app.db.engine import UnsupportedDatabase, create_engine
 from app.db.migrate import upgrade
 from app.db.unit import Database
 from app.kit import workdays
@@ -29,7 +35,56 @@ if TYPE_CHECKING:
     from app.jobs.registry import Job
     from bank_simulator.keys import BankKeys
 
-cli = typer.Typer(help="PrepaidGuard operations.", no_args_is_help=True)
+
+def _database() -> str:
+    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+
+
+def _missing_table(error: DBAPIError) -> bool:
+    # SQLite says so in words; PostgreSQL with SQLSTATE 42P01 (undefined_table).
+    return "no such table" in str(error.orig) or getattr(error.orig, "sqlstate", None) == "42P01"
+
+
+def _operator_problem(error: BaseException) -> str | None:
+    """A failure the operator can fix (the configuration, the database's address, its schema), in
+    one line; None for anything else, which keeps its traceback (that is a bug to report)."""
+    match error:
+        case ValidationError() if error.title == Settings.__name__:
+            problems = (
+                (f"{'.'.join(map(str, e['loc'])).upper()}: " if e["loc"] else "")
+                + e["msg"].removeprefix("Value error, ")
+                for e in error.errors()
+            )
+            return "configuration: " + "; ".join(problems)
+        case UnsupportedDatabase():
+            return f"DATABASE_URL: {error}"
+        case ArgumentError():
+            return (
+                "DATABASE_URL is not a database URL: give postgresql://user:password@host:port/db "
+                "or sqlite:///path"
+            )
+        case DBAPIError() if _missing_table(error):
+            return f"the database {_database()} has no schema yet: run `prepaid-guard migrate`"
+        case DBAPIError() if error.statement is None:  # raised while connecting
+            return f"cannot open the database {_database()}: {error.orig}"
+        case ConnectionError() | socket.gaierror() | TimeoutError():  # before the driver speaks
+            return f"cannot reach the database {_database()}: {error}"
+    return None
+
+
+class _Commands(TyperGroup):
+    def invoke(self, ctx: Any) -> Any:  # Any: typer's Context type differs between versions
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            problem = _operator_problem(error)
+            if problem is None:
+                raise
+            typer.secho(f"prepaid-guard: {problem}", fg="red", err=True)
+            raise typer.Exit(1) from None
+
+
+cli = typer.Typer(help="PrepaidGuard operations.", no_args_is_help=True, cls=_Commands)
 
 
 @cli.command()
@@ -64,10 +119,12 @@ def serve(
     ] = 8100,
 ) -> None:
     """Migrate the database, then serve the API; with the demo, the bank simulator too."""
-    migrate()
-    if demo if demo is not None else not get_settings().is_production:
+    settings = get_settings()
+    upgrade(settings.database_url)
+    if demo if demo is not None else not settings.is_production:
         asyncio.run(_demo(host, port, bank_port, keep_serving=True))
         return
+    _say(f"PrepaidGuard API on {_url(host, port)}, its documentation on {_url(host, port)}/docs")
     uvicorn.run("app.main:app", host=host, port=port)
 
 
@@ -95,16 +152,32 @@ def _demo_banks() -> "dict[str, BankKeys]":
     return banks
 
 
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """Warnings and errors only, while the demo is seeded: its hundred request lines would bury
+    the banner that follows. The service logs every request again after it."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 async def _demo(host: str, port: int, bank_port: int, *, keep_serving: bool) -> None:
-    """The API and the bank simulator served together; the demo seeded on an empty database."""
+    """The API and the bank simulator served together; the demo seeded on an empty database, and
+    /readyz not ready until it is."""
     import httpx
 
-    from app.demo import seed, simulator_config
+    from app.demo import opens_database, read_keys, seed, simulator_config
+    from app.health.endpoints import hold_readiness, release_readiness
     from app.main import create_app
     from bank_simulator.app import create_simulator
 
     settings = get_settings()
     app = create_app(settings)
+    hold_readiness(app, "the demo is being seeded")
     stood_in = workdays.stand_in_for_unknown_years(workdays.local_date(utcnow()))
     if stood_in:
         years = ", ".join(map(str, stood_in))
@@ -126,16 +199,24 @@ async def _demo(host: str, port: int, bank_port: int, *, keep_serving: bool) -> 
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     servers = [asyncio.create_task(bank.serve()), asyncio.create_task(api.serve())]
     try:
-        while not (api.started and bank.started):
-            if any(task.done() for task in servers):
-                return  # a server could not start (port taken?): uvicorn said why
-            await asyncio.sleep(0.05)
-        async with (
-            httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=60) as client,
-            httpx.AsyncClient(base_url=f"http://{host}:{bank_port}", timeout=60) as bank_client,
-        ):
-            keys = await seed(Database(app.state.engine, settings), client, bank_client, banks)
-        _announce(keys, host, bank_port)
+        with _quiet_logs():
+            while not (api.started and bank.started):
+                if any(task.done() for task in servers):
+                    return  # a server could not start (port taken?): uvicorn said why
+                await asyncio.sleep(0.05)
+            async with (
+                httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=60) as client,
+                httpx.AsyncClient(base_url=f"http://{host}:{bank_port}", timeout=60) as bank_client,
+            ):
+                db = Database(app.state.engine, settings)
+                keys = await seed(db, client, bank_client, banks)
+                seeded_now = keys is not None
+                if keys is not None:
+                    _keep_keys(keys)
+                elif (keys := read_keys(DEMO_KEYS_FILE)) and not await opens_database(db, keys):
+                    keys = None
+        release_readiness(app)
+        _banner(keys, seeded_now, host, port, bank_port, serving=keep_serving)
         if keep_serving:
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait([stopping, *servers], return_when=asyncio.FIRST_COMPLETED)
@@ -145,17 +226,61 @@ async def _demo(host: str, port: int, bank_port: int, *, keep_serving: bool) -> 
         await asyncio.gather(*servers, return_exceptions=True)
 
 
-def _announce(keys: "DemoKeys | None", host: str, bank_port: int) -> None:
-    if keys is None:
-        typer.echo("the database has data already: no demo seeded")
+def _keep_keys(keys: "DemoKeys") -> None:
+    DEMO_KEYS_FILE.write_text(json.dumps(asdict(keys), indent=2, ensure_ascii=False))
+    DEMO_KEYS_FILE.chmod(0o600)  # an operator key: for this user's eyes only
+
+
+def _say(text: str = "", **style: Any) -> None:
+    """For the person at the terminal: on stderr, so that stdout stays the service's JSON log."""
+    typer.secho(text, err=True, **style)
+
+
+def _url(host: str, port: int) -> str:
+    # A server on every interface is reached from this machine's browser on the loopback.
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+
+
+def _banner(
+    keys: "DemoKeys | None",
+    seeded_now: bool,
+    host: str,
+    port: int,
+    bank_port: int,
+    *,
+    serving: bool,
+) -> None:
+    """What runs where and which key is whose, in a dozen lines after the demo is seeded."""
+    api, bank = _url(host, port), _url(host, bank_port)
+    _say()
+    if serving:
+        _say(f"PrepaidGuard is ready: open {api}/docs", bold=True)
+        _say(f"  API             {api}  (database {_database()})")
+        _say(f"  bank simulator  {bank}/docs  (plays the demo's banks)")
+    elif seeded_now:
+        _say("PrepaidGuard demo seeded; `prepaid-guard serve` serves it", bold=True)
     else:
-        DEMO_KEYS_FILE.write_text(json.dumps(asdict(keys), indent=2, ensure_ascii=False))
-        typer.echo(
-            f"demo seeded; its API keys are in {DEMO_KEYS_FILE.resolve()}\n"
-            f"  operator (admin): {keys.admin}\n  regulator: {keys.regulator}\n"
-            f"  institution: {keys.institution}\n  parent: {keys.parent_active}"
+        _say("The database has data already: no demo seeded", bold=True)
+    _say()
+    if keys is None:
+        _say(
+            f"  No demo key in {DEMO_KEYS_FILE.resolve()} opens this database: set ADMIN_API_KEY "
+            "to a secret of your own and use it as the operator's key."
         )
-    typer.echo(f"bank simulator (the demo's banks): http://{host}:{bank_port}/docs")
+    else:
+        where = "written to" if seeded_now else "seeded earlier, kept in"
+        _say(f"  Demo keys ({where} {DEMO_KEYS_FILE.resolve()}); in /docs press Authorize:")
+        for role, key, whose in (
+            ("operator", keys.admin, "everything"),
+            ("regulator", keys.regulator, "the demo county"),
+            ("institution", keys.institution, "the demo school"),
+            ("parent", keys.parent_active, "an active enrollment"),
+        ):
+            _say(f"    {role:<12} {key}  {whose}")
+    if serving:
+        _say()
+        _say("  The service logs JSON lines on stdout from here on. Ctrl-C stops both servers.")
+    _say()
 
 
 @cli.command("check-config")

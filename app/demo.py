@@ -10,14 +10,16 @@ executed and reported back. It returns the keys it made (`prepaid-guard serve` w
 `demo-keys.json`).
 """
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
-from app.auth.service import issue_key
+from app.auth.service import issue_key, principal_for_key
 from app.db.unit import Database
 from app.kit.clock import utcnow
 from app.ledger import service as ledger
@@ -59,6 +61,22 @@ class DemoKeys:
 
 class DemoFailed(RuntimeError):
     pass
+
+
+def read_keys(path: Path) -> DemoKeys | None:
+    """The keys an earlier seeding wrote to `path`, if it holds any."""
+    try:
+        return DemoKeys(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):  # no file, or not one of ours
+        return None
+
+
+async def opens_database(db: Database, keys: DemoKeys) -> bool:
+    """Whether the demo's operator key still opens this database (a keys file may be another
+    database's, or the key revoked since)."""
+    secret = db.settings.secret_key.get_secret_value()
+    operator = await db.run(lambda session: principal_for_key(session, secret, keys.admin))
+    return operator is not None and operator.role is Role.admin
 
 
 async def _reopen_accounts(db: Database, bank: httpx.AsyncClient) -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.api_keys.endpoints import router as api_keys_router
 from app.auth.dependencies import caller_of
@@ -77,12 +78,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the copies the fastapi-offline package
+    # ships, served by the app itself, so they work without internet (a CDN is FastAPI's default).
+    # Swagger UI's online validator badge would send the document's address to swagger.io: off.
+    app = FastAPIOffline(
         title="PrepaidGuard",
         version=_package_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
+        swagger_ui_parameters={"validatorUrl": "none"},
     )
     install_error_handlers(app)
 

@@ -42,6 +42,18 @@ async def test_demo_has_every_enrollment_state_and_seeds_once(tmp_path):
             )
             assert mine.json()["lessons_disputed"] == 1 and mine.json()["lessons_consumed"] == 4
 
+            # The institution sees its course, its payout and the refund asked of it, all settled
+            # by the bank already.
+            institution = auth(keys.institution)
+            for path, statuses in [
+                ("/v1/courses", None),
+                ("/v1/payouts", ["settled"]),
+                ("/v1/refunds", ["settled"]),
+            ]:
+                items = (await client.get(path, headers=institution)).json()["items"]
+                assert len(items) == 1
+                assert statuses is None or [item["status"] for item in items] == statuses
+
             # The payout and the refund went through the bank: nothing is left in transit, and
             # the ledger holds exactly what the bank holds.
             view = (

@@ -3,6 +3,7 @@
 import httpx
 
 from app.config import Settings
+from app.health.endpoints import hold_readiness, release_readiness
 from app.main import create_app
 
 
@@ -34,3 +35,17 @@ async def test_readyz_is_503_problem_when_the_database_does_not_answer():
     assert ready.headers["content-type"] == "application/problem+json"
     assert ready.json()["code"] == "database_unavailable"
     assert alive.status_code == 200
+
+
+async def test_readyz_is_503_while_readiness_is_held_and_healthz_stays_alive(app, client):
+    hold_readiness(app, "the demo is being seeded")
+    try:
+        held = await client.get("/readyz")
+        assert held.status_code == 503
+        assert held.json()["code"] == "not_ready"
+        assert held.json()["detail"] == "the demo is being seeded"
+        assert (await client.get("/healthz")).status_code == 200
+    finally:
+        release_readiness(app)
+
+    assert (await client.get("/readyz")).json() == {"status": "ready", "database": "ok"}

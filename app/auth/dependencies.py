@@ -130,3 +130,7 @@ Regulator = Annotated[RegulatorPrincipal, Depends(require_one(RegulatorPrincipal
 InstitutionCaller = Annotated[InstitutionPrincipal, Depends(require_one(InstitutionPrincipal))]
 Parent = Annotated[ParentPrincipal, Depends(require_one(ParentPrincipal))]
 AdminOrRegulator = Annotated[Principal, Depends(require(Role.admin, Role.regulator))]
+# Who sees institutions' objects (the operator, a regulator, an institution), each within its scope.
+InstitutionViewer = Annotated[
+    Principal, Depends(require(Role.admin, Role.regulator, Role.institution))
+]

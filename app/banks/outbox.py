@@ -57,7 +57,8 @@ log = logging.getLogger(__name__)
 BATCH = 50
 CONCURRENCY = 8  # calls to banks in flight at once, per job run
 LEASE = timedelta(minutes=2)  # how long a claimed instruction is left to the job that claimed it
-POLL_EVERY = timedelta(minutes=5)
+FIRST_POLL_AFTER = timedelta(seconds=15)  # how soon the bank is asked again after a send
+POLL_EVERY = timedelta(minutes=5)  # and how often, at most, while it has the instruction
 RETURN_WATCH = timedelta(days=7)  # how long a settled instruction is watched for a return
 RETURN_POLL_EVERY = timedelta(hours=1)  # how often, then: a return comes days later, not minutes
 CALL_TRIES = 3  # tries of one call that did not reach the bank, or of a query that got no answer
@@ -263,10 +264,19 @@ async def _claim(session: AsyncSession, as_of: datetime, *, polling: bool) -> li
 
 
 def _next_poll(instruction: Instruction, as_of: datetime) -> datetime:
-    """When the poll job asks about it next: soon while the bank has it, hourly once settled (it
-    is watched for a return, which comes days later)."""
-    watching = instruction.status == InstructionStatus.succeeded
-    return as_of + (RETURN_POLL_EVERY if watching else POLL_EVERY)
+    """When the poll job asks about it next. While the bank has it: after as long again as it has
+    been there (15 s, 30 s, 1 min, ...), at most every 5 minutes, since most instructions settle
+    within seconds or minutes of being sent, and an institution should not see `sent` for five
+    minutes after its bank paid. Once settled, hourly: it is watched for a return, which comes
+    days later."""
+    if instruction.status == InstructionStatus.succeeded:
+        return as_of + RETURN_POLL_EVERY
+    return as_of + poll_delay(as_of - (instruction.sent_at or as_of))
+
+
+def poll_delay(at_bank_for: timedelta) -> timedelta:
+    """How long until the next question about an instruction the bank has had for `at_bank_for`."""
+    return min(max(at_bank_for, FIRST_POLL_AFTER), POLL_EVERY)
 
 
 def _backoff(attempts: int) -> timedelta:

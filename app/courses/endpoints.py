@@ -2,10 +2,11 @@ from uuid import UUID
 
 from fastapi import APIRouter
 
-from app.auth.dependencies import CurrentPrincipal, InstitutionCaller
-from app.courses import service
+from app.auth.dependencies import CurrentPrincipal, InstitutionCaller, InstitutionViewer
+from app.courses import repository, service
 from app.courses.schemas import CourseCreate, CourseOut
 from app.db.unit import Db
+from app.kit.pagination import Page, PageParams
 from app.models import Course
 
 router = APIRouter(prefix="/v1/courses", tags=["courses"])
@@ -26,6 +27,25 @@ async def create_course(body: CourseCreate, caller: InstitutionCaller, db: Db) -
     assert caller.institution_id is not None
     institution_id = caller.institution_id
     return await db.run(lambda session: service.create_course(session, institution_id, body))
+
+
+@router.get(
+    "",
+    response_model=Page[CourseOut],
+    summary="Courses",
+    description=(
+        "Oldest first, `limit` per page; pass `next_cursor` back as `cursor` for more. An "
+        "institution sees its own courses, a regulator its jurisdiction's, the operator all; "
+        "`institution_id` narrows the list to one institution."
+    ),
+)
+async def list_courses(
+    caller: InstitutionViewer, db: Db, page: PageParams, institution_id: UUID | None = None
+) -> Page[CourseOut]:
+    rows, next_cursor = await db.run(
+        lambda session: repository.page(session, caller, institution_id, page)
+    )
+    return Page(items=[CourseOut.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
 @router.get(

@@ -1,5 +1,6 @@
 """Engine and sessions. Operators give plain URLs; choosing the async driver is our business."""
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -27,9 +28,15 @@ def async_url(database_url: str) -> URL:
         raise UnsupportedDatabase(
             f"unsupported database {backend!r}: use postgresql:// or sqlite:///"
         )
-    if backend == "sqlite" and url.database in (None, "", ":memory:"):
-        # Every pooled connection would get its own empty database.
-        raise UnsupportedDatabase("an in-memory SQLite database is not supported: give a file path")
+    if backend == "sqlite":
+        if not url.database or url.database == ":memory:":
+            # Every pooled connection would get its own empty database.
+            raise UnsupportedDatabase(
+                "an in-memory SQLite database is not supported: give a file path"
+            )
+        # Said here, in words: the driver's own "unable to open database file" names no cause.
+        if not (directory := Path(url.database).parent).is_dir():
+            raise UnsupportedDatabase(f"no directory {directory} for the SQLite file")
     return url.set(drivername=ASYNC_DRIVERS[backend])
 
 

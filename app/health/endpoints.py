@@ -1,10 +1,15 @@
-"""Probes for the orchestrator: /healthz says the process is alive, /readyz that it can serve."""
+"""Probes for the orchestrator: /healthz says the process is alive, /readyz that it can serve.
+
+Whoever starts the app may hold readiness while it prepares something (`prepaid-guard serve` seeds
+its demo through the running API): /readyz answers 503 until then, and /healthz still says alive,
+so that an orchestrator waits for the work instead of restarting the process in the middle of it.
+"""
 
 import asyncio
 import logging
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel
 from sqlalchemy import text
 
@@ -22,6 +27,21 @@ class DatabaseUnavailable(DomainError):
     status = 503
     code = "database_unavailable"
     title = "Database unavailable"
+
+
+class NotReady(DomainError):
+    status = 503
+    code = "not_ready"
+    title = "Not ready"
+
+
+def hold_readiness(app: FastAPI, reason: str) -> None:
+    """/readyz answers 503 `not_ready` with `reason` until `release_readiness`."""
+    app.state.not_ready = reason
+
+
+def release_readiness(app: FastAPI) -> None:
+    app.state.not_ready = None
 
 
 class Liveness(BaseModel):
@@ -43,12 +63,19 @@ async def healthz() -> Liveness:
 
 @router.get(
     "/readyz",
-    summary="Readiness: the database answers",
+    summary="Readiness: started and the database answers",
     response_description="Ready to serve requests",
-    responses={503: documented_problem("The database does not answer: `database_unavailable`")},
+    responses={
+        503: documented_problem(
+            "Still starting (`not_ready`, e.g. while the demo is seeded), or the database does "
+            "not answer (`database_unavailable`)"
+        )
+    },
 )
 async def readyz(request: Request) -> Readiness:
-    """Runs `SELECT 1`; while it fails, the instance should get no traffic."""
+    """Runs `SELECT 1` once started; while either fails, the instance should get no traffic."""
+    if reason := getattr(request.app.state, "not_ready", None):
+        raise NotReady(reason)
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
             async with request.app.state.engine.connect() as connection:

@@ -1,6 +1,7 @@
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.auth.dependencies import Admin
@@ -41,9 +42,18 @@ class JobResult(BaseModel):
     "/{job}",
     response_model=JobResult,
     summary="Run a scheduled job now",
-    description="Jobs: " + ", ".join(f"`{name}`" for name in sorted(JOBS)) + ".",
+    description="Jobs: "
+    + ", ".join(f"`{name}`" for name in sorted(JOBS))
+    + ". The body is optional: none at all runs the job now, as `{}` does.",
 )
-async def run_job(job: str, body: JobRun, request: Request, _: Admin, db: Db) -> JobResult:
+async def run_job(
+    job: str,
+    request: Request,
+    _: Admin,
+    db: Db,
+    # Every field is optional, so no body at all means `{}`.
+    body: Annotated[JobRun, Body(default_factory=JobRun)],
+) -> JobResult:
     settings: Settings = request.app.state.settings
     run = JOBS.get(job)
     if run is None:

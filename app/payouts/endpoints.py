@@ -3,12 +3,14 @@ from uuid import UUID
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from app.auth.dependencies import CurrentPrincipal, InstitutionCaller
+from app.auth.dependencies import CurrentPrincipal, InstitutionCaller, InstitutionViewer
 from app.auth.scope import sees_institution
 from app.db.unit import Db
 from app.kit.clock import utcnow
+from app.kit.pagination import Page, PageParams
 from app.models import Institution, Payout
-from app.payouts import service
+from app.models.payout import PayoutStatus
+from app.payouts import repository, service
 from app.payouts.schemas import PayoutOut, PayoutRequest
 
 router = APIRouter(prefix="/v1/payouts", tags=["payouts"])
@@ -36,6 +38,29 @@ async def create_payout(body: PayoutRequest, caller: InstitutionCaller, db: Db) 
             session, institution_id, body.amount_fen, "request", utcnow()
         )
     )
+
+
+@router.get(
+    "",
+    response_model=Page[PayoutOut],
+    summary="Payouts",
+    description=(
+        "Oldest first, `limit` per page; pass `next_cursor` back as `cursor` for more. An "
+        "institution sees its own payouts, a regulator its jurisdiction's, the operator all; "
+        "`institution_id` and `status` narrow the list."
+    ),
+)
+async def list_payouts(
+    caller: InstitutionViewer,
+    db: Db,
+    page: PageParams,
+    institution_id: UUID | None = None,
+    status: PayoutStatus | None = None,
+) -> Page[PayoutOut]:
+    rows, next_cursor = await db.run(
+        lambda session: repository.page(session, caller, institution_id, status, page)
+    )
+    return Page(items=[PayoutOut.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
 @router.get("/{payout_id}", response_model=PayoutOut, summary="A payout and its status")

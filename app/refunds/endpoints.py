@@ -4,14 +4,16 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.dependencies import CurrentPrincipal, InstitutionCaller, Parent
+from app.auth.dependencies import CurrentPrincipal, InstitutionCaller, InstitutionViewer, Parent
 from app.auth.principal import Principal
 from app.auth.scope import sees_enrollment
 from app.db.unit import Db
 from app.kit.clock import utcnow
 from app.kit.errors import NotFound
+from app.kit.pagination import Page, PageParams
 from app.models import Enrollment, Institution, Refund
-from app.refunds import service
+from app.models.refund import RefundStatus
+from app.refunds import repository, service
 from app.refunds.errors import RefundNotFound
 from app.refunds.schemas import RefundOut, RefundRejection, RefundRequest
 
@@ -51,6 +53,30 @@ async def request_refund(
         )
 
     return await db.run(work)
+
+
+@router.get(
+    "/v1/refunds",
+    response_model=Page[RefundOut],
+    summary="Refund requests",
+    description=(
+        "The refund requests made to the institution, oldest first, `limit` per page; pass "
+        "`next_cursor` back as `cursor` for more. An institution sees those made to it, a "
+        "regulator its jurisdiction's, the operator all; `status` (e.g. `requested`: those "
+        "awaiting an answer) and `institution_id` narrow the list."
+    ),
+)
+async def list_refunds(
+    caller: InstitutionViewer,
+    db: Db,
+    page: PageParams,
+    status: RefundStatus | None = None,
+    institution_id: UUID | None = None,
+) -> Page[RefundOut]:
+    rows, next_cursor = await db.run(
+        lambda session: repository.page(session, caller, institution_id, status, page)
+    )
+    return Page(items=[RefundOut.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
 @router.get("/v1/refunds/{refund_id}", response_model=RefundOut, summary="A refund and its status")

@@ -24,6 +24,7 @@ class RefundOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: UUID
+    institution_id: UUID
     enrollment_id: UUID
     amount_fen: int = Field(
         description="Refundable when asked; once approved, the amount being paid back."

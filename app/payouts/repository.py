@@ -1,0 +1,30 @@
+"""The payout queries that take pages."""
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal
+from app.auth.scope import institution_scope
+from app.kit.pagination import PageRequest, paginate
+from app.models import Payout
+from app.models.payout import PayoutStatus
+
+
+async def page(
+    session: AsyncSession,
+    caller: Principal,
+    institution_id: UUID | None,
+    status: PayoutStatus | None,
+    page_request: PageRequest,
+) -> tuple[Sequence[Payout], str | None]:
+    """One page of the payouts the caller sees, optionally of one institution or status, oldest
+    first."""
+    query = select(Payout).where(institution_scope(caller, Payout.institution_id))
+    if institution_id is not None:
+        query = query.where(Payout.institution_id == institution_id)
+    if status is not None:
+        query = query.where(Payout.status == status)
+    return await paginate(session, query, page_request, Payout.created_at, Payout.id)

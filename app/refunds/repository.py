@@ -1,0 +1,30 @@
+"""The refund queries that take pages."""
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal
+from app.auth.scope import institution_scope
+from app.kit.pagination import PageRequest, paginate
+from app.models import Refund
+from app.models.refund import RefundStatus
+
+
+async def page(
+    session: AsyncSession,
+    caller: Principal,
+    institution_id: UUID | None,
+    status: RefundStatus | None,
+    page_request: PageRequest,
+) -> tuple[Sequence[Refund], str | None]:
+    """One page of the refund requests the caller sees, optionally of one institution or status,
+    oldest first."""
+    query = select(Refund).where(institution_scope(caller, Refund.institution_id))
+    if institution_id is not None:
+        query = query.where(Refund.institution_id == institution_id)
+    if status is not None:
+        query = query.where(Refund.status == status)
+    return await paginate(session, query, page_request, Refund.created_at, Refund.id)

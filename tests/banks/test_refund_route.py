@@ -28,7 +28,7 @@ async def refund_as_the_bank_got_it(sim: Simulated, payer: dict[str, str]) -> tu
         f"/v1/refunds/{refund.json()['id']}/approve", headers=sim.institution
     )
     assert approved.status_code == 200, approved.text
-    assert await sim.run_job("dispatch_instructions") == 1
+    await sim.run_job("dispatch_instructions")
     [instruction] = [i for i in await sim.bank_instructions() if i["kind"] == "refund"]
     assert instruction["status"] == "processing", instruction  # accepted by the bank
     assert instruction["amount_fen"] == enrollment["amount_fen"]

@@ -47,6 +47,9 @@ class Outcome(StrEnum):
     duplicate = "duplicate"  # the earlier submission stands
     insufficient = "insufficient"
     unknown_account = "unknown_account"
+    # A refund that names no payment into this account (or misquotes it): the bank cannot send
+    # it back by the original route.
+    unknown_payment = "unknown_payment"
     refused = "refused"
     dropped = "dropped"  # lost before the bank recorded it: answered 502
 
@@ -56,6 +59,17 @@ class SubmitResult:
     outcome: Outcome
     instruction: Instruction | None
     behaviour: QueuedBehaviour | None  # what the control API asked of this submission's answer
+
+
+def _pays_back(submission: Submission, original: Payment | None) -> bool:
+    """Whether a refund quotes a payment into its own account, by the references the bank knows it
+    by (ums also its channel order id), for no more than was paid."""
+    if original is None or original.account_no != submission.account_no:
+        return False
+    channel_order_id = submission.origin.get("origTargetOrderId")
+    if channel_order_id is not None and channel_order_id != original.channel_order_id:
+        return False
+    return submission.amount_fen <= original.amount_fen
 
 
 class Simulator:
@@ -213,10 +227,13 @@ class Simulator:
                 existing.submissions += 1
                 return SubmitResult(Outcome.duplicate, existing, queued)
             account = self.books.accounts.get((slug, submission.account_no))
+            original = self.books.payments.get((slug, submission.original_reference or ""))
             if behaviour is Behaviour.refuse:
                 outcome = Outcome.refused
             elif account is None:
                 outcome = Outcome.unknown_account
+            elif submission.kind == "refund" and not _pays_back(submission, original):
+                outcome = Outcome.unknown_payment
             elif (
                 behaviour is Behaviour.insufficient or account.available_fen < submission.amount_fen
             ):
@@ -225,7 +242,6 @@ class Simulator:
                 outcome = Outcome.accepted
                 account.held_fen += submission.amount_fen
             payee_account, payee_name = submission.payee_account, submission.payee_name
-            original = self.books.payments.get((slug, submission.original_reference or ""))
             if original is not None:  # a refund by the original route goes back to the payer
                 payee_account = payee_account or original.payer_account
                 payee_name = payee_name or original.payer_name
@@ -248,6 +264,7 @@ class Simulator:
                 accept_no=self.books.new_reference(now) if outcome is Outcome.accepted else "",
                 reason=None if outcome is Outcome.accepted else outcome.value,
                 origin=dict(submission.origin),
+                original_reference=submission.original_reference,
             )
             self.books.instructions[(slug, submission.id)] = instruction
             return SubmitResult(outcome, instruction, queued)

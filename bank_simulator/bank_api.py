@@ -46,6 +46,7 @@ _UMS_ANSWERS = {
     Outcome.duplicate: (ums.DUPLICATE, "duplicate srcReqId"),
     Outcome.insufficient: (ums.INSUFFICIENT, "insufficient balance"),
     Outcome.unknown_account: (ums.REFUSED, "no such account"),
+    Outcome.unknown_payment: (ums.REFUSED, "no such original payment"),
     Outcome.refused: (ums.REFUSED, "refused"),
 }
 
@@ -97,6 +98,7 @@ _ISO_ANSWERS = {
     Outcome.duplicate: (409, "duplicate EndToEndId: the earlier instruction stands"),
     Outcome.insufficient: (422, "insufficient balance"),
     Outcome.unknown_account: (422, "no such debtor account"),
+    Outcome.unknown_payment: (422, "no payment with this AcctSvcrRef to refund"),
     Outcome.refused: (403, "refused"),
 }
 
@@ -133,6 +135,7 @@ _GM_ANSWERS = {
     Outcome.duplicate: (gmbank.DUPLICATE, "duplicate instrId"),
     Outcome.insufficient: (gmbank.INSUFFICIENT, "insufficient balance"),
     Outcome.unknown_account: (gmbank.NO_SUCH_ACCOUNT, "no such account"),
+    Outcome.unknown_payment: (gmbank.REFUSED, "no payment with this origSerialNo"),
     Outcome.refused: (gmbank.REFUSED, "refused"),
 }
 

@@ -151,8 +151,10 @@ class Instruction:
     accept_no: str = ""
     reason: str | None = None
     bank_reference: str | None = None  # of the debit once executed
-    # What a bank's result must quote back (iso20022: the pain.001's MsgId and PmtInfId).
+    # What a bank's result must quote back (iso20022: the pain.001's MsgId and PmtInfId), and what
+    # a refund quoted of its payment (ums: origTargetOrderId).
     origin: dict[str, str] = field(default_factory=dict)
+    original_reference: str | None = None  # a refund's payment: seqId, AcctSvcrRef, serialNo
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -166,6 +168,8 @@ class Instruction:
             "memo": self.memo,
             "reason": self.reason,
             "bank_reference": self.bank_reference,
+            "original_reference": self.original_reference,
+            "origin": self.origin,
         }
 
 

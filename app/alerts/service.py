@@ -21,7 +21,11 @@ async def raise_alert(
     level: AlertLevel,
     key: str,
     reason: str,
+    *,
+    bank_message_id: UUID | None = None,
 ) -> None:
+    """`bank_message_id`: the stored bank message the alert is about, when there is one (its raw
+    bytes are the evidence)."""
     connection = await session.connection()
     await connection.execute(
         insert_for(connection, Alert.__table__)
@@ -32,6 +36,7 @@ async def raise_alert(
             kind=kind,
             level=level,
             reason=reason[:MAX_REASON_LENGTH],
+            bank_message_id=bank_message_id,
             opened_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["institution_id", "key"])

@@ -96,8 +96,10 @@ async def get_bank(slug: Slug, request: Request, _: Admin, db: Db) -> BankOut:
         "bank's interface). Answered with the bank's own replies: its success reply once the "
         "message is durably recorded (a resend too), its error reply with 401 for a bad, missing, "
         "expired or replayed signature (recorded as a security event, nothing acted on), and with "
-        "400 for a malformed message. Bodies above 1 MiB: 413. `404 bank_not_found` for an "
-        "unknown slug."
+        "400 for a malformed message (an inexact or zero amount; for ums a field holding `&` or "
+        "`=`) and for a message about an escrow account or an instruction of another bank "
+        "(stored `refused`, a security event and a red alert, nothing applied; a resend gets the "
+        "same answer). Bodies above 1 MiB: 413. `404 bank_not_found` for an unknown slug."
     ),
     openapi_extra=BANK_BODY,
     response_class=Response,
@@ -122,7 +124,8 @@ async def notify(slug: Slug, request: Request, db: Db) -> Response:
     description=(
         "Every message the bank sent, oldest first, with its verification and what became of it; "
         "`status=failed` lists those waiting for a retry, `rejected` those that failed their "
-        "signature. Bodies are not returned. Operator only."
+        "signature, `refused` those a bank sent about another bank's account or instruction. "
+        "Bodies are not returned. Operator only."
     ),
 )
 async def list_messages(

@@ -7,10 +7,17 @@ acknowledged with the bank's own success reply (STYLE rule 7).
 - A verified message that cannot be read (bad syntax, an amount that is not exact fen) is stored raw
   as `malformed` and answered with the bank's error reply and 400.
 - A verified, readable message is inserted once per (bank, message id) with ON CONFLICT DO NOTHING,
-  and its events are applied in the same transaction. A resend finds the row and gets the success
-  reply, changing nothing. Of two copies arriving at once, the database makes the second insert wait
-  for the first transaction and then do nothing, so the second is acknowledged only after the
-  first is durable.
+  and its events are applied in the same transaction. A resend finds the row and gets the reply
+  the first copy got, changing nothing. Of two copies arriving at once, the database makes the
+  second insert wait for the first transaction and then do nothing, so the second is answered only
+  after the first is durable.
+- A bank speaks only for its own accounts and instructions (DOMAIN.md, "Bank side"): a message
+  naming an escrow account held at another bank, or a result for an instruction sent through
+  another bank, is applied not at all. It is stored as `refused` with a security event and a red
+  alert for each institution concerned, and answered with the bank's error reply (400). A resend
+  gets the same answer and raises nothing again.
+- Money booked out of an escrow account that is none of our instructions (sent through this bank,
+  of that account, not failed) raises a red alert pointing at the raw message.
 - If applying the events fails, the transaction rolls back and the message is stored as `failed`
   in a transaction of its own, then acknowledged: it is durably recorded, and the `process_inbox`
   job applies it again later. Applying is idempotent (every effect has its own key).
@@ -21,6 +28,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import partial
 from uuid import UUID, uuid4
 
@@ -31,12 +39,14 @@ from app.alerts.service import raise_alert
 from app.banks.config import BankSetup, cached_bank, load_bank
 from app.banks.protocol import (
     BankEvent,
+    DebitBooked,
     InboundRequest,
     InstructionResult,
     MalformedMessage,
     Notification,
     PaymentReceived,
     ReplyKind,
+    ResultStatus,
     SignatureProblem,
     VerificationFailed,
     Verified,
@@ -46,11 +56,13 @@ from app.db.unit import Database
 from app.instructions.outcomes import Applied, Outcome, apply_outcome
 from app.kit.clock import utcnow
 from app.kit.errors import Conflict, NotFound
+from app.kit.money import yuan
 from app.kit.pagination import PageRequest, paginate
-from app.models import BankMessage, BankNonce, Institution, SecurityEvent
+from app.models import BankMessage, BankNonce, Institution, Instruction, SecurityEvent
 from app.models.alert import AlertKind
 from app.models.bank_message import MessageStatus
 from app.models.institution import AlertLevel
+from app.models.instruction import InstructionKind, InstructionStatus
 from app.payments.service import BankPayment, PaymentResult, credit_payment
 
 log = logging.getLogger(__name__)
@@ -98,9 +110,8 @@ async def receive(
             )
         )
         return bank, Received(ReplyKind.malformed, MessageStatus.malformed)
-    status: MessageStatus | None
     try:
-        status = await db.run(
+        received = await db.run(
             lambda session: _record_and_apply(
                 session, slug, request, verified, notification, remote_addr
             )
@@ -108,14 +119,17 @@ async def receive(
     except Exception as error:  # any failure to apply: keep the message, retry it later
         log.exception("bank message %s/%s could not be applied", slug, notification.message_id)
         why = repr(error)
-        status = await db.run(
+        stored = await db.run(
             lambda session: _store(
                 session, slug, request, notification.message_id, MessageStatus.failed, why
             )
         )
-    if status is MessageStatus.rejected:
-        return bank, Received(ReplyKind.bad_signature, status, notification.message_id)
-    return bank, Received(ReplyKind.ok, status, notification.message_id)
+        status = None if stored is None else MessageStatus.failed
+        received = Received(ReplyKind.ok, status, notification.message_id)
+    return bank, received
+
+
+_REPLY_TO = {MessageStatus.processed: ReplyKind.ok, MessageStatus.refused: ReplyKind.refused}
 
 
 async def _record_and_apply(
@@ -125,7 +139,8 @@ async def _record_and_apply(
     verified: Verified,
     notification: Notification,
     remote_addr: str | None,
-) -> MessageStatus | None:
+) -> Received:
+    message_id = notification.message_id
     if verified.nonce is not None and not await _claim_nonce(
         session, slug, verified.nonce, request.received_at, verified.nonce_ttl_seconds
     ):
@@ -134,21 +149,28 @@ async def _record_and_apply(
             f"nonce {verified.nonce!r} was seen in the last {verified.nonce_ttl_seconds} seconds",
         )
         await _reject(session, slug, request, failure, remote_addr)
-        return MessageStatus.rejected
-    stored = await _store(
+        return Received(ReplyKind.bad_signature, MessageStatus.rejected, message_id)
+    stored_id = await _store(
         session,
         slug,
         request,
-        notification.message_id,
+        message_id,
         MessageStatus.processed,
         None,
         events=len(notification.events),
     )
-    if stored is None:
-        return None  # a resend: the first copy was stored (and applied) already
-    for event in notification.events:
-        await apply_event(session, slug, event)
-    return MessageStatus.processed
+    if stored_id is None:
+        # A resend: answered as the first copy was, with nothing applied or raised again.
+        first = await session.scalar(
+            select(BankMessage.status).where(
+                BankMessage.bank_slug == slug, BankMessage.message_id == message_id
+            )
+        )
+        reply = ReplyKind.refused if first == MessageStatus.refused else ReplyKind.ok
+        return Received(reply, None, message_id)
+    source = Source(slug, message_id, stored_id, request.received_at)
+    status = await _apply(session, source, notification, remote_addr)
+    return Received(_REPLY_TO[status], status, message_id)
 
 
 async def _claim_nonce(
@@ -179,8 +201,8 @@ async def _store(
     detail: str | None,
     *,
     events: int = 0,
-) -> MessageStatus | None:
-    """Insert the raw message; None when (bank, message id) is stored already."""
+) -> UUID | None:
+    """Insert the raw message; its row's id, or None when (bank, message id) is stored already."""
     connection = await session.connection()
     now = utcnow()
     inserted = await connection.execute(
@@ -204,7 +226,7 @@ async def _store(
         .on_conflict_do_nothing(index_elements=["bank_slug", "message_id"])
         .returning(BankMessage.__table__.c.id)
     )
-    return status if inserted.first() is not None else None
+    return inserted.scalar()
 
 
 async def _reject(
@@ -255,14 +277,134 @@ def _signature_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: headers[name][:1000] for name in SIGNATURE_HEADERS if name in headers}
 
 
+# --- Which bank may say what ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The stored message the events being applied come from."""
+
+    slug: str
+    message_id: str  # the bank's id of it
+    stored_id: UUID  # its bank_messages row: the raw bytes an alert points to
+    received_at: datetime
+
+
+class Trespass(StrEnum):
+    """How a message spoke for what is not its bank's (the security event's kind)."""
+
+    foreign_account = "foreign_account"  # an escrow account held at another bank
+    foreign_instruction = "foreign_instruction"  # an instruction sent through another bank
+
+
+@dataclass(frozen=True, slots=True)
+class Foreign:
+    trespass: Trespass
+    institution_id: UUID  # the institution concerned
+    detail: str
+
+
+async def _foreign(session: AsyncSession, slug: str, events: Sequence[BankEvent]) -> list[Foreign]:
+    """What in the events is not `slug`'s to speak of: an escrow account held at another bank, a
+    result for an instruction sent through another bank, or one naming an account that is not its
+    institution's. Two queries at most, whatever the number of events."""
+    found: list[Foreign] = []
+    accounts = {event.account_no for event in events if event.account_no}
+    if accounts:
+        holders = await session.execute(
+            select(Institution.id, Institution.escrow_account_no, Institution.bank_slug).where(
+                Institution.escrow_account_no.in_(accounts), Institution.bank_slug != slug
+            )
+        )
+        found.extend(
+            Foreign(
+                Trespass.foreign_account,
+                row.id,
+                f"escrow account {row.escrow_account_no} is held at bank {row.bank_slug!r}",
+            )
+            for row in holders
+        )
+    results = {e.instruction_id: e for e in events if isinstance(e, InstructionResult)}
+    if results:
+        sent = await session.execute(
+            select(
+                Instruction.id,
+                Instruction.institution_id,
+                Instruction.bank_slug,
+                Institution.escrow_account_no,
+            )
+            .join(Institution, Institution.id == Instruction.institution_id)
+            .where(Instruction.id.in_(results))
+        )
+        for row in sent:
+            named = results[row.id].account_no
+            if row.bank_slug != slug:
+                detail = f"instruction {row.id} was sent through bank {row.bank_slug!r}"
+            elif named is not None and named != row.escrow_account_no:
+                detail = f"instruction {row.id} is not of account {named}"
+            else:
+                continue
+            found.append(Foreign(Trespass.foreign_instruction, row.institution_id, detail))
+    return found
+
+
+async def _apply(
+    session: AsyncSession,
+    source: Source,
+    notification: Notification,
+    remote_addr: str | None,
+) -> MessageStatus:
+    """Apply the message's events, or none of them when any is not its bank's to speak of."""
+    foreign = await _foreign(session, source.slug, notification.events)
+    if not foreign:
+        for event in notification.events:
+            await apply_event(session, source, event)
+        return MessageStatus.processed
+    detail = "; ".join(item.detail for item in foreign)
+    await session.execute(
+        update(BankMessage)
+        .where(BankMessage.id == source.stored_id)
+        .values(status=MessageStatus.refused, detail=detail[:MAX_DETAIL], processed_at=None)
+    )
+    session.add(
+        SecurityEvent(
+            id=uuid4(),
+            bank_slug=source.slug,
+            kind=foreign[0].trespass,
+            detail=f"message {source.message_id}: {detail}"[:MAX_DETAIL],
+            remote_addr=remote_addr,
+            bank_message_id=source.stored_id,
+            occurred_at=source.received_at,
+        )
+    )
+    await session.flush()
+    for institution_id in dict.fromkeys(item.institution_id for item in foreign):
+        await raise_alert(
+            session,
+            institution_id,
+            AlertKind.foreign_bank_message,
+            AlertLevel.red,
+            key=f"{source.slug}:{source.message_id}",
+            reason=(
+                f"bank {source.slug!r} sent message {source.message_id} about this institution, "
+                f"which it does not hold: {detail}; refused, nothing applied"
+            ),
+            bank_message_id=source.stored_id,
+        )
+    log.warning("bank %s: message %s refused: %s", source.slug, source.message_id, detail)
+    return MessageStatus.refused
+
+
 # --- Applying events -----------------------------------------------------------------------------
 
 
-async def apply_event(session: AsyncSession, slug: str, event: BankEvent) -> None:
+async def apply_event(session: AsyncSession, source: Source, event: BankEvent) -> None:
     if isinstance(event, PaymentReceived):
-        await _payment(session, slug, event)
+        await _payment(session, source.slug, event)
     elif isinstance(event, InstructionResult):
-        await _result(session, slug, event)
+        await _result(session, source, event)
+    elif isinstance(event, DebitBooked):
+        await _debit(session, source, event)
     # A Notice moves nothing: the stored message is its record.
 
 
@@ -277,6 +419,8 @@ async def _payment(session: AsyncSession, slug: str, event: PaymentReceived) -> 
             amount_fen=event.amount_fen,
             paid_at=event.paid_at,
             channel_order_id=event.channel_order_id,
+            payer_name=event.payer_name,
+            payer_account_no=event.payer_account_no,
         ),
     )
     if outcome.result is PaymentResult.suspense and not outcome.replayed:
@@ -293,7 +437,7 @@ async def _payment(session: AsyncSession, slug: str, event: PaymentReceived) -> 
         )
 
 
-async def _result(session: AsyncSession, slug: str, event: InstructionResult) -> None:
+async def _result(session: AsyncSession, source: Source, event: InstructionResult) -> None:
     applied = await apply_outcome(
         session, event.instruction_id, Outcome(event.status, event.reason)
     )
@@ -301,20 +445,95 @@ async def _result(session: AsyncSession, slug: str, event: InstructionResult) ->
         return
     institution_id = await _institution_by_account(session, event.account_no)
     log.warning(
-        "bank %s reports %s for unknown instruction %r", slug, event.status, event.instruction_id
+        "bank %s reports %s for unknown instruction %r",
+        source.slug,
+        event.status,
+        event.instruction_id,
     )
-    if institution_id is not None:
-        await raise_alert(
+    if institution_id is None:
+        return
+    if event.status is ResultStatus.settled:
+        # The bank says it paid what we never instructed.
+        await _unauthorized_debit(
             session,
+            source,
             institution_id,
-            AlertKind.unknown_instruction,
-            AlertLevel.red,
-            key=f"{slug}:{event.instruction_id}:{event.status}",
-            reason=(
-                f"the bank reports {event.status} for instruction {event.instruction_id!r}, "
-                "which we never sent"
-            ),
+            event.bank_reference or event.instruction_id,
+            f"the bank reports instruction {event.instruction_id!r}, which we never sent, settled",
         )
+        return
+    await raise_alert(
+        session,
+        institution_id,
+        AlertKind.unknown_instruction,
+        AlertLevel.red,
+        key=f"{source.slug}:{event.instruction_id}:{event.status}",
+        reason=(
+            f"the bank reports {event.status} for instruction {event.instruction_id!r}, "
+            "which we never sent"
+        ),
+        bank_message_id=source.stored_id,
+    )
+
+
+async def _debit(session: AsyncSession, source: Source, event: DebitBooked) -> None:
+    institution_id = await _institution_by_account(session, event.account_no)
+    if institution_id is None:
+        log.warning(
+            "bank %s: %s on an account no institution holds", source.slug, event.description
+        )
+        return
+    if await _instruction_debited(session, source.slug, institution_id, event):
+        return
+    await _unauthorized_debit(
+        session,
+        source,
+        institution_id,
+        event.bank_reference or source.message_id,
+        f"{yuan(event.amount_fen)} yuan booked out of escrow account {event.account_no}, "
+        f"which matches none of our instructions ({event.description})",
+    )
+
+
+async def _instruction_debited(
+    session: AsyncSession, slug: str, institution_id: UUID, event: DebitBooked
+) -> bool:
+    """Whether the debit is one of ours: an instruction of this institution sent through this bank
+    and not failed (a failed one's money never left), quoted by its id for its exact amount, or
+    (ums, which quotes the order) a refund of the order it pays back."""
+    query = select(Instruction.id).where(
+        Instruction.institution_id == institution_id,
+        Instruction.bank_slug == slug,
+        Instruction.status != InstructionStatus.failed,
+    )
+    if event.instruction_id is not None:
+        query = query.where(
+            Instruction.id == event.instruction_id, Instruction.amount_fen == event.amount_fen
+        )
+    elif event.order_no is not None:
+        query = query.where(
+            Instruction.kind == InstructionKind.refund, Instruction.order_no == event.order_no
+        )
+    else:
+        return False
+    return await session.scalar(query.limit(1)) is not None
+
+
+async def _unauthorized_debit(
+    session: AsyncSession, source: Source, institution_id: UUID, reference: str, what: str
+) -> None:
+    """Money left the escrow account without an instruction: the most serious thing a bank can
+    tell us. The alert points at the raw message."""
+    await raise_alert(
+        session,
+        institution_id,
+        AlertKind.unauthorized_debit,
+        AlertLevel.red,
+        key=f"{source.slug}:{reference}",
+        reason=f"money left without an instruction: {what}; bank {source.slug!r} message "
+        f"{source.message_id}",
+        bank_message_id=source.stored_id,
+    )
 
 
 async def _institution_by_account(session: AsyncSession, account_no: str | None) -> UUID | None:
@@ -362,18 +581,19 @@ async def _reapply(session: AsyncSession, message_id: UUID, secret: str) -> bool
     )
     try:
         notification = bank.adapter.parse_notification(request)
+        source = Source(message.bank_slug, notification.message_id, message.id, message.received_at)
         async with session.begin_nested():
-            for event in notification.events:
-                await apply_event(session, message.bank_slug, event)
+            status = await _apply(session, source, notification, None)
     except Exception as error:
         log.exception("bank message %s still cannot be applied", message_id)
         message.detail = repr(error)[:MAX_DETAIL]
         return False
-    await session.execute(
-        update(BankMessage)
-        .where(BankMessage.id == message_id)
-        .values(status=MessageStatus.processed, processed_at=utcnow(), detail=None)
-    )
+    if status is MessageStatus.processed:
+        await session.execute(
+            update(BankMessage)
+            .where(BankMessage.id == message_id)
+            .values(status=MessageStatus.processed, processed_at=utcnow(), detail=None)
+        )
     return True
 
 

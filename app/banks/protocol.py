@@ -55,6 +55,14 @@ class MalformedMessage(Exception):
         self.detail = detail
 
 
+def notified_fen(amount_fen: int, what: str) -> int:
+    """An amount a bank notifies: money, so more than zero (a zero or negative one is no payment
+    and no debit, and the message saying it is malformed)."""
+    if amount_fen <= 0:
+        raise MalformedMessage(f"{what} is {amount_fen} fen: not an amount of money")
+    return amount_fen
+
+
 @dataclass(frozen=True, slots=True)
 class Verified:
     """A message whose signature holds. `nonce`, when the bank's scheme has one, must be recorded by
@@ -75,6 +83,10 @@ class PaymentReceived:
     bank_reference: str  # the bank's unique reference of the credit (seqId, AcctSvcrRef, serialNo)
     paid_at: datetime  # aware
     channel_order_id: str | None = None  # what a refund by the original route quotes (ums)
+    # Who paid, where the bank says so (iso20022 RltdPties/Dbtr, gmbank payerName/payerAcct): a
+    # refund by the original route goes back to them.
+    payer_name: str | None = None
+    payer_account_no: str | None = None
 
 
 class ResultStatus(StrEnum):
@@ -105,7 +117,20 @@ class Notice:
     description: str
 
 
-BankEvent = PaymentReceived | InstructionResult | Notice
+@dataclass(frozen=True, slots=True)
+class DebitBooked:
+    """Money the bank booked out of an escrow account (iso20022 a `DBIT` `BOOK` entry, ums
+    `TRADE_REFUND`). It must be one of our instructions; if it is none, money left without one."""
+
+    account_no: str
+    amount_fen: int
+    description: str
+    bank_reference: str | None = None
+    instruction_id: str | None = None  # the reference the bank quotes (iso20022 EndToEndId)
+    order_no: str | None = None  # the payment it pays back (ums merOrderId): a refund's order
+
+
+BankEvent = PaymentReceived | InstructionResult | DebitBooked | Notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +145,9 @@ class ReplyKind(StrEnum):
     ok = "ok"
     bad_signature = "bad_signature"  # HTTP 401
     malformed = "malformed"  # HTTP 400
+    # Signed and readable, but it speaks for another bank's account or instruction. The specs name
+    # no reply for it: it gets the error reply of a message we cannot take (400).
+    refused = "refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +170,9 @@ class OutboundInstruction:
     kind: InstructionKind
     amount_fen: int
     escrow_account_no: str
-    payee_account_no: str
+    # None for a refund of a payment whose notification named no payer account: the bank routes
+    # it by the payment's reference.
+    payee_account_no: str | None
     payee_name: str
     memo: str
     created_at: datetime  # aware

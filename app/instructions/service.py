@@ -28,7 +28,7 @@ async def reserve_and_instruct(
     object_id: UUID,
     source_account_id: UUID,
     amount_fen: int,
-    payee_account_no: str,
+    payee_account_no: str | None,
     payee_name: str,
     *,
     bank_slug: str,

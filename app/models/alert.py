@@ -14,6 +14,11 @@ class AlertKind(StrEnum):
     instruction_failed = "instruction_failed"  # the bank refused or failed an instruction
     unknown_instruction = "unknown_instruction"  # a bank result for an instruction we never sent
     conflicting_result = "conflicting_result"  # a bank result contradicting an earlier final one
+    # A bank spoke for an account or an instruction of another bank: refused, a security event.
+    foreign_bank_message = "foreign_bank_message"
+    unauthorized_debit = (
+        "unauthorized_debit"  # money left the escrow account without an instruction
+    )
 
 
 class Alert(Base):
@@ -32,5 +37,7 @@ class Alert(Base):
     kind: Mapped[str] = mapped_column(String(30))
     level: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str] = mapped_column(String(500))
+    # The bank's message the alert is about, kept raw in the inbox.
+    bank_message_id: Mapped[UUID | None] = mapped_column(ForeignKey("bank_messages.id"))
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

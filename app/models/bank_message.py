@@ -13,6 +13,9 @@ class MessageStatus(StrEnum):
     failed = "failed"  # verified and read, but applying it failed; the process_inbox job retries
     malformed = "malformed"  # verified but unreadable: kept raw, nothing else recorded
     rejected = "rejected"  # failed its signature check: kept raw with a security event
+    # Verified and read, but it speaks for an account or instruction of another bank: kept raw with
+    # a security event and an alert, nothing applied.
+    refused = "refused"
 
 
 class BankMessage(Base):

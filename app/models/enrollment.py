@@ -77,5 +77,8 @@ class Enrollment(Base):
     # The bank's references of the payment, quoted by a refund by the original route.
     payment_reference: Mapped[str | None] = mapped_column(String(64))
     payment_channel_order_id: Mapped[str | None] = mapped_column(String(64))
+    # Who paid, as the bank's notification says (where it does): where the refund goes.
+    payment_payer_name: Mapped[str | None] = mapped_column(String(100))
+    payment_payer_account_no: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

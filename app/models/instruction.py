@@ -34,7 +34,9 @@ class Instruction(Base):
     kind: Mapped[str] = mapped_column(String(10))
     transfer_id: Mapped[UUID] = mapped_column(Uuid)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
-    payee_account_no: Mapped[str] = mapped_column(String(40))
+    # None for a refund of a payment that named no payer account: the bank routes it by the
+    # payment's reference.
+    payee_account_no: Mapped[str | None] = mapped_column(String(40))
     payee_name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default=InstructionStatus.pending)
     bank_slug: Mapped[str] = mapped_column(String(32))

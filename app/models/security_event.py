@@ -9,7 +9,9 @@ from app.db.base import Base, UtcDateTime
 
 class SecurityEvent(Base):
     """A message that claimed to come from a bank and failed its signature check (bad, missing,
-    expired or replayed). Nothing in it was acted on; the raw message is in the inbox."""
+    expired or replayed), or that a bank signed for an account or an instruction of another bank
+    (`foreign_account`, `foreign_instruction`). Nothing in it was acted on; the raw message is in
+    the inbox."""
 
     __tablename__ = "security_events"
 

@@ -9,3 +9,8 @@ class UnknownEscrowAccount(Unprocessable):
 class InvalidBankPayment(Unprocessable):
     code = "invalid_bank_payment"
     title = "Invalid bank payment"
+
+
+class ForeignEscrowAccount(Unprocessable):
+    code = "foreign_escrow_account"
+    title = "The escrow account is held at another bank"

@@ -30,10 +30,14 @@ from app.ledger.types import EntryDraft
 from app.models import Enrollment, Institution, SuspenseItem
 from app.models.enrollment import EnrollmentStatus
 from app.models.suspense_item import SuspenseReason
-from app.payments.errors import InvalidBankPayment, UnknownEscrowAccount
+from app.payments.errors import ForeignEscrowAccount, InvalidBankPayment, UnknownEscrowAccount
 
 MAX_REFERENCE_LENGTH = 64  # SuspenseItem.bank_reference
 MAX_ORDER_NO_LENGTH = 32  # Enrollment.order_no: a longer one is no order of ours
+# Enrollment.payment_payer_name and payment_payer_account_no. One that does not fit is not kept
+# (cut, it would name someone else): the refund then goes by the payment's reference alone.
+MAX_PAYER_NAME_LENGTH = 100
+MAX_PAYER_ACCOUNT_LENGTH = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,8 @@ class BankPayment:
     amount_fen: int
     paid_at: datetime
     channel_order_id: str | None = None  # what a refund by the original route quotes (ums)
+    payer_name: str | None = None  # who paid, where the bank says: the refund goes back to them
+    payer_account_no: str | None = None
 
 
 class PaymentResult(StrEnum):
@@ -90,6 +96,12 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
     )
     if institution is None:
         raise UnknownEscrowAccount(f"no institution has escrow account {payment.escrow_account_no}")
+    if institution.bank_slug != payment.bank_slug:
+        # A bank speaks only for its own accounts (the inbox refuses such a message before this).
+        raise ForeignEscrowAccount(
+            f"escrow account {payment.escrow_account_no} is held at bank "
+            f"{institution.bank_slug!r}, not {payment.bank_slug!r}"
+        )
     enrollment = None
     if payment.order_no and len(payment.order_no) <= MAX_ORDER_NO_LENGTH:
         enrollment = await locked_by_order_no(session, institution.id, payment.order_no)
@@ -121,6 +133,10 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
         enrollment.paid_at = payment.paid_at
         enrollment.payment_reference = payment.bank_reference
         enrollment.payment_channel_order_id = payment.channel_order_id
+        enrollment.payment_payer_name = _fitting(payment.payer_name, MAX_PAYER_NAME_LENGTH)
+        enrollment.payment_payer_account_no = _fitting(
+            payment.payer_account_no, MAX_PAYER_ACCOUNT_LENGTH
+        )
         enrollment.status = EnrollmentStatus.active
         enrollment.updated_at = utcnow()
         await session.flush()
@@ -159,9 +175,13 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
     )
 
 
+def _fitting(text: str | None, length: int) -> str | None:
+    return text if text is not None and len(text) <= length else None
+
+
 def _storable(order_no: str | None) -> str | None:
     """The quoted order number if it fits the column; a longer one is kept in the entry's memo."""
-    return order_no if order_no is not None and len(order_no) <= MAX_ORDER_NO_LENGTH else None
+    return _fitting(order_no, MAX_ORDER_NO_LENGTH)
 
 
 def _mismatch(enrollment: Enrollment | None, payment: BankPayment) -> SuspenseReason | None:

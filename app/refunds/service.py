@@ -126,7 +126,9 @@ async def approve_refund(
     if amount == 0:
         raise NothingRefundable("lessons recorded since the request consumed what was refundable")
     prepaid = await enrollment_account(await session.connection(), institution_id, enrollment.id)
-    # The original route: the bank returns the money against the order it was paid for.
+    # The original route: back to whoever paid, as the bank's notification of the payment named
+    # them, and against that payment's references (each bank's spec says which it quotes). Where
+    # the bank named no payer, the enrollment's payer is the name and the bank routes by reference.
     transfer, instruction = await reserve_and_instruct(
         session,
         institution_id,
@@ -134,8 +136,8 @@ async def approve_refund(
         refund.id,
         prepaid.id,
         amount,
-        payee_account_no=enrollment.order_no,
-        payee_name=enrollment.payer_name,
+        payee_account_no=enrollment.payment_payer_account_no,
+        payee_name=enrollment.payment_payer_name or enrollment.payer_name,
         bank_slug=await _bank_of(session, institution_id),
         memo=f"REFUND {enrollment.order_no}",
         order_no=enrollment.order_no,

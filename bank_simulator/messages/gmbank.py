@@ -82,15 +82,17 @@ def read_transfer(body: bytes) -> Submission:
         amount_fen = fen_from_yuan(field("amount"))
     except ValueError as error:
         raise Unreadable("amount is not an exact amount of fen") from error
+    # A refund goes back against the payment it names (origSerialNo); the payee may be left out.
+    refund = kind == "refund"
     return Submission(
         id=instruction_id,
         kind=kind,
         account_no=field("fromAcct"),
         amount_fen=amount_fen,
-        payee_account=field("toAcct"),
-        payee_name=field("toName"),
+        payee_account=field("toAcct", required=not refund),
+        payee_name=field("toName", required=not refund),
         memo=field("memo", required=False),
-        original_reference=field("origSerialNo", required=False) or None,
+        original_reference=field("origSerialNo", required=refund) or None,
     )
 
 

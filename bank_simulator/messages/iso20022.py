@@ -59,20 +59,27 @@ def read_payment_initiation(body: bytes) -> Submission:
     except ValueError as error:
         raise Unreadable("InstdAmt is not an exact amount of fen") from error
     remittance = _text(transfer, "{*}RmtInf/{*}Ustrd")
+    words = remittance.split(" ")
     if remittance == "PAYOUT":
-        kind = "payout"
-    elif remittance.startswith("REFUND"):
-        kind = "refund"
+        kind, original_reference = "payout", None
+    elif len(words) == 3 and words[0] == "REFUND":
+        # REFUND <order_no> <AcctSvcrRef of the payment>: the bank pays back that payment.
+        kind, original_reference = "refund", words[2]
     else:
-        raise Unreadable("RmtInf/Ustrd is neither PAYOUT nor REFUND <order_no>")
+        raise Unreadable("RmtInf/Ustrd is neither PAYOUT nor REFUND <order_no> <AcctSvcrRef>")
+    creditor_account = transfer.find("{*}CdtrAcct/{*}Id/{*}Othr/{*}Id")
+    if creditor_account is None and kind == "payout":
+        raise Unreadable("a payout has no CdtrAcct")
     return Submission(
         id=end_to_end_id,
         kind=kind,
         account_no=_text(payment_info, "{*}DbtrAcct/{*}Id/{*}Othr/{*}Id"),
         amount_fen=amount_fen,
-        payee_account=_text(transfer, "{*}CdtrAcct/{*}Id/{*}Othr/{*}Id"),
+        # Left out of a refund whose payment named no account: routed by the AcctSvcrRef.
+        payee_account=(creditor_account.text or "").strip() if creditor_account is not None else "",
         payee_name=_text(transfer, "{*}Cdtr/{*}Nm"),
         memo=remittance,
+        original_reference=original_reference,
         origin={
             "MsgId": _text(root, ".//{*}GrpHdr/{*}MsgId"),
             "PmtInfId": _text(payment_info, "{*}PmtInfId"),

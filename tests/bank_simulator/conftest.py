@@ -201,12 +201,24 @@ async def balance(sim: httpx.AsyncClient, slug: str) -> dict[str, Any]:
     return result
 
 
-async def fund(sim: httpx.AsyncClient, slug: str, amount_fen: int, order_no: str = "ORD1") -> None:
+async def fund(
+    sim: httpx.AsyncClient, slug: str, amount_fen: int, order_no: str = "ORD1", **payment: Any
+) -> dict[str, Any]:
+    """A payment into the account; its references (bank_reference, channel_order_id) are what a
+    refund of it quotes."""
     paid = await sim.post(
         "/sim/payments",
-        json={"slug": slug, "account_no": ACCOUNT, "order_no": order_no, "amount_fen": amount_fen},
+        json={
+            "slug": slug,
+            "account_no": ACCOUNT,
+            "order_no": order_no,
+            "amount_fen": amount_fen,
+            **payment,
+        },
     )
     assert paid.status_code == 200, paid.text
+    result: dict[str, Any] = paid.json()
+    return result
 
 
 # --- the service's side of an instruction, signed as the service would ---
@@ -247,7 +259,14 @@ def ums_payout(instruction_id: str, amount_fen: int) -> dict[str, str]:
     }
 
 
-def pain001(instruction_id: str, amount: str, remittance: str = "PAYOUT") -> bytes:
+def pain001(
+    instruction_id: str, amount: str, remittance: str = "PAYOUT", creditor_account: bool = True
+) -> bytes:
+    account = (
+        "<CdtrAcct><Id><Othr><Id>3100000000000099</Id></Othr></Id></CdtrAcct>"
+        if creditor_account
+        else ""
+    )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.09">
   <CstmrCdtTrfInitn>
@@ -263,7 +282,7 @@ def pain001(instruction_id: str, amount: str, remittance: str = "PAYOUT") -> byt
         <PmtId><EndToEndId>{instruction_id}</EndToEndId></PmtId>
         <Amt><InstdAmt Ccy="CNY">{amount}</InstdAmt></Amt>
         <Cdtr><Nm>某某培训学校</Nm></Cdtr>
-        <CdtrAcct><Id><Othr><Id>3100000000000099</Id></Othr></Id></CdtrAcct>
+        {account}
         <RmtInf><Ustrd>{remittance}</Ustrd></RmtInf>
       </CdtTrfTxInf>
     </PmtInf>
@@ -292,7 +311,9 @@ def gm_headers(keys: Keys, body: bytes, nonce: str | None = None) -> dict[str, s
     )
 
 
-def gm_transfer(instruction_id: str, amount: str, kind: str = "PAYOUT") -> bytes:
+def gm_transfer(
+    instruction_id: str, amount: str, kind: str = "PAYOUT", orig_serial_no: str | None = None
+) -> bytes:
     payload = {
         "instrId": instruction_id,
         "type": kind,
@@ -300,7 +321,7 @@ def gm_transfer(instruction_id: str, amount: str, kind: str = "PAYOUT") -> bytes
         "toAcct": "3100000000000099",
         "toName": "某某培训学校",
         "amount": amount,
-        "origSerialNo": None,
+        "origSerialNo": orig_serial_no,
         "memo": "课时费",
     }
     return json.dumps(payload, ensure_ascii=False).encode()

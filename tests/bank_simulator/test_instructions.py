@@ -170,10 +170,44 @@ async def test_iso20022_answers_202_409_and_422(sim: httpx.AsyncClient, keys: Ke
 async def test_iso20022_refund_is_read_from_the_remittance(
     sim: httpx.AsyncClient, keys: Keys
 ) -> None:
-    await fund(sim, ISO, 10000)
-    accepted = await iso_call(sim, keys, pain001("REF1", "10", remittance="REFUND ORD1"))
+    paid = await fund(sim, ISO, 10000)
+    remittance = f"REFUND ORD1 {paid['bank_reference']}"
+    accepted = await iso_call(sim, keys, pain001("REF1", "10", remittance=remittance))
     assert accepted.status_code == 202
-    assert (await _instructions(sim, ISO))["REF1"]["kind"] == "refund"
+    instruction = (await _instructions(sim, ISO))["REF1"]
+    assert (instruction["kind"], instruction["original_reference"]) == (
+        "refund",
+        paid["bank_reference"],
+    )
+
+
+async def test_a_refund_quoting_no_payment_of_the_account_is_refused(
+    sim: httpx.AsyncClient, keys: Keys
+) -> None:
+    """The bank pays a refund back against the payment it quotes; it cannot do so without one."""
+    paid = await fund(sim, ISO, 10000)
+    for remittance in ("REFUND ORD1", "REFUND ORD1 NOSUCHREFERENCE"):
+        refused = await iso_call(sim, keys, pain001("REF1", "10", remittance=remittance))
+        assert refused.status_code == 422, remittance
+    too_much = pain001("REF2", "100.01", remittance=f"REFUND ORD1 {paid['bank_reference']}")
+    assert (await iso_call(sim, keys, too_much)).status_code == 422
+    gm_paid = await fund(sim, GM, 10000)
+    assert (await gm_call(sim, keys, gm_transfer("REF3", "1.00", kind="REFUND"))).status_code == 400
+    quoted = gm_transfer("REF4", "1.00", kind="REFUND", orig_serial_no=gm_paid["bank_reference"])
+    assert json.loads((await gm_call(sim, keys, quoted)).content)["code"] == "0000"
+
+
+async def test_an_iso20022_refund_without_cdtracct_goes_back_to_the_payer(
+    sim: httpx.AsyncClient, keys: Keys
+) -> None:
+    paid = await fund(sim, ISO, 10000, payer_name="李四", payer_account="6222000011112222")
+    body = pain001(
+        "REF1", "10", remittance=f"REFUND ORD1 {paid['bank_reference']}", creditor_account=False
+    )
+    assert (await iso_call(sim, keys, body)).status_code == 202
+    assert (await _instructions(sim, ISO))["REF1"]["payee"]["account_no"] == "6222000011112222"
+    payout = pain001("PAY1", "10", creditor_account=False)
+    assert (await iso_call(sim, keys, payout)).status_code == 422
 
 
 async def test_iso20022_refuses_a_bad_signature_with_401(

@@ -87,9 +87,10 @@ async def test_iso20022_failure_debits_nothing_and_pushes_rjct_with_reason(
 async def test_gmbank_results_are_signed_json(
     sim: httpx.AsyncClient, service: FakeService, keys: Keys
 ) -> None:
-    await fund(sim, GM, 10000)
+    paid = await fund(sim, GM, 10000)
     await gm_call(sim, keys, gm_transfer("PAY1", "30.00"))
-    await gm_call(sim, keys, gm_transfer("REF1", "20.00", kind="REFUND"))
+    refund = gm_transfer("REF1", "20.00", kind="REFUND", orig_serial_no=paid["bank_reference"])
+    await gm_call(sim, keys, refund)
     await _settle(sim, GM, outcome="success", instruction_ids=["PAY1"])
     await _settle(sim, GM, outcome="fail", instruction_ids=["REF1"], fail_reason="账户冻结")
     payout, refund = service.notifications(GM)[-2:]

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from app.db.unit import Database
 from app.kit.clock import utcnow
 from app.ledger.types import AccountKind
-from app.models import SuspenseItem
-from app.payments.errors import InvalidBankPayment, UnknownEscrowAccount
+from app.models import Enrollment, SuspenseItem
+from app.payments.errors import ForeignEscrowAccount, InvalidBankPayment, UnknownEscrowAccount
 from app.payments.service import PaymentResult
 from tests.enrollments.helpers import (
     bank_payment,
@@ -169,6 +169,34 @@ async def test_an_unknown_escrow_account_is_refused_and_nothing_recorded(client,
     assert (await _enrollment(client, world, enrollment))["status"] == "awaiting_payment"
     assert await _suspense_items(engine, world) == []
     assert (await books(engine, world.institution_id))[AccountKind.escrow_cash] == 0
+
+
+async def test_a_payment_reported_by_another_bank_than_the_accounts_is_refused(client, engine):
+    world, enrollment = await _setup(client, engine)
+    payment = bank_payment(world, enrollment["order_no"], 10 * PRICE)
+    foreign = type(payment)(**{**_fields(payment), "bank_slug": "another-bank"})
+    with pytest.raises(ForeignEscrowAccount) as refused:
+        await credit(engine, foreign)
+    assert refused.value.code == "foreign_escrow_account"
+    assert (await _enrollment(client, world, enrollment))["status"] == "awaiting_payment"
+    assert (await books(engine, world.institution_id))[AccountKind.escrow_cash] == 0
+
+
+async def test_the_payers_route_is_kept_for_the_refund(client, engine):
+    world, enrollment = await _setup(client, engine)
+    payment = bank_payment(world, enrollment["order_no"], 10 * PRICE)
+    routed = type(payment)(
+        **{**_fields(payment), "payer_name": "张三", "payer_account_no": "6222020200001234"}
+    )
+    await credit(engine, routed)
+    kept = await Database(engine).run(
+        lambda s: s.get(Enrollment, (world.institution_id, UUID(enrollment["id"])))
+    )
+    assert (kept.payment_reference, kept.payment_payer_name, kept.payment_payer_account_no) == (
+        payment.bank_reference,
+        "张三",
+        "6222020200001234",
+    )
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ _REPLIES = {
     ReplyKind.ok: (200, {"code": "0000", "msg": "OK"}),
     ReplyKind.bad_signature: (401, {"code": "9001", "msg": "signature verification failed"}),
     ReplyKind.malformed: (400, {"code": "9002", "msg": "malformed message"}),
+    ReplyKind.refused: (400, {"code": "9002", "msg": "not an account or instruction of this bank"}),
 }
 _KINDS = {InstructionKind.payout: "PAYOUT", InstructionKind.refund: "REFUND"}
 _SUBMIT_CODES = {"0000": SubmitStatus.accepted, "1001": SubmitStatus.duplicate}

@@ -14,6 +14,7 @@ from app.banks.protocol import (
     Notification,
     PaymentReceived,
     ResultStatus,
+    notified_fen,
 )
 from app.kit.clock import SHANGHAI
 from app.kit.money import fen_from_yuan
@@ -69,7 +70,7 @@ def _amount_fen(message: dict[str, Any]) -> int:
     if not isinstance(amount, str):
         raise MalformedMessage("amount is not a string of yuan")
     try:
-        fen = fen_from_yuan(amount)
+        fen = notified_fen(fen_from_yuan(amount), "amount")
     except ValueError as error:
         raise MalformedMessage(str(error)) from None
     if message.get("currency") != "CNY":
@@ -107,6 +108,8 @@ def _credit(message: dict[str, Any], account_no: str, status: str) -> BankEvent:
         bank_reference=_text(message, "serialNo"),
         paid_at=_txn_time(message),
         channel_order_id=None,
+        payer_name=_optional_text(message, "payerName"),
+        payer_account_no=_optional_text(message, "payerAcct"),
     )
 
 

@@ -23,7 +23,12 @@ from app.banks.protocol import (
     Verified,
 )
 
-_REPLY_STATUS = {ReplyKind.ok: 200, ReplyKind.bad_signature: 401, ReplyKind.malformed: 400}
+_REPLY_STATUS = {
+    ReplyKind.ok: 200,
+    ReplyKind.bad_signature: 401,
+    ReplyKind.malformed: 400,
+    ReplyKind.refused: 400,
+}
 # 4xx codes that say "not now" rather than "no": the bank did not take the instruction, and a
 # resend with the same EndToEndId is safe (409 if it had), so they are unclear, not refused.
 _TRY_AGAIN = {408, 429}

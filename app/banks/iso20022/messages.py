@@ -13,6 +13,7 @@ from lxml import etree
 
 from app.banks.protocol import (
     BankEvent,
+    DebitBooked,
     InstructionResult,
     MalformedMessage,
     Notice,
@@ -20,6 +21,7 @@ from app.banks.protocol import (
     OutboundInstruction,
     PaymentReceived,
     ResultStatus,
+    notified_fen,
 )
 from app.kit.clock import SHANGHAI
 from app.kit.money import fen_from_yuan, yuan
@@ -112,7 +114,7 @@ def _entry(xml: _Reader, account_no: str, entry: Element) -> BankEvent:
     # money: a proprietary status (<Prtry>), whatever it says, is recorded only.
     status = xml.text(entry, "Sts/Cd") or xml.text(entry, "Sts")
     reference = xml.text(entry, "AcctSvcrRef")
-    if direction != "CRDT" or status != "BOOK":
+    if direction not in ("CRDT", "DBIT") or status != "BOOK":
         if status is None and (proprietary := xml.text(entry, "Sts/Prtry")):
             status = f"proprietary {proprietary}"
         return Notice(
@@ -122,16 +124,29 @@ def _entry(xml: _Reader, account_no: str, entry: Element) -> BankEvent:
                 f"{yuan(amount_fen)} CNY with status {status or '(none)'}: moves no money"
             ),
         )
-    if reference is None:
-        raise MalformedMessage("a booked credit has no AcctSvcrRef")
     details = xml.findall(entry, "NtryDtls/TxDtls")
-    if len(details) > 1:
-        # A batch booking: one amount for several transfers, which we could not attribute.
-        raise MalformedMessage(f"booked credit {reference} has {len(details)} TxDtls, not one")
-    detail = details[0] if details else None
+    detail = details[0] if len(details) == 1 else None
     end_to_end_id = xml.text(detail, "Refs/EndToEndId")
     if end_to_end_id == NOT_PROVIDED:
         end_to_end_id = None
+    if direction == "DBIT":
+        # Money out: ours only if it is one of our instructions, which the inbox looks for.
+        return DebitBooked(
+            account_no=account_no,
+            amount_fen=amount_fen,
+            description=(
+                f"booked DBIT entry {reference or '(no AcctSvcrRef)'} of {yuan(amount_fen)} CNY "
+                f"quoting {end_to_end_id or 'no EndToEndId'}"
+                + (f" in {len(details)} TxDtls" if len(details) > 1 else "")
+            ),
+            bank_reference=reference,
+            instruction_id=end_to_end_id,
+        )
+    if reference is None:
+        raise MalformedMessage("a booked credit has no AcctSvcrRef")
+    if len(details) > 1:
+        # A batch booking: one amount for several transfers, which we could not attribute.
+        raise MalformedMessage(f"booked credit {reference} has {len(details)} TxDtls, not one")
     if detail is not None and xml.find(detail, "RtrInf") is not None:
         if end_to_end_id is None:
             raise MalformedMessage(f"returned credit {reference} names no EndToEndId")
@@ -149,6 +164,11 @@ def _entry(xml: _Reader, account_no: str, entry: Element) -> BankEvent:
         amount_fen=amount_fen,
         bank_reference=reference,
         paid_at=_booked_at(xml, entry),
+        # camt.054.001.08 names a party as Dbtr/Pty/Nm; older versions, as the spec writes it,
+        # Dbtr/Nm.
+        payer_name=xml.text(detail, "RltdPties/Dbtr/Pty/Nm")
+        or xml.text(detail, "RltdPties/Dbtr/Nm"),
+        payer_account_no=xml.text(detail, "RltdPties/DbtrAcct/Id/Othr/Id"),
     )
 
 
@@ -159,7 +179,7 @@ def _amount_fen(xml: _Reader, entry: Element) -> int:
     if amount.get("Ccy") != "CNY":
         raise MalformedMessage(f"an entry's currency is {amount.get('Ccy')!r}, not CNY")
     try:
-        return fen_from_yuan(amount.text or "")
+        return notified_fen(fen_from_yuan(amount.text or ""), "an entry's Amt")
     except ValueError as error:
         raise MalformedMessage(str(error)) from None
 
@@ -227,12 +247,15 @@ def _add(parent: etree._Element, path: str, text: str | None = None) -> etree._E
 
 
 def remittance(instruction: OutboundInstruction) -> str:
-    """RmtInf/Ustrd: "PAYOUT", or "REFUND <order_no>" so the payee sees which enrollment it is."""
+    """RmtInf/Ustrd: "PAYOUT", or "REFUND <order_no> <AcctSvcrRef of the payment>": the payee sees
+    which enrollment it is, and the bank finds the payment it pays back."""
     if instruction.kind == InstructionKind.payout:
         return "PAYOUT"
-    if instruction.order_no is None:
-        raise ValueError(f"refund {instruction.id} has no order_no to quote")
-    return f"REFUND {instruction.order_no}"
+    if instruction.order_no is None or instruction.payment_reference is None:
+        raise ValueError(
+            f"refund {instruction.id} lacks the order_no or the payment's AcctSvcrRef to quote"
+        )
+    return f"REFUND {instruction.order_no} {instruction.payment_reference}"
 
 
 def credit_transfer(instruction: OutboundInstruction, now: datetime) -> bytes:
@@ -262,6 +285,9 @@ def credit_transfer(instruction: OutboundInstruction, now: datetime) -> bytes:
     _add(transfer, "PmtId/EndToEndId", instruction.id)
     _add(transfer, "Amt/InstdAmt", amount).set("Ccy", "CNY")
     _add(transfer, "Cdtr/Nm", instruction.payee_name)
-    _add(transfer, "CdtrAcct/Id/Othr/Id", instruction.payee_account_no)
+    if instruction.payee_account_no is not None:
+        # Left out for a refund of a payment that named no DbtrAcct: the bank routes it by the
+        # payment's AcctSvcrRef in RmtInf.
+        _add(transfer, "CdtrAcct/Id/Othr/Id", instruction.payee_account_no)
     _add(transfer, "RmtInf/Ustrd", remittance(instruction))
     return etree.tostring(document, xml_declaration=True, encoding="UTF-8")

@@ -9,7 +9,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from app.banks.protocol import (
+    BankEvent,
     BankResponse,
+    DebitBooked,
     InboundRequest,
     MalformedMessage,
     Notice,
@@ -26,9 +28,10 @@ from app.banks.protocol import (
     SubmitStatus,
     VerificationFailed,
     Verified,
+    notified_fen,
 )
 from app.banks.ums.config import UmsConfig
-from app.banks.ums.messages import form_fields, json_object, pay_time
+from app.banks.ums.messages import ambiguous_field, form_fields, json_object, pay_time
 from app.banks.ums.signing import NOTIFY_SIGN_TYPES, notify_signature, sign_payload, verify_payload
 from app.kit.clock import SHANGHAI
 from app.kit.money import fen_from_digits
@@ -46,6 +49,7 @@ IN_DOUBT = "00210003"  # the bank does not know yet whether it took the request:
 NOT_FOUND = "FAN00012"
 
 PAID = "TRADE_SUCCESS"  # the only notification status that credits money
+REFUNDED = "TRADE_REFUND"  # the payment was paid back: money left the escrow account
 
 # orderSet statuses of a 202008 answer; anything else is still processing, never success.
 ORDER_STATUSES = {
@@ -60,6 +64,7 @@ _REPLIES = {
     ReplyKind.ok: Reply(200, b"SUCCESS", "text/plain"),
     ReplyKind.bad_signature: Reply(401, b"FAILED", "text/plain"),
     ReplyKind.malformed: Reply(400, b"FAILED", "text/plain"),
+    ReplyKind.refused: Reply(400, b"FAILED", "text/plain"),
 }
 
 
@@ -108,23 +113,39 @@ class UmsAdapter:
             fields = form_fields(request.body)
         except ValueError as error:
             raise MalformedMessage(f"unreadable form body: {error}") from None
+        if (ambiguous := ambiguous_field(fields)) is not None:
+            # The signed string joins fields with `&` and `=`, so such a field could have been
+            # cut out of others (or be cut into others) without changing the signature.
+            raise MalformedMessage(f"field {ambiguous!r} contains '&' or '=' (spec 1)")
         message_id = _required(fields, "notifyId")
         account_no = _required(fields, "acctNo")
         order_no = _required(fields, "merOrderId")
         status = _required(fields, "status")
         try:
-            amount_fen = fen_from_digits(_required(fields, "totalAmount"))
+            amount_fen = notified_fen(
+                fen_from_digits(_required(fields, "totalAmount")), "totalAmount"
+            )
         except ValueError as error:
             raise MalformedMessage(f"totalAmount: {error}") from None
+        event: BankEvent
+        if status == REFUNDED:
+            event = DebitBooked(
+                account_no=account_no,
+                amount_fen=amount_fen,
+                description=f"ums {status} of order {order_no} ({amount_fen} fen)",
+                bank_reference=fields.get("seqId") or None,
+                order_no=order_no,
+            )
+            return Notification(message_id, (event,))
         if status != PAID:
-            notice = Notice(account_no, f"ums status {status} for order {order_no}")
-            return Notification(message_id, (notice,))
+            event = Notice(account_no, f"ums status {status} for order {order_no}")
+            return Notification(message_id, (event,))
         bank_reference = _required(fields, "seqId")
         try:
             paid_at = pay_time(_required(fields, "payTime"))
         except ValueError as error:
             raise MalformedMessage(f"payTime: {error}") from None
-        payment = PaymentReceived(
+        event = PaymentReceived(
             account_no=account_no,
             order_no=order_no,
             amount_fen=amount_fen,
@@ -132,7 +153,7 @@ class UmsAdapter:
             paid_at=paid_at,
             channel_order_id=fields.get("targetOrderId") or None,
         )
-        return Notification(message_id, (payment,))
+        return Notification(message_id, (event,))
 
     def reply(self, kind: ReplyKind) -> Reply:
         return _REPLIES[kind]
@@ -146,6 +167,8 @@ class UmsAdapter:
             raise ValueError(f"instruction {instruction.id} has no positive amount")
         amount = str(instruction.amount_fen)
         if instruction.kind == InstructionKind.payout:
+            if instruction.payee_account_no is None:
+                raise ValueError(f"payout {instruction.id} has no payee account")
             return self._request(
                 config,
                 PAYOUT,

@@ -27,6 +27,21 @@ def form_fields(body: bytes) -> dict[str, str]:
     return fields
 
 
+# What the signed string of a notification (spec 1) joins its fields with.
+_SEPARATORS = re.compile(r"[&=]")
+
+
+def ambiguous_field(fields: dict[str, str]) -> str | None:
+    """The name of a field whose name or value holds `&` or `=`, or None. The signature covers
+    `k1=v1&k2=v2...`, which reads back into one set of fields only when no name or value holds
+    either: otherwise `a=1&b=2` could be one field or two, and a captured notification could be
+    re-cut into another whose signature still verifies."""
+    for key, value in fields.items():
+        if _SEPARATORS.search(key) or _SEPARATORS.search(value):
+            return key
+    return None
+
+
 _PAY_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 

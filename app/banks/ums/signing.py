@@ -26,9 +26,15 @@ def notify_signature(fields: Mapping[str, str], key: str, sign_type: str) -> str
     ("MD5" or "SHA256"), as upper-case hex."""
     if sign_type not in NOTIFY_SIGN_TYPES:
         raise ValueError(f"unknown ums signType: {sign_type!r}")
-    signed = sorted((k for k, v in fields.items() if k != "sign" and v != ""), key=_byte_order)
-    text = "&".join(f"{k}={fields[k]}" for k in signed) + key
+    text = notify_string(fields) + key
     return hex_digest(sign_type, text.encode("utf-8"))
+
+
+def notify_string(fields: Mapping[str, str]) -> str:
+    """What a notification's signature covers, before the key: `k=v` of every field but `sign`
+    whose value is not empty, sorted by key in byte order, joined by `&`."""
+    signed = sorted((k for k, v in fields.items() if k != "sign" and v != ""), key=_byte_order)
+    return "&".join(f"{k}={fields[k]}" for k in signed)
 
 
 def _is_empty(value: Any) -> bool:

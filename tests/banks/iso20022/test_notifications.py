@@ -5,6 +5,7 @@ import pytest
 from app.banks.iso20022 import ADAPTER
 from app.banks.iso20022.config import Iso20022Config
 from app.banks.protocol import (
+    DebitBooked,
     InboundRequest,
     InstructionResult,
     MalformedMessage,
@@ -36,6 +37,7 @@ def test_two_booked_credits_are_two_payments() -> None:
                 bank_reference="CNAPS20240501000123",
                 paid_at=datetime(2024, 5, 1, 2, 12, 31, tzinfo=UTC),
                 channel_order_id=None,
+                payer_name="张三",  # RltdPties/Dbtr/Pty/Nm; no DbtrAcct
             ),
             PaymentReceived(
                 account_no=ACCOUNT,
@@ -55,10 +57,10 @@ def test_a_booking_time_without_offset_is_beijing_time() -> None:
     assert payment.paid_at == datetime(2024, 5, 1, 2, 14, 2, tzinfo=UTC)
 
 
-def test_pending_info_and_debit_entries_are_notices_naming_the_entry() -> None:
+def test_pending_and_info_entries_are_notices_and_a_booked_debit_is_money_out() -> None:
     notification = parse(golden("camt054_pending_and_debit.xml"))
     assert notification.message_id == "CAMT054202405010002"
-    assert [type(event) for event in notification.events] == [Notice, Notice, Notice]
+    assert [type(event) for event in notification.events] == [Notice, DebitBooked, Notice]
     assert [event.account_no for event in notification.events] == [
         ACCOUNT,
         OTHER_ACCOUNT,
@@ -66,9 +68,15 @@ def test_pending_info_and_debit_entries_are_notices_naming_the_entry() -> None:
     ]
     assert [event.description for event in notification.events if isinstance(event, Notice)] == [
         "CRDT entry CNAPS20240501000200 of 600.00 CNY with status PDNG: moves no money",
-        "DBIT entry CNAPS20240501000201 of 2000.00 CNY with status BOOK: moves no money",
         "CRDT entry CNAPS20240501000202 of 0.01 CNY with status INFO: moves no money",
     ]
+    debit = notification.events[1]
+    assert isinstance(debit, DebitBooked)
+    assert (debit.amount_fen, debit.bank_reference, debit.instruction_id) == (
+        200_000,
+        "CNAPS20240501000201",
+        "PAY20240501X1",
+    )
 
 
 def test_a_returned_payout_is_an_instruction_result_returned() -> None:
@@ -243,12 +251,18 @@ def test_a_notice_names_a_proprietary_status() -> None:
     )
 
 
-@pytest.mark.parametrize("direction", [b"DBIT", b"XXXX", b""])
-def test_a_booked_entry_that_is_not_a_credit_is_a_notice(direction: bytes) -> None:
+@pytest.mark.parametrize("direction", [b"XXXX", b""])
+def test_a_booked_entry_neither_credit_nor_debit_is_a_notice(direction: bytes) -> None:
     notification = credit_with(
         (b"<CdtDbtInd>CRDT</CdtDbtInd>", b"<CdtDbtInd>" + direction + b"</CdtDbtInd>")
     )
     assert [type(event) for event in notification.events] == [Notice]
+
+
+def test_a_booked_debit_is_money_out_quoting_its_end_to_end_id() -> None:
+    notification = credit_with((b"<CdtDbtInd>CRDT</CdtDbtInd>", b"<CdtDbtInd>DBIT</CdtDbtInd>"))
+    [debit] = notification.events
+    assert isinstance(debit, DebitBooked) and debit.instruction_id is not None
 
 
 def test_a_bare_status_of_earlier_versions_is_read_too() -> None:

@@ -64,6 +64,11 @@ def expected(instruction: OutboundInstruction, amount: str, remittance: str) -> 
     group = "Document/CstmrCdtTrfInitn/GrpHdr"
     payment = "Document/CstmrCdtTrfInitn/PmtInf"
     transfer = f"{payment}/CdtTrfTxInf"
+    creditor_account = (
+        {}
+        if instruction.payee_account_no is None
+        else {f"{transfer}/CdtrAcct/Id/Othr/Id": instruction.payee_account_no}
+    )
     return {
         f"{group}/MsgId": instruction.id,
         f"{group}/CreDtTm": "2024-05-01T10:20:00+08:00",
@@ -80,7 +85,7 @@ def expected(instruction: OutboundInstruction, amount: str, remittance: str) -> 
         f"{transfer}/Amt/InstdAmt": amount,
         f"{transfer}/Amt/InstdAmt@Ccy": "CNY",
         f"{transfer}/Cdtr/Nm": instruction.payee_name,
-        f"{transfer}/CdtrAcct/Id/Othr/Id": instruction.payee_account_no,
+        **creditor_account,
         f"{transfer}/RmtInf/Ustrd": remittance,
     }
 
@@ -92,14 +97,31 @@ def test_a_payout_is_a_pain001_with_exactly_the_specs_fields(config: Iso20022Con
     assert leaves(request.body) == expected(PAYOUT, "12800.05", "PAYOUT")
 
 
-def test_a_refund_quotes_its_order(config: Iso20022Config) -> None:
+def test_a_refund_goes_to_the_payer_quoting_its_order_and_the_payments_reference(
+    config: Iso20022Config,
+) -> None:
     request = ADAPTER.submit_request(config, REFUND, NOW)
-    assert leaves(request.body) == expected(REFUND, "600.00", "REFUND ORD20240501A7")
+    assert leaves(request.body) == expected(
+        REFUND, "600.00", "REFUND ORD20240501A7 CNAPS20240501000123"
+    )
 
 
-def test_a_refund_without_its_order_is_not_sent(config: Iso20022Config) -> None:
+def test_a_refund_of_a_payment_without_dbtracct_leaves_cdtracct_out(
+    config: Iso20022Config,
+) -> None:
+    refund = replace(REFUND, payee_account_no=None)
+    request = ADAPTER.submit_request(config, refund, NOW)
+    body = leaves(request.body)
+    assert body == expected(refund, "600.00", "REFUND ORD20240501A7 CNAPS20240501000123")
+    assert not any("CdtrAcct" in path for path in body)
+
+
+@pytest.mark.parametrize("missing", ["order_no", "payment_reference"])
+def test_a_refund_without_its_order_or_payment_reference_is_not_sent(
+    config: Iso20022Config, missing: str
+) -> None:
     with pytest.raises(ValueError):
-        ADAPTER.submit_request(config, replace(REFUND, order_no=None), NOW)
+        ADAPTER.submit_request(config, replace(REFUND, **{missing: None}), NOW)
 
 
 def test_elements_are_in_the_schemas_order(config: Iso20022Config) -> None:

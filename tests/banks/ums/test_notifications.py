@@ -7,6 +7,7 @@ from pydantic import SecretStr
 
 from app.banks.protocol import (
     BankAdapter,
+    DebitBooked,
     MalformedMessage,
     Notice,
     Notification,
@@ -63,7 +64,15 @@ GOLDEN_NOTIFICATIONS = {
     ),
     "notify_trade_refund.form": Notification(
         "c0ffee0000000000000000000000a003",
-        (Notice("6222020200112233445", "ums status TRADE_REFUND for order PG20240301A0001"),),
+        (
+            DebitBooked(
+                account_no="6222020200112233445",
+                amount_fen=1_280_000,
+                description="ums TRADE_REFUND of order PG20240301A0001 (1280000 fen)",
+                bank_reference="24030110153000012345",
+                order_no="PG20240301A0001",
+            ),
+        ),
     ),
     "notify_new_order.form": Notification(
         "c0ffee0000000000000000000000a004",

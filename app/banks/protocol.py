@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
-from app.models.instruction import InstructionKind
+from app.models.instruction import InstructionKind, ResultStatus
 
 # --- Inbound -------------------------------------------------------------------------------------
 
@@ -87,13 +87,6 @@ class PaymentReceived:
     # refund by the original route goes back to them.
     payer_name: str | None = None
     payer_account_no: str | None = None
-
-
-class ResultStatus(StrEnum):
-    pending = "pending"  # still processing, or a status we do not know
-    settled = "settled"  # the money left the escrow account
-    failed = "failed"  # the bank refused or could not pay; the money never left
-    returned = "returned"  # 退票: it left, and came back
 
 
 @dataclass(frozen=True, slots=True)

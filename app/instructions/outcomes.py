@@ -25,7 +25,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.service import raise_alert
-from app.banks.protocol import ResultStatus
 from app.enrollments.repository import locked_enrollments
 from app.kit.clock import utcnow
 from app.kit.money import yuan
@@ -36,7 +35,7 @@ from app.models import Enrollment, Instruction, Payout, Refund
 from app.models.alert import AlertKind
 from app.models.enrollment import EnrollmentStatus
 from app.models.institution import AlertLevel
-from app.models.instruction import InstructionKind, InstructionStatus
+from app.models.instruction import InstructionKind, InstructionStatus, ResultStatus
 from app.models.payout import PayoutStatus
 from app.models.refund import RefundStatus
 

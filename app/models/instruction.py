@@ -56,3 +56,12 @@ class Instruction(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ResultStatus(StrEnum):
+    """What a bank says became of an instruction (each adapter maps its own codes to these)."""
+
+    pending = "pending"  # still processing, or a status we do not know
+    settled = "settled"  # the money left the escrow account
+    failed = "failed"  # the bank refused or could not pay; the money never left
+    returned = "returned"  # 退票: it left, and came back

@@ -225,16 +225,21 @@ async def test_the_amount_cap_counts_unconsumed_money_less_confirmed_and_refunde
     assert (await enroll(client, world, course["id"], 35, id_number=student)).status_code == 201
 
 
-async def test_three_months_allowed_one_day_more_refused(client, engine):
+async def test_the_paid_span_is_three_months_at_most_one_day_more_refused(client, engine):
     world = await make_world(engine)
     starts_on = today() + timedelta(days=10)
     three_months = starts_on + relativedelta(months=3)
-    ok = await make_course(client, world, 100, starts_on, three_months)
-    too_long = await make_course(client, world, 100, starts_on, three_months + timedelta(days=1))
-    assert (await enroll(client, world, ok["id"], 10)).status_code == 201
+    course = await make_course(client, world, 100, starts_on, starts_on + relativedelta(years=1))
+    ok = await enroll(client, world, course["id"], 10, valid_until=three_months.isoformat())
+    assert ok.status_code == 201, ok.text
+    assert (ok.json()["valid_from"], ok.json()["valid_until"]) == (
+        starts_on.isoformat(),
+        three_months.isoformat(),
+    )
     before = await _written(engine, world.institution_id)
 
-    refused = await enroll(client, world, too_long["id"], 10)
+    one_day_more = (three_months + timedelta(days=1)).isoformat()
+    refused = await enroll(client, world, course["id"], 10, valid_until=one_day_more)
     assert refused.status_code == 422
     problem = refused.json()
     assert problem["code"] == "prepay_cap_exceeded"
@@ -243,10 +248,65 @@ async def test_three_months_allowed_one_day_more_refused(client, engine):
             "cap": "max_prepaid_months",
             "limit": 3,
             "covers_from": starts_on.isoformat(),
-            "covers_until": (three_months + timedelta(days=1)).isoformat(),
+            "covers_until": one_day_more,
             "latest_allowed_end": three_months.isoformat(),
         }
     ]
+    assert await _written(engine, world.institution_id) == before
+
+
+async def test_a_year_long_course_is_sold_three_months_at_a_time(client, engine):
+    """The months cap is on the span one payment covers, not on the course: by default the
+    enrollment covers the course up to `max_prepaid_months`, and the next payment (a renewal)
+    covers the following months."""
+    world = await make_world(engine)
+    year = await make_course(client, world, 100, today(), today() + relativedelta(years=1))
+    first = await enrolled(client, world, year["id"], 10)
+    assert (first["valid_from"], first["valid_until"]) == (
+        today().isoformat(),
+        (today() + relativedelta(months=3)).isoformat(),
+    )
+    later_from = today() + relativedelta(months=3, days=1)
+    later = await enrolled(client, world, year["id"], 10, valid_from=later_from.isoformat())
+    assert (later["valid_from"], later["valid_until"]) == (
+        later_from.isoformat(),
+        (later_from + relativedelta(months=3)).isoformat(),
+    )
+    short = await make_course(client, world, 100, today(), today() + timedelta(days=20))
+    whole = await enrolled(client, world, short["id"], 10)
+    assert (whole["valid_from"], whole["valid_until"]) == (
+        today().isoformat(),
+        (today() + timedelta(days=20)).isoformat(),
+    )
+    seen = await client.get(f"/v1/enrollments/{later['id']}", headers=auth(world.institution_key))
+    assert (seen.json()["valid_from"], seen.json()["valid_until"]) == (
+        later["valid_from"],
+        later["valid_until"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("valid_from", "valid_until"),
+    [
+        (-1, None),  # before today
+        (0, 200),  # past the course's end
+        (5, 4),  # ends before it starts (a validation error)
+    ],
+)
+async def test_a_span_outside_the_course_or_before_today_is_refused(
+    client, engine, valid_from, valid_until
+):
+    world = await make_world(engine)
+    course = await make_course(client, world, 100, today() - timedelta(days=3))
+    before = await _written(engine, world.institution_id)
+    span = {"valid_from": (today() + timedelta(days=valid_from)).isoformat()}
+    if valid_until is not None:
+        span["valid_until"] = (today() + timedelta(days=valid_until)).isoformat()
+
+    refused = await enroll(client, world, course["id"], 10, **span)
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] in {"invalid_validity", "validation_error"}
     assert await _written(engine, world.institution_id) == before
 
 
@@ -264,7 +324,8 @@ async def test_the_months_of_a_running_course_count_from_today(client, engine):
 async def test_every_limit_broken_is_listed(client, engine):
     world = await make_world(engine, max_prepaid_months=1)
     course = await make_course(client, world, 10_000)  # three months long
-    refused = await enroll(client, world, course["id"], 61)
+    until = (today() + relativedelta(months=2)).isoformat()
+    refused = await enroll(client, world, course["id"], 61, valid_until=until)
     assert refused.status_code == 422
     assert [v["cap"] for v in refused.json()["violations"]] == [
         "max_prepaid_lessons",

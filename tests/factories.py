@@ -188,11 +188,13 @@ async def make_paid_enrollment(
 ) -> Enrollment:
     """An enrollment of a new course, made and paid `PAID_BEFORE` ago through the services, as the
     API and a verified bank payment would, with `released` lessons recorded and confirmed by the
-    parent, and `pending` more recorded, all at the moment it was paid. `amount_fen` other than
-    `lessons * lesson_price_fen` is an opening balance (存量) that need not divide evenly: no
-    service imports one yet, so the order's amount is set here before it is paid."""
+    parent now (so their money is releasable from tomorrow, T+1), and `pending` more recorded.
+    `amount_fen` other than `lessons * lesson_price_fen` is an opening balance (存量) that need not
+    divide evenly: no service imports one yet, so the order's amount is set here before it is
+    paid."""
     db = Database(engine)
-    with time_machine.travel(utcnow() - PAID_BEFORE, tick=True):
+    # An unpaid one is made now: a day old, it would be near its payment deadline.
+    with time_machine.travel(utcnow() - (PAID_BEFORE if paid else timedelta(0)), tick=True):
         course = await make_course(engine, world.institution_id, lesson_price_fen)
         body = EnrollmentCreate(
             course_id=course.id,
@@ -226,27 +228,27 @@ async def make_paid_enrollment(
             await credit_payment(session, payment)
 
         await db.run(pay)
-        items = [
-            LessonItem(
-                enrollment_id=enrollment.id,
-                lesson_key=f"factory-{uuid.uuid4().hex}",
-                occurred_at=utcnow(),
-            )
-            for _ in range(released + pending)
-        ]
-        if items:
-            recorded = await db.run(
-                lambda session: record_lessons(session, world.institution_id, items, utcnow())
-            )
-            parent = Principal(Role.parent, key_id=None, enrollment_id=enrollment.id)
-            for outcome in recorded[:released]:
-                assert isinstance(outcome, Recorded), outcome
-                lesson_id = outcome.lesson.id
-                await db.run(
-                    lambda session, lesson_id=lesson_id: confirm_lesson(
-                        session, parent, lesson_id, utcnow()
-                    )
-                )
-        return await db.run(
-            lambda session: session.get_one(Enrollment, (world.institution_id, enrollment.id))
+    items = [
+        LessonItem(
+            enrollment_id=enrollment.id,
+            lesson_key=f"factory-{uuid.uuid4().hex}",
+            occurred_at=utcnow(),
         )
+        for _ in range(released + pending)
+    ]
+    if items:
+        recorded = await db.run(
+            lambda session: record_lessons(session, world.institution_id, items, utcnow())
+        )
+        parent = Principal(Role.parent, key_id=None, enrollment_id=enrollment.id)
+        for outcome in recorded[:released]:
+            assert isinstance(outcome, Recorded), outcome
+            lesson_id = outcome.lesson.id
+            await db.run(
+                lambda session, lesson_id=lesson_id: confirm_lesson(
+                    session, parent, lesson_id, utcnow()
+                )
+            )
+    return await db.run(
+        lambda session: session.get_one(Enrollment, (world.institution_id, enrollment.id))
+    )

@@ -49,7 +49,8 @@ Resolver = Annotated[Principal, Depends(require(Role.regulator, Role.institution
         "(also while a refund is on its way to the payer), `409 lessons_exhausted` (more lessons "
         "than purchased), `422 occurred_in_future` (beyond 5 minutes of clock skew), "
         "`422 lesson_too_old` (more than `max_lesson_backdate_days` days ago), "
-        "`422 lesson_before_payment` (before the bank's time of the payment, beyond the same skew), "
+        "`422 lesson_before_payment` (before the bank's time of the payment, beyond the same "
+        "skew), "
         "`422 lesson_outside_validity` (on a day outside `valid_from` to `valid_until`), "
         "`422 calendar_not_published`, `404 enrollment_not_found`."
     ),

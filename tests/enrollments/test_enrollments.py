@@ -5,7 +5,6 @@ import asyncio
 import logging
 import re
 from datetime import timedelta
-from uuid import UUID
 
 import pytest
 from dateutil.relativedelta import relativedelta
@@ -48,12 +47,31 @@ async def _written(engine, institution_id):
     return await Database(engine).run(work)
 
 
-async def _set_enrollment(engine, enrollment_id, **values):
-    await Database(engine).run(
-        lambda s: s.execute(
-            update(Enrollment).where(Enrollment.id == UUID(enrollment_id)).values(**values)
-        )
+async def _lessons(client, world, enrollment, count: int, confirmed: int) -> None:
+    """`count` lessons given now (after the payment), the first `confirmed` confirmed by the
+    parent: the enrollment's counters as the service keeps them."""
+    recorded = await client.post(
+        "/v1/lessons/batch",
+        headers=auth(world.institution_key),
+        json={
+            "items": [
+                {
+                    "enrollment_id": enrollment["id"],
+                    "lesson_key": f"{enrollment['id']}-{n}",
+                    "occurred_at": utcnow().isoformat(),
+                    "count": 1,
+                }
+                for n in range(count)
+            ]
+        },
     )
+    results = recorded.json()["results"]
+    assert [r["status"] for r in results] == ["accepted"] * count, results
+    for result in results[:confirmed]:
+        response = await client.post(
+            f"/v1/lessons/{result['id']}/confirm", headers=auth(enrollment["parent_key"])
+        )
+        assert response.status_code == 200, response.text
 
 
 async def _set_institution(engine, institution_id, **values):
@@ -209,20 +227,28 @@ async def test_amount_cap_500000_allowed_500001_refused(client, engine):
 
 async def test_the_amount_cap_counts_unconsumed_money_less_confirmed_and_refunded(client, engine):
     world = await make_world(engine)
-    course = await make_course(client, world, lesson_price_fen=10_000)
+    course = await make_course(client, world, lesson_price_fen=20_000)
     student = valid_id_number()
-    first = await enrolled(client, world, course["id"], 30, id_number=student)
+    first = await enrolled(client, world, course["id"], 20, id_number=student)
     await pay(engine, world, first)
-    # 10 lessons released and 50,000 fen refunded: 150,000 fen and 20 lessons still unconsumed.
-    await _set_enrollment(
-        engine, first["id"], lessons_confirmed=10, confirmed_fen=100_000, refunded_fen=50_000
+    # Of 400,000: 5 lessons released (100,000), 5 pending, and the rest refunded (200,000, on its
+    # way): 100,000 fen and 15 lessons still unconsumed.
+    await _lessons(client, world, first, 10, confirmed=5)
+    refund = await client.post(
+        f"/v1/enrollments/{first['id']}/refunds",
+        headers=auth(first["parent_key"]),
+        json={"reason": "fewer lessons"},
     )
-    refused = await enroll(client, world, course["id"], 36, id_number=student)
+    approved = await client.post(
+        f"/v1/refunds/{refund.json()['id']}/approve", headers=auth(world.institution_key)
+    )
+    assert approved.json()["amount_fen"] == 200_000, approved.text
+    refused = await enroll(client, world, course["id"], 21, id_number=student)
     assert refused.status_code == 422
     [violation] = refused.json()["violations"]
     assert violation["cap"] == "max_prepaid_amount_fen"
-    assert (violation["outstanding"], violation["total"]) == (150_000, 510_000)
-    assert (await enroll(client, world, course["id"], 35, id_number=student)).status_code == 201
+    assert (violation["outstanding"], violation["total"]) == (100_000, 520_000)
+    assert (await enroll(client, world, course["id"], 20, id_number=student)).status_code == 201
 
 
 async def test_the_paid_span_is_three_months_at_most_one_day_more_refused(client, engine):
@@ -261,13 +287,16 @@ async def test_a_year_long_course_is_sold_three_months_at_a_time(client, engine)
     covers the following months."""
     world = await make_world(engine)
     year = await make_course(client, world, 100, today(), today() + relativedelta(years=1))
-    first = await enrolled(client, world, year["id"], 10)
+    student = valid_id_number()
+    first = await enrolled(client, world, year["id"], 10, id_number=student)
     assert (first["valid_from"], first["valid_until"]) == (
         today().isoformat(),
         (today() + relativedelta(months=3)).isoformat(),
     )
     later_from = today() + relativedelta(months=3, days=1)
-    later = await enrolled(client, world, year["id"], 10, valid_from=later_from.isoformat())
+    later = await enrolled(
+        client, world, year["id"], 10, id_number=student, valid_from=later_from.isoformat()
+    )
     assert (later["valid_from"], later["valid_until"]) == (
         later_from.isoformat(),
         (later_from + relativedelta(months=3)).isoformat(),
@@ -341,9 +370,7 @@ async def test_renewal_opens_at_20_lessons_remaining(client, engine, confirmed, 
     student = valid_id_number()
     first = await enrolled(client, world, course["id"], 40, id_number=student)
     await pay(engine, world, first)
-    await _set_enrollment(
-        engine, first["id"], lessons_confirmed=confirmed, confirmed_fen=confirmed * 1_000
-    )
+    await _lessons(client, world, first, confirmed, confirmed=confirmed)
     before = await _written(engine, world.institution_id)
 
     renewal = await enroll(client, world, course["id"], 10, id_number=student)

@@ -1,5 +1,6 @@
 """The enrollment rules of DOMAIN.md as pure functions of the figures: the span a payment covers and
-the prepay cap (rule 1), and the renewal window (rule 2). The service locks the rows the figures come from."""
+the prepay cap (rule 1), and the renewal window (rule 2). The service locks the rows the figures
+come from."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass

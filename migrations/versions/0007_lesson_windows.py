@@ -1,7 +1,7 @@
 """The days an enrollment's payment covers (valid_from, valid_until), inside which its lessons fall.
 
-Enrollments made before were checked against their course's span (the prepay cap counted the course's
-length), so that span is their validity.
+Enrollments made before were checked against their course's span (the prepay cap counted the
+course's length), so that span is their validity.
 
 Revision ID: 0007_lesson_windows
 Revises: 0005_bank_message_listing

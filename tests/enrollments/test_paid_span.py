@@ -1,6 +1,6 @@
-"""The span one payment covers (rule 1), as a pure rule: whatever the course and the day, the default
-span lies within the course, starts no earlier than today, and fits the months cap, so the cap
-never refuses it; an asked span one day longer than the cap is refused."""
+"""The span one payment covers (rule 1), as a pure rule: whatever the course and the day, the
+default span lies within the course, starts no earlier than today, and fits the months cap, so the
+cap never refuses it; an asked span one day longer than the cap is refused."""
 
 from datetime import date, timedelta
 from types import SimpleNamespace

@@ -97,6 +97,10 @@ class EnrollmentOut(BaseModel):
         description="Reserved for or paid back by approved refunds. The status stays `active` "
         "while a refund is on its way to the payer, and turns `refunded` once the bank has paid it."
     )
+    refund_under_way: bool = Field(
+        description="An approved refund is on its way to the payer (the status is still "
+        "`active`); no lesson may be recorded meanwhile."
+    )
     valid_from: date = Field(description="The first day the payment covers.")
     valid_until: date = Field(
         description="The last day the payment covers: lessons are recorded only from `valid_from` "
@@ -130,6 +134,7 @@ class EnrollmentOut(BaseModel):
             unconsumed_fen=enrollment.paid_fen - enrollment.confirmed_fen - enrollment.refunded_fen,
             refundable_fen=refundable_fen(enrollment),
             refunded_fen=enrollment.refunded_fen,
+            refund_under_way=enrollment.refund_under_way,
             valid_from=enrollment.valid_from,
             valid_until=enrollment.valid_until,
             student=StudentOut(

@@ -163,9 +163,9 @@ def _new_lesson(
             f"enrollment {enrollment.id} is {enrollment.status}",
             enrollment_status=enrollment.status,
         )
-    if enrollment.refunded_fen > 0:
-        # An active enrollment with money refunded has a refund on its way to the payer (it turns
-        # `refunded` once paid, app.instructions.outcomes): what is left is not the institution's.
+    if enrollment.refund_under_way:
+        # Until the refund is paid or has failed, what the enrollment holds is being settled with
+        # the payer: no new lesson may draw on it.
         raise EnrollmentNotActive(
             f"a refund of enrollment {enrollment.id} is on its way to the payer",
             enrollment_status=enrollment.status,

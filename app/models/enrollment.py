@@ -86,3 +86,10 @@ class Enrollment(Base):
     payment_channel_order_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    @property
+    def refund_under_way(self) -> bool:
+        """An approved refund not yet paid by the bank: the enrollment stays `active` until it is
+        (then `refunded`), and a refund that fails gives its amount back to `refunded_fen`, so an
+        active enrollment with money refunded has one on its way."""
+        return self.status == EnrollmentStatus.active and self.refunded_fen > 0

@@ -93,11 +93,8 @@ async def test_an_enrollment_is_refunded_only_once_the_bank_has_paid_the_refund(
     refund = approved.json()
 
     on_its_way = await _view(client, world, enrollment)
-    assert (on_its_way["status"], on_its_way["refunded_fen"], on_its_way["refundable_fen"]) == (
-        "active",
-        90_000,
-        0,
-    )
+    assert (on_its_way["status"], on_its_way["refund_under_way"]) == ("active", True)
+    assert (on_its_way["refunded_fen"], on_its_way["refundable_fen"]) == (90_000, 0)
     # What is left (the pending lesson) is not the institution's to add to meanwhile.
     more = await _record(client, world, enrollment, LATER + timedelta(minutes=1))
     assert (more.status_code, more.json()["code"]) == (409, "enrollment_not_active")
@@ -106,6 +103,7 @@ async def test_an_enrollment_is_refunded_only_once_the_bank_has_paid_the_refund(
 
     paid_back = await _view(client, world, enrollment)
     assert (paid_back["status"], paid_back["refunded_fen"]) == ("refunded", 90_000)
+    assert paid_back["refund_under_way"] is False
 
 
 async def test_a_failed_refund_leaves_the_enrollment_as_it_was(client, engine, time_machine):
@@ -124,6 +122,7 @@ async def test_a_failed_refund_leaves_the_enrollment_as_it_was(client, engine, t
 
     view = await _view(client, world, enrollment)
     assert (view["status"], view["refunded_fen"], view["refundable_fen"]) == ("active", 0, 100_000)
+    assert view["refund_under_way"] is False
     time_machine.move_to(LATER)
     assert (await _record(client, world, enrollment, LATER)).status_code == 201
 

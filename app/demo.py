@@ -284,17 +284,14 @@ async def seed(
     await pay(active)
     await pay(refunded)
 
+    # Lessons are given after the payment (one before it is refused), so all of them just now.
     now = utcnow()
     lessons = [
         await call(
             "POST",
             f"/v1/enrollments/{active['id']}/lessons",
             institution,
-            {
-                "lesson_key": f"demo-lesson-{n}",
-                "occurred_at": (now - timedelta(hours=n + 1)).isoformat(),
-                "count": 1,
-            },
+            {"lesson_key": f"demo-lesson-{n}", "occurred_at": now.isoformat(), "count": 1},
         )
         for n in range(6)
     ]
@@ -331,7 +328,7 @@ async def seed(
             "POST",
             f"/v1/enrollments/{trial['id']}/lessons",
             institution,
-            {"lesson_key": f"demo-trial-{n}", "occurred_at": now.isoformat(), "count": 1},
+            {"lesson_key": f"demo-trial-{n}", "occurred_at": utcnow().isoformat(), "count": 1},
         )
         await call("POST", f"/v1/lessons/{lesson['id']}/confirm", trial["parent_key"])
 

@@ -1,4 +1,6 @@
-"""Test data made directly in the database, for tests whose subject is something else.
+"""Test data for tests whose subject is something else: the operator's setup (jurisdiction,
+institution, keys) written directly, as the CLI does; courses, enrollments, payments and lessons
+made through the services, so their counters and ledger are what the service would make.
 
 Each call makes new objects (fresh codes, ids and numbers), so tests never collide and never clean
 up. `World` carries an institution with its keys; `auth(key)` makes the Authorization header.
@@ -8,22 +10,33 @@ import itertools
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+import time_machine
+from dateutil.relativedelta import relativedelta
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from stdnum.cn import ric
 
+from app.auth.principal import Principal
 from app.auth.service import issue_key
 from app.config import get_settings
+from app.courses.schemas import CourseCreate
+from app.courses.service import create_course
 from app.db.unit import Database
+from app.enrollments.schemas import EnrollmentCreate, PayerIn, StudentIn
+from app.enrollments.service import create_enrollment
 from app.jurisdictions.profile import RuleProfile
 from app.kit.clock import utcnow
-from app.ledger import service as ledger
-from app.ledger.books import enrollment_account, institution_books
-from app.ledger.types import EntryDraft
+from app.kit.workdays import local_date
+from app.ledger.books import institution_books
+from app.lessons.schemas import LessonItem
+from app.lessons.service import Recorded, confirm_lesson, record_lessons
 from app.models import Course, Enrollment, Institution, Jurisdiction
 from app.models.api_key import Role
+from app.models.institution import InstitutionCategory
+from app.payments.service import BankPayment, credit_payment
 
 _serial = itertools.count(1)
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -131,29 +144,36 @@ async def make_world(engine: AsyncEngine, **profile: Any) -> World:
     )
 
 
+def valid_id_number(rng: random.Random | None = None) -> str:
+    """A random resident identity number with a valid birth date and check character."""
+    rng = rng or random.Random()
+    birth = date(2010, 1, 1) + relativedelta(days=rng.randrange(3000))
+    body = f"110105{birth:%Y%m%d}{rng.randrange(1000):03d}"
+    return body + ric.calc_check_digit(body + "?")  # it skips the last character
+
+
 async def make_course(
     engine: AsyncEngine,
     institution_id: UUID,
     lesson_price_fen: int = 10_000,
-    starts_on: date = date(2026, 3, 1),
-    ends_on: date = date(2026, 5, 31),
+    starts_on: date | None = None,
+    ends_on: date | None = None,
 ) -> Course:
-    course = Course(
-        institution_id=institution_id,
-        id=uuid.uuid4(),
+    """A course, by default from today for three months."""
+    starts_on = starts_on or local_date(utcnow())
+    body = CourseCreate(
         name="Piano",
-        category="non_subject",
+        category=InstitutionCategory.non_subject,
         lesson_price_fen=lesson_price_fen,
         starts_on=starts_on,
-        ends_on=ends_on,
-        created_at=utcnow(),
+        ends_on=ends_on or starts_on + relativedelta(months=3),
     )
+    return await Database(engine).run(lambda session: create_course(session, institution_id, body))
 
-    async def work(session):
-        session.add(course)
 
-    await Database(engine).run(work)
-    return course
+# The factory's enrollments are enrolled and paid this long before the test's "now" (the clock moved
+# back, not the data), so a test may record lessons given in the last hours: never before payment.
+PAID_BEFORE = timedelta(days=1)
 
 
 async def make_paid_enrollment(
@@ -164,62 +184,71 @@ async def make_paid_enrollment(
     released: int = 0,
     pending: int = 0,
     amount_fen: int | None = None,
-    status: str = "active",
+    paid: bool = True,
 ) -> Enrollment:
-    """An enrollment paid in full through the ledger (by default `lessons * lesson_price_fen`; any
-    `amount_fen`, as an opening balance need not divide evenly), with `released` lessons' money
-    moved to releasable (as confirmed lessons) and `pending` lessons recorded, as counters only."""
-    course = await make_course(engine, world.institution_id, lesson_price_fen)
-    now = utcnow()
-    amount = lessons * lesson_price_fen if amount_fen is None else amount_fen
-    enrollment = Enrollment(
-        institution_id=world.institution_id,
-        id=uuid.uuid4(),
-        course_id=course.id,
-        order_no=f"PG{uuid.uuid4().hex[:30]}",
-        student_name="Xiao Ming",
-        student_id_hash=uuid.uuid4().hex * 2,
-        student_id_masked="110***********002X",
-        payer_name="Wang Fang",
-        payer_phone="13800000000",
-        lessons=lessons,
-        lesson_price_fen=lesson_price_fen,
-        amount_fen=amount,
-        status=status,
-        paid_fen=amount,
-        lessons_confirmed=released,
-        confirmed_fen=released * lesson_price_fen,
-        lessons_pending=pending,
-        pending_fen=pending * lesson_price_fen,
-        expires_at=now,
-        paid_at=now,
-        created_at=now,
-        updated_at=now,
-    )
+    """An enrollment of a new course, made and paid `PAID_BEFORE` ago through the services, as the
+    API and a verified bank payment would, with `released` lessons recorded and confirmed by the
+    parent now (so their money is releasable from tomorrow, T+1), and `pending` more recorded.
+    `amount_fen` other than `lessons * lesson_price_fen` is an opening balance (存量) that need not
+    divide evenly: no service imports one yet, so the order's amount is set here before it is
+    paid."""
+    db = Database(engine)
+    # An unpaid one is made now: a day old, it would be near its payment deadline.
+    with time_machine.travel(utcnow() - (PAID_BEFORE if paid else timedelta(0)), tick=True):
+        course = await make_course(engine, world.institution_id, lesson_price_fen)
+        body = EnrollmentCreate(
+            course_id=course.id,
+            student=StudentIn(name="Xiao Ming", id_number=valid_id_number()),
+            payer=PayerIn(name="Wang Fang", phone="13800000000"),
+            lessons=lessons,
+        )
 
-    async def work(session):
-        session.add(enrollment)
-        await session.flush()
-        connection = await session.connection()
-        books = await institution_books(connection, world.institution_id)
-        prepaid = await enrollment_account(connection, world.institution_id, enrollment.id)
-        drafts = [
-            EntryDraft.transfer(
-                f"payment:test:{enrollment.id}", "payment", books.escrow_cash.id, prepaid.id, amount
+        async def enroll(session: AsyncSession) -> Enrollment:
+            enrollment, _ = await create_enrollment(
+                session, secret(), world.institution_id, body, utcnow()
             )
-        ]
-        if released:
-            drafts.append(
-                EntryDraft.transfer(
-                    f"lesson:{enrollment.id}:release",
-                    "lesson_release",
-                    prepaid.id,
-                    books.releasable.id,
-                    released * lesson_price_fen,
+            if amount_fen is not None:
+                enrollment.amount_fen = amount_fen
+            return enrollment
+
+        enrollment = await db.run(enroll)
+        if not paid:
+            return enrollment
+
+        async def pay(session: AsyncSession) -> None:
+            institution = await session.get_one(Institution, world.institution_id)
+            payment = BankPayment(
+                bank_slug=institution.bank_slug,
+                bank_reference=f"REF{uuid.uuid4().hex[:20]}",
+                escrow_account_no=world.escrow_account_no,
+                order_no=enrollment.order_no,
+                amount_fen=enrollment.amount_fen,
+                paid_at=utcnow(),
+            )
+            await credit_payment(session, payment)
+
+        await db.run(pay)
+    items = [
+        LessonItem(
+            enrollment_id=enrollment.id,
+            lesson_key=f"factory-{uuid.uuid4().hex}",
+            occurred_at=utcnow(),
+        )
+        for _ in range(released + pending)
+    ]
+    if items:
+        recorded = await db.run(
+            lambda session: record_lessons(session, world.institution_id, items, utcnow())
+        )
+        parent = Principal(Role.parent, key_id=None, enrollment_id=enrollment.id)
+        for outcome in recorded[:released]:
+            assert isinstance(outcome, Recorded), outcome
+            lesson_id = outcome.lesson.id
+            await db.run(
+                lambda session, lesson_id=lesson_id: confirm_lesson(
+                    session, parent, lesson_id, utcnow()
                 )
             )
-        for draft in drafts:
-            await ledger.post(connection, world.institution_id, draft)
-
-    await Database(engine).run(work)
-    return enrollment
+    return await db.run(
+        lambda session: session.get_one(Enrollment, (world.institution_id, enrollment.id))
+    )

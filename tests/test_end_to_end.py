@@ -26,7 +26,7 @@ def due_after_15_workdays(start: date) -> date:
     return day
 
 
-async def test_a_term_end_to_end(engine, client):
+async def test_a_term_end_to_end(engine, client, time_machine):
     admin = auth(await make_key(engine, Role.admin))
     code = f"E2E{utcnow().strftime('%H%M%S%f')}"
     created = await client.post(
@@ -82,7 +82,9 @@ async def test_a_term_end_to_end(engine, client):
             )
         ).json()["key"]
     )
-    today = utcnow().astimezone(SHANGHAI).date()
+    # The term starts on 9 February 2026; the clock moves on with it.
+    today = date(2026, 2, 9)
+    time_machine.move_to(datetime.combine(today, time(9), SHANGHAI))
     course = (
         await client.post(
             "/v1/courses",
@@ -144,7 +146,8 @@ async def test_a_term_end_to_end(engine, client):
         assert response.status_code == 201, response.text
         return response.json()
 
-    # A: three lessons confirmed by the parent.
+    # A: three lessons confirmed by the parent, given in the afternoon.
+    time_machine.move_to(datetime.combine(today, time(18), SHANGHAI))
     for n in range(3):
         lesson = await record(first, f"A{n}", utcnow() - timedelta(hours=n + 1))
         confirmed = await client.post(
@@ -154,6 +157,7 @@ async def test_a_term_end_to_end(engine, client):
 
     # B: one lesson before the 2026 Spring Festival, left unanswered.
     held_on = date(2026, 2, 10)
+    time_machine.move_to(datetime.combine(held_on, time(11), SHANGHAI))
     lesson_b = await record(second, "B0", datetime.combine(held_on, time(10), SHANGHAI))
     due = due_after_15_workdays(held_on)
     assert due > date(2026, 2, 24)  # the holiday (Feb 15-23) does not count, the make-up days do
@@ -165,9 +169,11 @@ async def test_a_term_end_to_end(engine, client):
         )
         assert response.status_code == 200, response.text
 
+    time_machine.move_to(datetime.combine(due, time(12), SHANGHAI))
     await auto_confirm(due)
     seen = await client.get(f"/v1/lessons/{lesson_b['id']}", headers=institution)
     assert seen.json()["status"] == "pending_confirmation"
+    time_machine.move_to(datetime.combine(due + timedelta(days=1), time(12), SHANGHAI))
     await auto_confirm(due + timedelta(days=1))
     seen = await client.get(f"/v1/lessons/{lesson_b['id']}", headers=institution)
     assert seen.json()["status"] == "auto_confirmed"

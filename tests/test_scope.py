@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 
 from app.db.unit import Database
 from app.kit.clock import utcnow
@@ -30,32 +31,39 @@ BODIES = {  # a valid body for each route that needs one, so that only scope can
 async def _world_with_everything(engine, client) -> tuple[Any, dict[str, str], dict[str, str]]:
     world = await make_world(engine, release_lag_days=0)
     institution = auth(world.institution_key)
-    today = utcnow().date()
-    course = await make_course(
-        engine, world.institution_id, 10_000, starts_on=today, ends_on=today + timedelta(days=60)
-    )
-    enrollment = (
-        await client.post(
-            "/v1/enrollments",
-            headers=institution,
-            json={
-                "course_id": str(course.id),
-                "student": {"name": "A", "id_number": "110105201501010017"},
-                "payer": {"name": "P", "phone": "13800138000"},
-                "lessons": 5,
-                "loan_funded": False,
-            },
+    # Enrolled and paid two hours ago (the clock moved back, not the data), so the lessons below
+    # may be given an hour ago.
+    with time_machine.travel(utcnow() - timedelta(hours=2), tick=True):
+        today = utcnow().date()
+        course = await make_course(
+            engine,
+            world.institution_id,
+            10_000,
+            starts_on=today,
+            ends_on=today + timedelta(days=60),
         )
-    ).json()
-    payment = BankPayment(
-        bank_slug="ums",
-        bank_reference=f"scope-{enrollment['id']}",
-        escrow_account_no=world.escrow_account_no,
-        order_no=enrollment["order_no"],
-        amount_fen=enrollment["amount_fen"],
-        paid_at=utcnow(),
-    )
-    await Database(engine).run(lambda session: credit_payment(session, payment))
+        enrollment = (
+            await client.post(
+                "/v1/enrollments",
+                headers=institution,
+                json={
+                    "course_id": str(course.id),
+                    "student": {"name": "A", "id_number": "110105201501010017"},
+                    "payer": {"name": "P", "phone": "13800138000"},
+                    "lessons": 5,
+                    "loan_funded": False,
+                },
+            )
+        ).json()
+        payment = BankPayment(
+            bank_slug="ums",
+            bank_reference=f"scope-{enrollment['id']}",
+            escrow_account_no=world.escrow_account_no,
+            order_no=enrollment["order_no"],
+            amount_fen=enrollment["amount_fen"],
+            paid_at=utcnow(),
+        )
+        await Database(engine).run(lambda session: credit_payment(session, payment))
     parent = auth(enrollment["parent_key"])
     lessons = []
     for n in range(2):

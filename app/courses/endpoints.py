@@ -19,8 +19,9 @@ router = APIRouter(prefix="/v1/courses", tags=["courses"])
     summary="Publish a course",
     description=(
         "A course of the calling institution at one price per lesson, so a bigger package can "
-        "never be cheaper per lesson. `ends_on` is on or after `starts_on`; the period an "
-        "enrollment covers, counted against `max_prepaid_months`, ends on `ends_on`."
+        "never be cheaper per lesson. `ends_on` is on or after `starts_on`. A course may run "
+        "longer than `max_prepaid_months`: that cap limits the span one enrollment's payment "
+        "covers (`valid_from` to `valid_until`, within the course), not the course."
     ),
 )
 async def create_course(body: CourseCreate, caller: InstitutionCaller, db: Db) -> Course:

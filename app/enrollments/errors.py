@@ -11,6 +11,11 @@ class PrepayCapExceeded(Unprocessable):
     title = "Prepay cap exceeded"
 
 
+class InvalidValidity(Unprocessable):
+    code = "invalid_validity"
+    title = "Validity outside the course"
+
+
 class RenewalTooEarly(Unprocessable):
     code = "renewal_too_early"
     title = "Renewal too early"

@@ -1,13 +1,15 @@
-"""The enrollment rules of DOMAIN.md as pure functions of the figures: the prepay cap (rule 1) and
-the renewal window (rule 2). The service locks the rows the figures come from."""
+"""The enrollment rules of DOMAIN.md as pure functions of the figures: the span a payment covers and
+the prepay cap (rule 1), and the renewal window (rule 2). The service locks the rows the figures
+come from."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-from app.enrollments.errors import PrepayCapExceeded, RenewalTooEarly
+from app.enrollments.errors import InvalidValidity, PrepayCapExceeded, RenewalTooEarly
 from app.jurisdictions.profile import RuleProfile
 from app.models import Course, Enrollment
 from app.models.enrollment import EnrollmentStatus
@@ -16,19 +18,56 @@ from app.models.enrollment import EnrollmentStatus
 OPEN_STATUSES = (EnrollmentStatus.awaiting_payment, EnrollmentStatus.active)
 
 
+@dataclass(frozen=True, slots=True)
+class PaidSpan:
+    """The days one payment covers, both included."""
+
+    valid_from: date
+    valid_until: date
+
+
+def paid_span(
+    profile: RuleProfile,
+    course: Course,
+    today: date,
+    valid_from: date | None,
+    valid_until: date | None,
+) -> PaidSpan:
+    """The span the institution asks for, or by default: from the later of today and the course's
+    start, to the course's end or `max_prepaid_months` later, whichever comes first (so a long
+    course is sold in instalments, each a renewal). The span lies within the course and starts no
+    earlier than today: a payment covers no day before it is made. Whether an asked span is too
+    long is the prepay cap's to say (`check_prepay_cap`)."""
+    start = valid_from or max(today, course.starts_on)
+    end = valid_until or min(
+        course.ends_on, start + relativedelta(months=profile.max_prepaid_months)
+    )
+    if start < today or start < course.starts_on or end > course.ends_on or end < start:
+        raise InvalidValidity(
+            f"valid_from {start} to valid_until {end} must lie within the course "
+            f"({course.starts_on} to {course.ends_on}), start no earlier than today ({today}) "
+            "and end no earlier than it starts",
+            valid_from=start,
+            valid_until=end,
+            course_starts_on=course.starts_on,
+            course_ends_on=course.ends_on,
+            today=today,
+        )
+    return PaidSpan(start, end)
+
+
 def check_prepay_cap(
     profile: RuleProfile,
     open_enrollments: Sequence[Enrollment],
-    course: Course,
+    span: PaidSpan,
     lessons: int,
     amount_fen: int,
-    today: date,
 ) -> None:
-    """One payment may cover at most `max_prepaid_lessons` lessons, `max_prepaid_amount_fen` fen and
-    `max_prepaid_months` calendar months, counting what the student still has unconsumed with the
-    same institution and course (`open_enrollments`) plus the new purchase. Unconsumed means not
-    released: lessons not confirmed, money neither confirmed nor refunded. The months run from the
-    later of today and the course's start to the course's end. Raises with every limit broken and
+    """One payment may cover at most `max_prepaid_lessons` lessons and `max_prepaid_amount_fen` fen,
+    counting what the student still has unconsumed with the same institution and course
+    (`open_enrollments`) plus the new purchase, and a span of at most `max_prepaid_months` calendar
+    months (the time the payment covers, not the course's length). Unconsumed means not released:
+    lessons not confirmed, money neither confirmed nor refunded. Raises with every limit broken and
     its figures."""
     outstanding_lessons = sum(e.lessons - e.lessons_confirmed for e in open_enrollments)
     outstanding_fen = sum(e.amount_fen - e.confirmed_fen - e.refunded_fen for e in open_enrollments)
@@ -47,15 +86,14 @@ def check_prepay_cap(
                     "total": outstanding + requested,
                 }
             )
-    covers_from = max(today, course.starts_on)
-    latest_end = covers_from + relativedelta(months=profile.max_prepaid_months)
-    if course.ends_on > latest_end:
+    latest_end = span.valid_from + relativedelta(months=profile.max_prepaid_months)
+    if span.valid_until > latest_end:
         violations.append(
             {
                 "cap": "max_prepaid_months",
                 "limit": profile.max_prepaid_months,
-                "covers_from": covers_from,
-                "covers_until": course.ends_on,
+                "covers_from": span.valid_from,
+                "covers_until": span.valid_until,
                 "latest_allowed_end": latest_end,
             }
         )

@@ -1,8 +1,8 @@
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.kit.clock import as_utc
 from app.kit.text import Name as TextName
@@ -43,6 +43,23 @@ class EnrollmentCreate(BaseModel):
         default=False,
         description="Whether a loan pays for it (培训贷). A loan-funded payment is refused.",
     )
+    valid_from: date | None = Field(
+        default=None,
+        description="The first day the payment covers: not before today nor the course's start. "
+        "Default: the later of today and the course's start.",
+    )
+    valid_until: date | None = Field(
+        default=None,
+        description="The last day the payment covers: within the course, at most "
+        "`max_prepaid_months` after `valid_from` (else `422 prepay_cap_exceeded`). Default: the "
+        "course's end, or `max_prepaid_months` after `valid_from` if that comes first.",
+    )
+
+    @model_validator(mode="after")
+    def valid_in_order(self) -> Self:
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise ValueError("valid_until must be on or after valid_from")
+        return self
 
 
 class StudentOut(BaseModel):
@@ -76,10 +93,26 @@ class EnrollmentOut(BaseModel):
         description="Paid, less lessons confirmed, pending or disputed, less refunded; never "
         "below 0."
     )
-    refunded_fen: int
+    refunded_fen: int = Field(
+        description="Reserved for or paid back by approved refunds. The status stays `active` "
+        "while a refund is on its way to the payer, and turns `refunded` once the bank has paid it."
+    )
+    refund_under_way: bool = Field(
+        description="An approved refund is on its way to the payer (the status is still "
+        "`active`); no lesson may be recorded meanwhile."
+    )
+    valid_from: date = Field(description="The first day the payment covers.")
+    valid_until: date = Field(
+        description="The last day the payment covers: lessons are recorded only from `valid_from` "
+        "to this day, and a refund asked for after it is approved at once, without the "
+        "institution."
+    )
     student: StudentOut
     payer: PayerOut
-    expires_at: datetime = Field(description="Unpaid by then, the enrollment is cancelled.")
+    expires_at: datetime | None = Field(
+        description="The payment deadline: unpaid by then, the enrollment is cancelled. Only while "
+        "`awaiting_payment`; null once paid or cancelled."
+    )
     paid_at: datetime | None
     created_at: datetime
 
@@ -101,12 +134,17 @@ class EnrollmentOut(BaseModel):
             unconsumed_fen=enrollment.paid_fen - enrollment.confirmed_fen - enrollment.refunded_fen,
             refundable_fen=refundable_fen(enrollment),
             refunded_fen=enrollment.refunded_fen,
+            refund_under_way=enrollment.refund_under_way,
+            valid_from=enrollment.valid_from,
+            valid_until=enrollment.valid_until,
             student=StudentOut(
                 name=enrollment.student_name, id_number_masked=enrollment.student_id_masked
             ),
             payer=PayerOut(name=enrollment.payer_name, phone=enrollment.payer_phone),
             # SQLite gives back naive UTC; the API's times always carry their offset.
-            expires_at=as_utc(enrollment.expires_at),
+            expires_at=as_utc(enrollment.expires_at)
+            if enrollment.status == EnrollmentStatus.awaiting_payment
+            else None,
             paid_at=None if enrollment.paid_at is None else as_utc(enrollment.paid_at),
             created_at=as_utc(enrollment.created_at),
         )

@@ -28,7 +28,7 @@ from app.enrollments.errors import (
     LoanFundedPayment,
 )
 from app.enrollments.identity import student_id
-from app.enrollments.rules import check_prepay_cap, check_renewal_window
+from app.enrollments.rules import check_prepay_cap, check_renewal_window, paid_span
 from app.enrollments.schemas import EnrollmentCreate
 from app.institutions.standing import ENROLLMENT_STOPPING_LEVELS, stopped_because
 from app.kit.clock import utcnow
@@ -69,7 +69,8 @@ async def create_enrollment(
     )
     check_renewal_window(profile, open_enrollments)
     amount_fen = course.lesson_price_fen * body.lessons
-    check_prepay_cap(profile, open_enrollments, course, body.lessons, amount_fen, today)
+    span = paid_span(profile, course, today, body.valid_from, body.valid_until)
+    check_prepay_cap(profile, open_enrollments, span, body.lessons, amount_fen)
 
     enrollment = Enrollment(
         institution_id=institution_id,
@@ -95,6 +96,8 @@ async def create_enrollment(
         disputed_fen=0,
         refunded_fen=0,
         expires_at=now + timedelta(minutes=profile.unpaid_enrollment_expiry_minutes),
+        valid_from=span.valid_from,
+        valid_until=span.valid_until,
         created_at=now,
         updated_at=now,
     )

@@ -115,6 +115,11 @@ def _same(current: InstructionStatus, status: ResultStatus) -> bool:
 
 
 async def _settle(session: AsyncSession, instruction: Instruction) -> None:
+    enrollment = await _refund_enrollment(session, instruction)
+    if enrollment is not None:
+        # Only now has the payer the money back: until then the enrollment showed `active`.
+        enrollment.status = EnrollmentStatus.refunded
+        enrollment.updated_at = utcnow()
     connection = await session.connection()
     await ledger.post_transfer(
         connection,
@@ -161,7 +166,10 @@ async def _give_back(
         )
     if enrollment is not None:
         enrollment.refunded_fen -= instruction.amount_fen
-        enrollment.status = EnrollmentStatus.active
+        # Back to what it was: a refund not paid left it `active`; one paid and returned (退票)
+        # made it `refunded`, which holds only while an earlier refund stays paid.
+        if succeeded and enrollment.refunded_fen == 0:
+            enrollment.status = EnrollmentStatus.active
         enrollment.updated_at = utcnow()
     instruction.detail = reason[:500] if reason else instruction.detail
     await _mark(session, instruction, status)

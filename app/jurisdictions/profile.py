@@ -24,6 +24,7 @@ class RuleProfile(BaseModel):
     renewal_min_remaining_lessons: NonNegative = 20
     # Release per lesson (rule 6).
     parent_auto_confirm_workdays: NonNegative = 15
+    max_lesson_backdate_days: NonNegative = 7
     release_lag_days: NonNegative = 1
     # Refunds (rule 7).
     institution_refund_response_workdays: NonNegative = 5

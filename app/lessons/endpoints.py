@@ -41,12 +41,18 @@ Resolver = Annotated[Principal, Depends(require(Role.regulator, Role.institution
     description=(
         "Records `count` lessons of the enrollment as given at `occurred_at`, priced by the "
         "remainder rule, `pending_confirmation` until the parent confirms or disputes, or until "
-        "`parent_auto_confirm_workdays` working days (China's calendar) have passed. Idempotent on "
-        "`lesson_key`: the same key with the same enrollment, `occurred_at` and `count` returns "
-        "the first lesson with `200` (whatever its status now); with anything else it is "
-        "`409 lesson_key_reused`. Refusals: `409 enrollment_not_active`, `409 lessons_exhausted` "
-        "(more lessons than purchased), `422 occurred_in_future` (beyond 5 minutes of clock "
-        "skew), `422 calendar_not_published`, `404 enrollment_not_found`."
+        "`parent_auto_confirm_workdays` working days (China's calendar) have passed, counted from "
+        "the later of `occurred_at` and the moment it is recorded: a late record gives the parent "
+        "no less time. Idempotent on `lesson_key`: the same key with the same enrollment, "
+        "`occurred_at` and `count` returns the first lesson with `200` (whatever its status now); "
+        "with anything else it is `409 lesson_key_reused`. Refusals: `409 enrollment_not_active` "
+        "(also while a refund is on its way to the payer), `409 lessons_exhausted` (more lessons "
+        "than purchased), `422 occurred_in_future` (beyond 5 minutes of clock skew), "
+        "`422 lesson_too_old` (more than `max_lesson_backdate_days` days ago), "
+        "`422 lesson_before_payment` (before the bank's time of the payment, beyond the same "
+        "skew), "
+        "`422 lesson_outside_validity` (on a day outside `valid_from` to `valid_until`), "
+        "`422 calendar_not_published`, `404 enrollment_not_found`."
     ),
 )
 async def record_lesson(

@@ -45,3 +45,18 @@ class ResolutionForbidden(DomainError):
     status = 403
     code = "resolution_forbidden"
     title = "Resolution not allowed to the caller"
+
+
+class LessonTooOld(Unprocessable):
+    code = "lesson_too_old"
+    title = "Lesson recorded too long after it was given"
+
+
+class LessonBeforePayment(Unprocessable):
+    code = "lesson_before_payment"
+    title = "Lesson before the payment"
+
+
+class LessonOutsideValidity(Unprocessable):
+    code = "lesson_outside_validity"
+    title = "Lesson outside the days the payment covers"

@@ -40,7 +40,8 @@ class LessonCreate(BaseModel):
         "sending it again with the same lesson returns the first record."
     )
     occurred_at: OccurredAt = Field(
-        description="When the lesson was given, with its offset; not in the future."
+        description="When the lesson was given, with its offset: not in the future, not before "
+        "the payment, on a day the payment covers, at most `max_lesson_backdate_days` ago."
     )
     count: Count = Field(default=1, description="How many lessons this record consumes.")
 
@@ -108,8 +109,9 @@ class LessonOut(BaseModel):
     )
     occurred_at: Timestamp
     confirm_due_on: date = Field(
-        description="The parent answers by the end of this day (Asia/Shanghai), after "
-        "`parent_auto_confirm_workdays` working days; after it the lesson is auto-confirmed."
+        description="The parent answers by the end of this day (Asia/Shanghai): "
+        "`parent_auto_confirm_workdays` working days after the later of the lesson's day and the "
+        "day it was recorded; after it the lesson is auto-confirmed."
     )
     dispute_reason: str | None
     decided_by: str | None = Field(

@@ -1,6 +1,7 @@
 """Lessons (消课): recorded by the institution, confirmed or disputed by the parent, auto-confirmed
-after `parent_auto_confirm_workdays` working days of silence, and a dispute resolved by the regulator
-(either way) or by the institution (conceding only).
+after `parent_auto_confirm_workdays` working days of silence (from the later of the lesson and its
+recording, app.lessons.rules), and a dispute resolved by the regulator (either way) or by the
+institution (conceding only).
 
 A lesson is in one of its enrollment's counters by its status (`COUNTERS`): pending, disputed, or
 released. Releasing (a confirmation, an auto-confirmation or a resolution for the institution) posts
@@ -15,7 +16,7 @@ ledger (app.ledger), the order payments and refunds keep too. Recording locks no
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,7 +33,7 @@ from app.kit.clock import as_utc, utcnow
 from app.kit.errors import DomainError
 from app.kit.money import lessons_amount
 from app.kit.pagination import PageRequest
-from app.kit.workdays import add_workdays, local_date
+from app.kit.workdays import local_date
 from app.ledger import service as ledger
 from app.ledger.books import institution_books
 from app.ledger.errors import LedgerError
@@ -47,17 +48,15 @@ from app.lessons.errors import (
     LessonNotFound,
     LessonNotPending,
     LessonsExhausted,
-    OccurredInFuture,
     ResolutionForbidden,
 )
+from app.lessons.rules import check_lesson_time, confirm_due_on
 from app.lessons.schemas import LessonItem, Party
 from app.models import Enrollment, Institution, Lesson
 from app.models.api_key import Role
 from app.models.enrollment import EnrollmentStatus
 from app.models.lesson import LessonStatus
 
-# Clocks disagree a little; a lesson "a minute from now" was given now.
-CLOCK_SKEW = timedelta(minutes=5)
 AUTO_CONFIRM_BATCH = 500
 
 _PENDING = ("lessons_pending", "pending_fen")
@@ -159,16 +158,20 @@ def _new_lesson(
     enrollment = enrollments.get(item.enrollment_id)
     if enrollment is None:
         raise EnrollmentNotFound(f"no enrollment {item.enrollment_id}")
-    if item.occurred_at > now + CLOCK_SKEW:
-        raise OccurredInFuture(
-            f"occurred_at {item.occurred_at.isoformat()} is in the future",
-            now=now.isoformat(),
-        )
     if enrollment.status != EnrollmentStatus.active:
         raise EnrollmentNotActive(
             f"enrollment {enrollment.id} is {enrollment.status}",
             enrollment_status=enrollment.status,
         )
+    if enrollment.refund_under_way:
+        # Until the refund is paid or has failed, what the enrollment holds is being settled with
+        # the payer: no new lesson may draw on it.
+        raise EnrollmentNotActive(
+            f"a refund of enrollment {enrollment.id} is on its way to the payer",
+            enrollment_status=enrollment.status,
+            refunded_fen=enrollment.refunded_fen,
+        )
+    check_lesson_time(profile, enrollment, item.occurred_at, now)
     used = lessons_used(enrollment)
     if used + item.count > enrollment.lessons:
         raise LessonsExhausted(
@@ -177,7 +180,7 @@ def _new_lesson(
             lessons_used=used,
             count=item.count,
         )
-    due = add_workdays(local_date(item.occurred_at), profile.parent_auto_confirm_workdays)
+    due = confirm_due_on(item.occurred_at, now, profile.parent_auto_confirm_workdays)
     lesson = Lesson(
         institution_id=institution_id,
         id=uuid4(),

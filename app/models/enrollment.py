@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -42,6 +43,7 @@ class Enrollment(Base):
             "lessons_confirmed + lessons_pending + lessons_disputed <= lessons",
             name="lessons_within_purchase",
         ),
+        CheckConstraint("valid_until >= valid_from", name="validity_in_order"),
         # The prepay cap sums what one student still has with one course.
         Index(None, "institution_id", "course_id", "student_id_hash"),
         # The expiry job looks for unpaid enrollments past their time.
@@ -73,6 +75,11 @@ class Enrollment(Base):
     disputed_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The days the payment covers (rule 1: at most `max_prepaid_months`), both included: lessons are
+    # recorded only within them, and money unconsumed after `valid_until` is the parent's to take
+    # back without the institution's consent.
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
     paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # The bank's references of the payment, quoted by a refund by the original route.
     payment_reference: Mapped[str | None] = mapped_column(String(64))
@@ -82,3 +89,10 @@ class Enrollment(Base):
     payment_payer_account_no: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    @property
+    def refund_under_way(self) -> bool:
+        """An approved refund not yet paid by the bank: the enrollment stays `active` until it is
+        (then `refunded`), and a refund that fails gives its amount back to `refunded_fen`, so an
+        active enrollment with money refunded has one on its way."""
+        return self.status == EnrollmentStatus.active and self.refunded_fen > 0

@@ -37,8 +37,10 @@ async def _visible_refund(session: AsyncSession, caller: Principal, refund_id: U
     description=(
         "Refunds what was paid less the lessons confirmed, pending or disputed. The institution "
         "answers within `institution_refund_response_workdays` working days, else the refund is "
-        "approved. Never blocked by the minimum balance, nor by the institution's state. "
-        "`409 nothing_refundable`, `409 refund_in_progress`."
+        "approved. Asked for after the enrollment's `valid_until`, it is approved at once "
+        "(`status: approved`, `decided_by: validity_ended`): the institution has no say over "
+        "money for days the payment no longer covers. Never blocked by the minimum balance, nor "
+        "by the institution's state. `409 nothing_refundable`, `409 refund_in_progress`."
     ),
 )
 async def request_refund(

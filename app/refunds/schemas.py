@@ -35,7 +35,10 @@ class RefundOut(BaseModel):
         description="The institution answers by the end of this day; after it, the refund is approved."
     )
     reject_reason: str | None
-    decided_by: str | None = Field(description="`institution` or `auto`.")
+    decided_by: str | None = Field(
+        description="`institution`, `auto` (its silence), or `validity_ended` (asked for after the "
+        "enrollment's `valid_until`: approved at once)."
+    )
     instruction_id: str | None
     created_at: Timestamp
     updated_at: Timestamp

@@ -1,7 +1,8 @@
 """Refunds (退费): asked for by the parent, answered by the institution within
 `institution_refund_response_workdays` working days (silence is agreement), paid back by the
 original route. Never blocked by the minimum balance, and allowed whatever the institution's state:
-the money is the payer's.
+the money is the payer's. Asked for after the enrollment's `valid_until`, a refund is approved at
+once: the institution has no say over money for days the payment no longer covers.
 
 Approval reserves the money with a two-phase ledger transfer from the enrollment's prepaid account
 to refund in transit, and writes the bank instruction, in one transaction.
@@ -24,7 +25,6 @@ from app.kit.errors import NotFound
 from app.kit.workdays import add_workdays, local_date
 from app.ledger.books import enrollment_account
 from app.models import Enrollment, Institution, Refund
-from app.models.enrollment import EnrollmentStatus
 from app.models.instruction import InstructionKind
 from app.models.refund import RefundStatus
 from app.refunds.errors import (
@@ -35,6 +35,8 @@ from app.refunds.errors import (
 )
 
 OPEN_STATUSES = (RefundStatus.requested, RefundStatus.approved, RefundStatus.sent)
+# Who approved a refund asked for after the enrollment's `valid_until`: the rule, not a person.
+VALIDITY_ENDED = "validity_ended"
 AUTO_APPROVE_BATCH = 200
 
 
@@ -91,6 +93,10 @@ async def request_refund(
     )
     session.add(refund)
     await session.flush()
+    if local_date(as_of) > enrollment.valid_until:
+        # What the payment covered has ended: the money left is the payer's without the
+        # institution's say (rule 1), so the request is approved as it is made.
+        return await approve_refund(session, institution_id, refund.id, decided_by=VALIDITY_ENDED)
     return refund
 
 
@@ -145,8 +151,8 @@ async def approve_refund(
         payment_channel_order_id=enrollment.payment_channel_order_id,
     )
     now = utcnow()
+    # The status stays as it is until the bank has paid the refund (app.instructions.outcomes).
     enrollment.refunded_fen += amount
-    enrollment.status = EnrollmentStatus.refunded
     enrollment.updated_at = now
     refund.amount_fen = amount
     refund.status = RefundStatus.approved

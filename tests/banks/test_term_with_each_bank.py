@@ -26,7 +26,8 @@ async def confirmed_lessons(sim: Simulated, enrollment: dict, keys: list[str]) -
             headers=sim.institution,
             json={
                 "lesson_key": key,
-                "occurred_at": (utcnow() - timedelta(hours=1)).isoformat(),
+                # Given just now: a lesson before the payment is refused.
+                "occurred_at": utcnow().isoformat(),
                 "count": 1,
             },
         )

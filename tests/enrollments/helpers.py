@@ -1,6 +1,5 @@
 """Making courses and enrollments through the API, and paying them as a verified bank event."""
 
-import random
 import uuid
 from datetime import date, datetime
 from typing import Any
@@ -9,7 +8,6 @@ from uuid import UUID
 import httpx
 from dateutil.relativedelta import relativedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
-from stdnum.cn import ric
 
 from app.db.unit import Database
 from app.enrollments.service import expire_unpaid_enrollments
@@ -19,18 +17,10 @@ from app.kit.workdays import local_date
 from app.ledger import service as ledger
 from app.ledger.types import AccountKind
 from app.payments.service import BankPayment, PaymentOutcome, credit_payment
-from tests.factories import World, auth
+from tests.factories import World, auth, valid_id_number
 
 # The expiry job as the scheduler runs it: batch after batch until none is left.
 expire = in_batches(expire_unpaid_enrollments)
-
-
-def valid_id_number(rng: random.Random | None = None) -> str:
-    """A random resident identity number with a valid birth date and check character."""
-    rng = rng or random.Random()
-    birth = date(2010, 1, 1) + relativedelta(days=rng.randrange(3000))
-    body = f"110105{birth:%Y%m%d}{rng.randrange(1000):03d}"
-    return body + ric.calc_check_digit(body + "?")  # it skips the last character
 
 
 def today() -> date:

@@ -5,7 +5,6 @@ import asyncio
 import logging
 import re
 from datetime import timedelta
-from uuid import UUID
 
 import pytest
 from dateutil.relativedelta import relativedelta
@@ -48,12 +47,31 @@ async def _written(engine, institution_id):
     return await Database(engine).run(work)
 
 
-async def _set_enrollment(engine, enrollment_id, **values):
-    await Database(engine).run(
-        lambda s: s.execute(
-            update(Enrollment).where(Enrollment.id == UUID(enrollment_id)).values(**values)
-        )
+async def _lessons(client, world, enrollment, count: int, confirmed: int) -> None:
+    """`count` lessons given now (after the payment), the first `confirmed` confirmed by the
+    parent: the enrollment's counters as the service keeps them."""
+    recorded = await client.post(
+        "/v1/lessons/batch",
+        headers=auth(world.institution_key),
+        json={
+            "items": [
+                {
+                    "enrollment_id": enrollment["id"],
+                    "lesson_key": f"{enrollment['id']}-{n}",
+                    "occurred_at": utcnow().isoformat(),
+                    "count": 1,
+                }
+                for n in range(count)
+            ]
+        },
     )
+    results = recorded.json()["results"]
+    assert [r["status"] for r in results] == ["accepted"] * count, results
+    for result in results[:confirmed]:
+        response = await client.post(
+            f"/v1/lessons/{result['id']}/confirm", headers=auth(enrollment["parent_key"])
+        )
+        assert response.status_code == 200, response.text
 
 
 async def _set_institution(engine, institution_id, **values):
@@ -209,32 +227,45 @@ async def test_amount_cap_500000_allowed_500001_refused(client, engine):
 
 async def test_the_amount_cap_counts_unconsumed_money_less_confirmed_and_refunded(client, engine):
     world = await make_world(engine)
-    course = await make_course(client, world, lesson_price_fen=10_000)
+    course = await make_course(client, world, lesson_price_fen=20_000)
     student = valid_id_number()
-    first = await enrolled(client, world, course["id"], 30, id_number=student)
+    first = await enrolled(client, world, course["id"], 20, id_number=student)
     await pay(engine, world, first)
-    # 10 lessons released and 50,000 fen refunded: 150,000 fen and 20 lessons still unconsumed.
-    await _set_enrollment(
-        engine, first["id"], lessons_confirmed=10, confirmed_fen=100_000, refunded_fen=50_000
+    # Of 400,000: 5 lessons released (100,000), 5 pending, and the rest refunded (200,000, on its
+    # way): 100,000 fen and 15 lessons still unconsumed.
+    await _lessons(client, world, first, 10, confirmed=5)
+    refund = await client.post(
+        f"/v1/enrollments/{first['id']}/refunds",
+        headers=auth(first["parent_key"]),
+        json={"reason": "fewer lessons"},
     )
-    refused = await enroll(client, world, course["id"], 36, id_number=student)
+    approved = await client.post(
+        f"/v1/refunds/{refund.json()['id']}/approve", headers=auth(world.institution_key)
+    )
+    assert approved.json()["amount_fen"] == 200_000, approved.text
+    refused = await enroll(client, world, course["id"], 21, id_number=student)
     assert refused.status_code == 422
     [violation] = refused.json()["violations"]
     assert violation["cap"] == "max_prepaid_amount_fen"
-    assert (violation["outstanding"], violation["total"]) == (150_000, 510_000)
-    assert (await enroll(client, world, course["id"], 35, id_number=student)).status_code == 201
+    assert (violation["outstanding"], violation["total"]) == (100_000, 520_000)
+    assert (await enroll(client, world, course["id"], 20, id_number=student)).status_code == 201
 
 
-async def test_three_months_allowed_one_day_more_refused(client, engine):
+async def test_the_paid_span_is_three_months_at_most_one_day_more_refused(client, engine):
     world = await make_world(engine)
     starts_on = today() + timedelta(days=10)
     three_months = starts_on + relativedelta(months=3)
-    ok = await make_course(client, world, 100, starts_on, three_months)
-    too_long = await make_course(client, world, 100, starts_on, three_months + timedelta(days=1))
-    assert (await enroll(client, world, ok["id"], 10)).status_code == 201
+    course = await make_course(client, world, 100, starts_on, starts_on + relativedelta(years=1))
+    ok = await enroll(client, world, course["id"], 10, valid_until=three_months.isoformat())
+    assert ok.status_code == 201, ok.text
+    assert (ok.json()["valid_from"], ok.json()["valid_until"]) == (
+        starts_on.isoformat(),
+        three_months.isoformat(),
+    )
     before = await _written(engine, world.institution_id)
 
-    refused = await enroll(client, world, too_long["id"], 10)
+    one_day_more = (three_months + timedelta(days=1)).isoformat()
+    refused = await enroll(client, world, course["id"], 10, valid_until=one_day_more)
     assert refused.status_code == 422
     problem = refused.json()
     assert problem["code"] == "prepay_cap_exceeded"
@@ -243,10 +274,68 @@ async def test_three_months_allowed_one_day_more_refused(client, engine):
             "cap": "max_prepaid_months",
             "limit": 3,
             "covers_from": starts_on.isoformat(),
-            "covers_until": (three_months + timedelta(days=1)).isoformat(),
+            "covers_until": one_day_more,
             "latest_allowed_end": three_months.isoformat(),
         }
     ]
+    assert await _written(engine, world.institution_id) == before
+
+
+async def test_a_year_long_course_is_sold_three_months_at_a_time(client, engine):
+    """The months cap is on the span one payment covers, not on the course: by default the
+    enrollment covers the course up to `max_prepaid_months`, and the next payment (a renewal)
+    covers the following months."""
+    world = await make_world(engine)
+    year = await make_course(client, world, 100, today(), today() + relativedelta(years=1))
+    student = valid_id_number()
+    first = await enrolled(client, world, year["id"], 10, id_number=student)
+    assert (first["valid_from"], first["valid_until"]) == (
+        today().isoformat(),
+        (today() + relativedelta(months=3)).isoformat(),
+    )
+    later_from = today() + relativedelta(months=3, days=1)
+    later = await enrolled(
+        client, world, year["id"], 10, id_number=student, valid_from=later_from.isoformat()
+    )
+    assert (later["valid_from"], later["valid_until"]) == (
+        later_from.isoformat(),
+        (later_from + relativedelta(months=3)).isoformat(),
+    )
+    short = await make_course(client, world, 100, today(), today() + timedelta(days=20))
+    whole = await enrolled(client, world, short["id"], 10)
+    assert (whole["valid_from"], whole["valid_until"]) == (
+        today().isoformat(),
+        (today() + timedelta(days=20)).isoformat(),
+    )
+    seen = await client.get(f"/v1/enrollments/{later['id']}", headers=auth(world.institution_key))
+    assert (seen.json()["valid_from"], seen.json()["valid_until"]) == (
+        later["valid_from"],
+        later["valid_until"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("valid_from", "valid_until"),
+    [
+        (-1, None),  # before today
+        (0, 200),  # past the course's end
+        (5, 4),  # ends before it starts (a validation error)
+    ],
+)
+async def test_a_span_outside_the_course_or_before_today_is_refused(
+    client, engine, valid_from, valid_until
+):
+    world = await make_world(engine)
+    course = await make_course(client, world, 100, today() - timedelta(days=3))
+    before = await _written(engine, world.institution_id)
+    span = {"valid_from": (today() + timedelta(days=valid_from)).isoformat()}
+    if valid_until is not None:
+        span["valid_until"] = (today() + timedelta(days=valid_until)).isoformat()
+
+    refused = await enroll(client, world, course["id"], 10, **span)
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] in {"invalid_validity", "validation_error"}
     assert await _written(engine, world.institution_id) == before
 
 
@@ -264,7 +353,8 @@ async def test_the_months_of_a_running_course_count_from_today(client, engine):
 async def test_every_limit_broken_is_listed(client, engine):
     world = await make_world(engine, max_prepaid_months=1)
     course = await make_course(client, world, 10_000)  # three months long
-    refused = await enroll(client, world, course["id"], 61)
+    until = (today() + relativedelta(months=2)).isoformat()
+    refused = await enroll(client, world, course["id"], 61, valid_until=until)
     assert refused.status_code == 422
     assert [v["cap"] for v in refused.json()["violations"]] == [
         "max_prepaid_lessons",
@@ -280,9 +370,7 @@ async def test_renewal_opens_at_20_lessons_remaining(client, engine, confirmed, 
     student = valid_id_number()
     first = await enrolled(client, world, course["id"], 40, id_number=student)
     await pay(engine, world, first)
-    await _set_enrollment(
-        engine, first["id"], lessons_confirmed=confirmed, confirmed_fen=confirmed * 1_000
-    )
+    await _lessons(client, world, first, confirmed, confirmed=confirmed)
     before = await _written(engine, world.institution_id)
 
     renewal = await enroll(client, world, course["id"], 10, id_number=student)

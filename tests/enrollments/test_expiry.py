@@ -30,12 +30,14 @@ async def test_an_unpaid_enrollment_is_cancelled_at_its_expiry_and_a_paid_one_is
     db = Database(engine)
     expires_at = utcnow().fromisoformat(unpaid["expires_at"])
 
+    # Asserted on this test's enrollments only: other tests' may fall due at the same moments.
     await expire(db, expires_at - timedelta(seconds=1))
     assert await _status(client, world, unpaid) == "awaiting_payment"
-    assert await expire(db, expires_at) >= 1
+    await expire(db, expires_at)
     assert await _status(client, world, unpaid) == "cancelled"
     assert await _status(client, world, paid) == "active"
-    assert await expire(db, expires_at) == 0  # run again: nothing more to do
+    await expire(db, expires_at)  # run again: nothing changes
+    assert [await _status(client, world, e) for e in (unpaid, paid)] == ["cancelled", "active"]
 
 
 async def test_two_runs_at_once_cancel_each_enrollment_once(client, engine):
@@ -43,12 +45,10 @@ async def test_two_runs_at_once_cancel_each_enrollment_once(client, engine):
     course = await make_course(client, world, lesson_price_fen=100)
     db = Database(engine)
     start = utcnow()
-    # Whatever other tests left due by now is cleared first, so the count below is ours alone.
-    await expire(db, start + timedelta(seconds=59))
     made = [await enrolled(client, world, course["id"], 1) for _ in range(6)]
 
     counts = await asyncio.gather(*(expire(db, start + timedelta(minutes=2)) for _ in range(3)))
-    assert sum(counts) == 6
+    assert sum(counts) >= 6  # other tests' enrollments may be due too
     assert [await _status(client, world, e) for e in made] == ["cancelled"] * 6
 
 
@@ -58,7 +58,6 @@ async def test_a_batch_skips_rows_another_run_holds(client, engine):
     course = await make_course(client, world, lesson_price_fen=100)
     db = Database(engine)
     start = utcnow()
-    await expire(db, start + timedelta(seconds=59))
     made = [await enrolled(client, world, course["id"], 1) for _ in range(3)]
     due = start + timedelta(minutes=2)
     holding, release = asyncio.Event(), asyncio.Event()
@@ -71,7 +70,10 @@ async def test_a_batch_skips_rows_another_run_holds(client, engine):
 
     first = asyncio.create_task(db.run(slow_batch))
     await holding.wait()
-    assert await db.run(lambda session: expire_unpaid_enrollments(session, due)) == 0
+    # The second run returns without waiting for the first's rows (a wait would time out here),
+    # and leaves this test's enrollments to the first: they are still awaiting payment.
+    await asyncio.wait_for(db.run(lambda session: expire_unpaid_enrollments(session, due)), 10)
+    assert [await _status(client, world, e) for e in made] == ["awaiting_payment"] * 3
     release.set()
-    assert await first == 3
+    assert await first >= 3
     assert [await _status(client, world, e) for e in made] == ["cancelled"] * 3

@@ -32,6 +32,7 @@ def test_the_defaults_are_those_of_domain_md():
         "max_prepaid_amount_fen": 500_000,
         "renewal_min_remaining_lessons": 20,
         "parent_auto_confirm_workdays": 15,
+        "max_lesson_backdate_days": 7,
         "release_lag_days": 1,
         "institution_refund_response_workdays": 5,
         "holdback_pct": 0,

@@ -2,15 +2,16 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 
+import chinese_calendar
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.jobs.registry import in_batches
-from app.kit.clock import utcnow
+from app.kit.clock import SHANGHAI, utcnow
 from app.ledger import service as ledger
 from app.ledger.types import AccountKind
 from app.lessons.service import auto_confirm_lessons
@@ -19,6 +20,19 @@ from tests.factories import World, auth, make_key, make_paid_enrollment
 
 # The job as the scheduler runs it: batch after batch until none is left.
 auto_confirm = in_batches(auto_confirm_lessons)
+
+
+def fifteen_working_days_after(day: date) -> date:
+    """Counted here straight from chinese_calendar, independently of app.kit.workdays."""
+    counted = 0
+    while counted < 15:
+        day += timedelta(days=1)
+        counted += chinese_calendar.is_workday(day)
+    return day
+
+
+def noon(day: date) -> datetime:
+    return datetime.combine(day, time(12), SHANGHAI).astimezone(UTC)
 
 
 @dataclass
@@ -33,10 +47,10 @@ async def paid_enrollment(
     world: World,
     lessons: int = 10,
     amount_fen: int = 100_000,
-    status: str = "active",
+    paid: bool = True,
 ) -> Paid:
     """An enrollment of `lessons` lessons for `amount_fen` (any amount: an opening balance need not
-    divide evenly), paid in full by a payment entry as the payment service posts it, and its
+    divide evenly), paid in full a day ago (`tests.factories.make_paid_enrollment`), and its
     parent's key."""
     enrollment = await make_paid_enrollment(
         engine,
@@ -44,7 +58,7 @@ async def paid_enrollment(
         lessons=lessons,
         lesson_price_fen=amount_fen // lessons,
         amount_fen=amount_fen,
-        status=status,
+        paid=paid,
     )
     parent_key = await make_key(engine, Role.parent, enrollment_id=enrollment.id)
     return Paid(enrollment.id, world.institution_id, parent_key)

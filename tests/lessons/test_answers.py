@@ -1,9 +1,9 @@
 """The parent's answer (confirm, dispute) and the resolution of a dispute, with the money each
 moves and who may do what."""
 
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
-from app.kit.clock import SHANGHAI, utcnow
+from app.kit.clock import utcnow
 from app.models.api_key import Role
 from tests.factories import auth, make_key, make_world
 from tests.lessons.helpers import enrollment_view, money, paid_enrollment, recorded
@@ -202,12 +202,12 @@ async def test_another_parent_or_the_institution_cannot_answer_for_the_parent(cl
     assert mine.json()["status"] == "pending_confirmation"
 
 
-async def test_a_dispute_after_the_time_to_answer_is_too_late(client, engine):
+async def test_a_dispute_after_the_time_to_answer_is_too_late(client, engine, time_machine):
     world = await make_world(engine, parent_auto_confirm_workdays=1)
     enrollment = await paid_enrollment(engine, world)
+    lesson = await recorded(client, world, enrollment)
     # Two weeks always hold more than one working day, whatever the holidays.
-    long_ago = datetime.combine((utcnow() - timedelta(days=14)).date(), time(10), SHANGHAI)
-    lesson = await recorded(client, world, enrollment, occurred_at=long_ago)
+    time_machine.move_to(utcnow() + timedelta(days=14))
 
     late = await client.post(
         f"/v1/lessons/{lesson['id']}/dispute",

@@ -2,7 +2,7 @@
 counts as consent, across the 2026 Spring Festival and its make-up working days."""
 
 import asyncio
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import chinese_calendar
 import pytest
@@ -10,22 +10,17 @@ import pytest
 from app.db.unit import Database
 from app.kit.clock import SHANGHAI
 from tests.factories import auth, make_world
-from tests.lessons.helpers import auto_confirm, enrollment_view, money, paid_enrollment, recorded
+from tests.lessons.helpers import (
+    auto_confirm,
+    enrollment_view,
+    fifteen_working_days_after,
+    money,
+    noon,
+    paid_enrollment,
+    recorded,
+)
 
 HELD_ON = date(2026, 2, 10)
-
-
-def fifteen_working_days_after(day: date) -> date:
-    """Counted here straight from chinese_calendar, independently of app.kit.workdays."""
-    counted = 0
-    while counted < 15:
-        day += timedelta(days=1)
-        counted += chinese_calendar.is_workday(day)
-    return day
-
-
-def noon(day: date) -> datetime:
-    return datetime.combine(day, time(12), SHANGHAI).astimezone(UTC)
 
 
 def test_the_calendar_has_the_2026_spring_festival_and_its_make_up_days():
@@ -39,13 +34,13 @@ def test_the_calendar_has_the_2026_spring_festival_and_its_make_up_days():
 
 
 async def test_a_lesson_left_unanswered_is_confirmed_once_its_working_days_have_passed(
-    client, engine
+    client, engine, time_machine
 ):
+    held_at = datetime.combine(HELD_ON, time(18), SHANGHAI)
+    time_machine.move_to(held_at)
     world = await make_world(engine)
     enrollment = await paid_enrollment(engine, world, lessons=10, amount_fen=100_000)
-    lesson = await recorded(
-        client, world, enrollment, occurred_at=datetime.combine(HELD_ON, time(18), SHANGHAI)
-    )
+    lesson = await recorded(client, world, enrollment, occurred_at=held_at)
     due = fifteen_working_days_after(HELD_ON)
     assert lesson["confirm_due_on"] == due.isoformat()
     db = Database(engine)
@@ -57,10 +52,12 @@ async def test_a_lesson_left_unanswered_is_confirmed_once_its_working_days_have_
         return response.json()["status"]
 
     # On the due day itself the parent may still answer.
+    time_machine.move_to(noon(due))
     await auto_confirm(db, noon(due))
     assert await status() == "pending_confirmation"
     assert await money(engine, enrollment) == (100_000, 0)
 
+    time_machine.move_to(noon(due + timedelta(days=1)))
     await auto_confirm(db, noon(due + timedelta(days=1)))
 
     assert await status() == "auto_confirmed"
@@ -68,8 +65,8 @@ async def test_a_lesson_left_unanswered_is_confirmed_once_its_working_days_have_
     view = await enrollment_view(client, world, enrollment)
     assert (view["lessons_consumed"], view["lessons_pending"]) == (1, 0)
 
-    # Run again, nothing more happens.
-    assert await auto_confirm(db, noon(due + timedelta(days=1))) == 0
+    # Run again, nothing more happens (to this test's lessons: other tests' may be due too).
+    await auto_confirm(db, noon(due + timedelta(days=1)))
     assert await money(engine, enrollment) == (90_000, 10_000)
     confirm = await client.post(
         f"/v1/lessons/{lesson['id']}/confirm", headers=auth(enrollment.parent_key)
@@ -77,14 +74,16 @@ async def test_a_lesson_left_unanswered_is_confirmed_once_its_working_days_have_
     assert (confirm.status_code, confirm.json()["code"]) == (409, "lesson_not_pending")
 
 
-async def test_the_job_leaves_answered_lessons_alone(client, engine):
+async def test_the_job_leaves_answered_lessons_alone(client, engine, time_machine):
+    at = datetime.combine(HELD_ON, time(9), SHANGHAI)
+    time_machine.move_to(at)
     world = await make_world(engine)
     enrollment = await paid_enrollment(engine, world, lessons=10, amount_fen=100_000)
     parent = auth(enrollment.parent_key)
-    at = datetime.combine(HELD_ON, time(9), SHANGHAI)
     confirmed, silent = [await recorded(client, world, enrollment, occurred_at=at) for _ in "ab"]
     await client.post(f"/v1/lessons/{confirmed['id']}/confirm", headers=parent)
 
+    time_machine.move_to(noon(date(2026, 3, 20)))
     await auto_confirm(Database(engine), noon(date(2026, 3, 20)))
 
     after = await client.get(f"/v1/lessons/{confirmed['id']}", headers=parent)
@@ -95,12 +94,14 @@ async def test_the_job_leaves_answered_lessons_alone(client, engine):
 
 
 @pytest.mark.postgres_only
-async def test_two_jobs_at_once_release_each_lesson_once(client, engine):
-    world = await make_world(engine)
+async def test_two_jobs_at_once_release_each_lesson_once(client, engine, time_machine):
+    held_at = datetime.combine(HELD_ON, time(9), SHANGHAI)
+    time_machine.move_to(held_at)
+    world = await make_world(engine, max_prepaid_amount_fen=600_000)
     enrollments = [
         await paid_enrollment(engine, world, lessons=60, amount_fen=600_000) for _ in range(3)
     ]
-    at = datetime.combine(HELD_ON, time(9), SHANGHAI).isoformat()
+    at = held_at.isoformat()
     for enrollment in enrollments:
         response = await client.post(
             "/v1/lessons/batch",
@@ -119,6 +120,7 @@ async def test_two_jobs_at_once_release_each_lesson_once(client, engine):
         )
         assert response.status_code == 200
     db = Database(engine)
+    time_machine.move_to(noon(date(2026, 3, 20)))
 
     handled = await asyncio.gather(*(auto_confirm(db, noon(date(2026, 3, 20))) for _ in range(2)))
 

@@ -28,7 +28,8 @@ async def test_a_recorded_lesson_is_pending_priced_and_due_after_the_working_day
         1,
         10_000,
     )
-    assert lesson["confirm_due_on"] == add_workdays(local_date(occurred_at), 3).isoformat()
+    # Counted from the day it was recorded, the later of the two.
+    assert lesson["confirm_due_on"] == add_workdays(local_date(utcnow()), 3).isoformat()
     view = await enrollment_view(client, world, enrollment)
     assert (view["lessons_pending"], view["lessons_consumed"], view["refundable_fen"]) == (
         1,
@@ -119,7 +120,7 @@ async def test_a_lesson_key_is_idempotent_and_refused_for_another_lesson(client,
 async def test_refusals_change_nothing(client, engine):
     world = await make_world(engine)
     enrollment = await paid_enrollment(engine, world, lessons=3)
-    unpaid = await paid_enrollment(engine, world, status="awaiting_payment")
+    unpaid = await paid_enrollment(engine, world, paid=False)
     await recorded(client, world, enrollment, count=2)
 
     exhausted = await record(client, world, enrollment, count=2)
@@ -264,7 +265,7 @@ async def test_a_batch_accepts_and_refuses_each_item_on_its_own(client, engine):
 
 
 async def test_a_batch_holds_at_most_a_thousand_items(client, engine):
-    world = await make_world(engine)
+    world = await make_world(engine, max_prepaid_lessons=1000, max_prepaid_amount_fen=1_000_000)
     enrollment = await paid_enrollment(engine, world, lessons=1000, amount_fen=1_000_000)
     at = (utcnow() - timedelta(hours=1)).isoformat()
     items = [

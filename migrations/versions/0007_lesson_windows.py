@@ -4,7 +4,7 @@ Enrollments made before were checked against their course's span (the prepay cap
 course's length), so that span is their validity.
 
 Revision ID: 0007_lesson_windows
-Revises: 0005_bank_message_listing
+Revises: 0006_bank_binding
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_lesson_windows"
-down_revision: str | None = "0005_bank_message_listing"
+down_revision: str | None = "0006_bank_binding"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

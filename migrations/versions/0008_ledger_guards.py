@@ -14,7 +14,7 @@ PostgreSQL checks the head AFTER the row changes: the ledger moves it in the sam
 inserts the entries (one round trip), and only an AFTER trigger sees that statement's own rows.
 
 Revision ID: 0008_ledger_guards
-Revises: 0006_bank_binding
+Revises: 0007_lesson_windows
 """
 
 from collections.abc import Sequence
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_ledger_guards"
-down_revision: str | None = "0006_bank_binding"
+down_revision: str | None = "0007_lesson_windows"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -17,9 +17,7 @@ async def _changed_behind_the_session(engine, read_locked):
         assert held.alert_level == "GREEN"
         connection = await session.connection()
         await connection.execute(
-            update(Institution)
-            .where(Institution.id == institution.id)
-            .values(alert_level="FROZEN")
+            update(Institution).where(Institution.id == institution.id).values(alert_level="FROZEN")
         )
         locked = await read_locked(session, institution.id)
         assert locked is held  # one object per row in a session, now with the locked values

@@ -3,6 +3,8 @@ so a payout is either made before the freeze took effect or refused with `payout
 made by an institution already frozen."""
 
 import asyncio
+from datetime import datetime
+from uuid import UUID
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +16,19 @@ from tests.factories import auth
 from tests.payouts.test_payouts import _world_with_money
 
 ROUNDS = 20
+
+
+async def _payout_and_freeze_moments(
+    engine, payout_id: str, institution_id: UUID
+) -> tuple[datetime, datetime]:
+    async def read(session):
+        made = await session.scalar(select(Payout.created_at).where(Payout.id == UUID(payout_id)))
+        frozen = await session.scalar(
+            select(Institution.updated_at).where(Institution.id == institution_id)
+        )
+        return as_utc(made), as_utc(frozen)
+
+    return await Database(engine).run(read)
 
 
 @pytest.mark.postgres_only
@@ -35,13 +50,7 @@ async def test_a_payout_never_follows_a_concurrent_freeze(engine, client):
             assert payout.json()["code"] == "payouts_suspended"
             continue
         assert payout.status_code == 201, payout.text
-
-        async def moments(session, payout_id=payout.json()["id"]):
-            made = await session.scalar(select(Payout.created_at).where(Payout.id == payout_id))
-            frozen = await session.scalar(
-                select(Institution.updated_at).where(Institution.id == world.institution_id)
-            )
-            return as_utc(made), as_utc(frozen)
-
-        made, frozen = await Database(engine).run(moments)
+        made, frozen = await _payout_and_freeze_moments(
+            engine, payout.json()["id"], world.institution_id
+        )
         assert made < frozen  # the payout committed before the freeze was decided

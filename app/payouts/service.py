@@ -40,8 +40,9 @@ from app.payouts.errors import (
 
 
 def checked_amount(view: Figures, amount_fen: int | None) -> int:
-    """The payout the rule allows: `amount_fen`, or the allowance when it is None. A refusal names
-    the limit that stops it, in this order, and carries the figures:
+    """The payout the rule allows: `amount_fen` (positive, as the request schema requires), or the
+    allowance when it is None. A refusal names the limit that stops it, in this order, and carries
+    the figures:
 
     - `nothing_releasable`: the allowance is 0 (no released money payable yet, or B already at or
       below what R, the money in transit and in suspense need), unless the month's cap is what is
@@ -80,8 +81,8 @@ def checked_amount(view: Figures, amount_fen: int | None) -> int:
         )
     if amount > view.headroom_fen:
         raise MinBalanceViolation(
-            f"paying {amount} fen would leave {view.headroom_fen - amount} fen above the required "
-            f"balance R = U + H + F = {view.unconsumed_fen} + {view.holdback_fen} + "
+            f"paying {amount} fen would take the balance {amount - view.headroom_fen} fen below the "
+            f"required balance R = U + H + F = {view.unconsumed_fen} + {view.holdback_fen} + "
             f"{view.floor_fen} = {view.required_fen} fen",
             **shown,
         )

@@ -32,14 +32,14 @@ async def _payout_and_freeze_moments(
 
 
 @pytest.mark.postgres_only
-async def test_a_payout_never_follows_a_concurrent_freeze(engine, client):
+async def test_a_payout_never_follows_a_concurrent_freeze(engine, live_client):
     for _ in range(ROUNDS):
         world = await _world_with_money(engine)
         payout, freeze = await asyncio.gather(
-            client.post(
+            live_client.post(
                 "/v1/payouts", json={"amount_fen": 10_000}, headers=auth(world.institution_key)
             ),
-            client.post(
+            live_client.post(
                 f"/v1/regulator/institutions/{world.institution_id}/freeze",
                 json={"reason": "closing down"},
                 headers=auth(world.regulator_key),

@@ -12,14 +12,14 @@ ROUNDS = 20
 
 
 @pytest.mark.postgres_only
-async def test_concurrent_approve_and_reject_one_decision_wins(engine, client):
+async def test_concurrent_approve_and_reject_one_decision_wins(engine, live_client):
     for _ in range(ROUNDS):
         world, enrollment, parent = await _setup(engine)
-        refund = (await _ask(client, enrollment, parent)).json()
+        refund = (await _ask(live_client, enrollment, parent)).json()
         headers = auth(world.institution_key)
         approve, reject = await asyncio.gather(
-            client.post(f"/v1/refunds/{refund['id']}/approve", headers=headers),
-            client.post(
+            live_client.post(f"/v1/refunds/{refund['id']}/approve", headers=headers),
+            live_client.post(
                 f"/v1/refunds/{refund['id']}/reject", json={"reason": "no"}, headers=headers
             ),
         )
@@ -27,8 +27,8 @@ async def test_concurrent_approve_and_reject_one_decision_wins(engine, client):
         loser = approve if approve.status_code == 409 else reject
         assert loser.json()["code"] == "refund_not_requested"
 
-        seen = (await client.get(f"/v1/refunds/{refund['id']}", headers=auth(parent))).json()
-        in_transit = (await _balance(client, world))["in_transit_fen"]
+        seen = (await live_client.get(f"/v1/refunds/{refund['id']}", headers=auth(parent))).json()
+        in_transit = (await _balance(live_client, world))["in_transit_fen"]
         if approve.status_code == 200:
             assert (seen["status"], seen["instruction_id"] is not None) == ("approved", True)
             assert in_transit == 120_000

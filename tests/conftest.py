@@ -17,6 +17,7 @@ from app.config import Settings
 from app.db import migrate
 from app.db.engine import create_engine
 from app.kit import workdays
+from tests.live import serve
 
 _TMP = Path(tempfile.mkdtemp(prefix="prepaid-guard-tests-"))
 TEST_DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{_TMP / 'test.db'}"
@@ -93,4 +94,12 @@ async def app(database_url: str) -> AsyncIterator[FastAPI]:
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture
+async def live_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the application served by uvicorn on a loopback port: real HTTP, for tests of
+    requests racing each other."""
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=60) as client:
         yield client

@@ -1,4 +1,4 @@
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -13,45 +13,50 @@ class BalanceView(BaseModel):
     ledger_balance_fen: int = Field(description="Escrow cash in the ledger.")
     bank_balance_fen: int | None = Field(description="The bank's last reported escrow balance.")
     bank_balance_as_of: Timestamp | None
+    balance_fen: int = Field(
+        description="B: the lower of the ledger's and the bank's balance (the ledger's alone until "
+        "the bank has reported one)."
+    )
     unconsumed_fen: int = Field(
         description="U: paid, not yet released (pending and disputed included)."
     )
-    holdback_fen: int = Field(description="H: hold-back on recent receipts.")
+    holdback_fen: int = Field(
+        description="H: hold-back, `holdback_pct` of each receipt of the last `holdback_months`, "
+        "each rounded up to the fen."
+    )
     floor_fen: int = Field(description="F: the minimum balance floor.")
     required_fen: int = Field(description="R = U + H + F.")
-    releasable_fen: int = Field(description="Released lesson money payable now (past the T+lag).")
+    releasable_fen: int = Field(
+        description="Released lesson money payable now (past the T+lag): what the institution has "
+        "earned. Not all of it may leave now: see `payout_allowance_fen`."
+    )
     in_transit_fen: int = Field(description="Payouts and refunds sent, result not yet known.")
     suspense_fen: int = Field(description="Money at the bank matching no order.")
-    headroom_fen: int = Field(
-        description="B - in transit - suspense - R, with B the lower of ledger and bank balance."
+    headroom_fen: int = Field(description="B - in transit - suspense - R.")
+    month_payouts_fen: int = Field(
+        description="This calendar month's payouts (Asia/Shanghai), less failed and returned ones."
     )
-    payout_allowance_fen: int = Field(description="The largest payout the rule allows now.")
+    monthly_cap_left_fen: int | None = Field(
+        description="`monthly_payout_cap_floor_multiple` * F less this month's payouts; null when "
+        "the jurisdiction sets no monthly cap."
+    )
+    payout_allowance_fen: int = Field(
+        description="The largest payout the rule allows now: the least of `releasable_fen`, "
+        "`headroom_fen` and `monthly_cap_left_fen`, and never below 0. A payout asked for without "
+        "an amount pays this; when it is 0 a payout is refused (`nothing_releasable`, or "
+        "`monthly_cap_reached` when the month's cap is what is used up)."
+    )
     coverage_ratio: Decimal | None = Field(
-        description="B / R to 4 decimal places, as a string; null when R is 0."
+        description="B / R as a decimal string rounded half-up to 4 places; null when R is 0."
     )
     alert_level: str
 
     @classmethod
     def of(cls, institution: Institution, figures: Figures) -> "BalanceView":
-        ratio = None
-        if figures.required_fen > 0:
-            ratio = (Decimal(figures.balance_fen) / Decimal(figures.required_fen)).quantize(
-                Decimal("0.0001"), rounding=ROUND_DOWN
-            )
         return cls(
             institution_id=institution.id,
-            ledger_balance_fen=figures.ledger_balance_fen,
-            bank_balance_fen=figures.bank_balance_fen,
             bank_balance_as_of=institution.bank_balance_as_of,
-            unconsumed_fen=figures.unconsumed_fen,
-            holdback_fen=figures.holdback_fen,
-            floor_fen=figures.floor_fen,
-            required_fen=figures.required_fen,
-            releasable_fen=figures.releasable_fen,
-            in_transit_fen=figures.in_transit_fen,
-            suspense_fen=figures.suspense_fen,
-            headroom_fen=figures.headroom_fen,
-            payout_allowance_fen=figures.payout_allowance_fen,
-            coverage_ratio=ratio,
+            coverage_ratio=figures.coverage_ratio,
             alert_level=institution.alert_level,
+            **figures.named(),
         )

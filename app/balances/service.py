@@ -7,7 +7,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.balances.rules import Figures, floor_fen
+from app.balances.rules import Figures, floor_fen, holdback_fen
 from app.jurisdictions.profile import RuleProfile
 from app.kit.clock import SHANGHAI
 from app.kit.workdays import local_date
@@ -16,6 +16,9 @@ from app.ledger.books import institution_books
 from app.ledger.types import AccountKind
 from app.models import Enrollment, Institution, Jurisdiction, Payout
 from app.models.payout import PayoutStatus
+
+# Payouts whose money came back to the escrow account do not count against the monthly cap.
+MONEY_BACK = (PayoutStatus.failed, PayoutStatus.returned)
 
 
 async def profile_of(session: AsyncSession, institution: Institution) -> RuleProfile:
@@ -39,21 +42,17 @@ async def figures(
     holdback = 0
     if profile.holdback_pct:
         since = as_of - relativedelta(months=profile.holdback_months)
-        # ceil(pct% of each receipt), summed in integers.
-        holdback = (
-            await session.scalar(
-                select(
-                    func.coalesce(
-                        func.sum((Enrollment.paid_fen * profile.holdback_pct + 99) / 100), 0
-                    )
-                ).where(
-                    Enrollment.institution_id == institution.id,
-                    Enrollment.paid_at > since,
-                    Enrollment.paid_at <= as_of,
-                )
+        # One row per distinct amount: H rounds each receipt up on its own (holdback_fen).
+        receipts = await session.execute(
+            select(Enrollment.paid_fen, func.count())
+            .where(
+                Enrollment.institution_id == institution.id,
+                Enrollment.paid_at > since,
+                Enrollment.paid_at <= as_of,
             )
-            or 0
+            .group_by(Enrollment.paid_fen)
         )
+        holdback = holdback_fen(profile.holdback_pct, receipts.all())
 
     # T+lag: lessons released from local midnight (lag - 1) days ago on may not leave yet.
     not_yet_payable = await ledger.credited_since(
@@ -68,7 +67,7 @@ async def figures(
         await session.scalar(
             select(func.coalesce(func.sum(Payout.amount_fen), 0)).where(
                 Payout.institution_id == institution.id,
-                Payout.status != PayoutStatus.failed,
+                Payout.status.not_in(MONEY_BACK),
                 Payout.created_at >= month_start,
             )
         )
@@ -83,7 +82,7 @@ async def figures(
         ledger_balance_fen=totals[AccountKind.escrow_cash],
         bank_balance_fen=institution.bank_balance_fen,
         unconsumed_fen=unconsumed,
-        holdback_fen=int(holdback),
+        holdback_fen=holdback,
         floor_fen=floor_fen(floor_setting, profile.min_balance_pct_of_unconsumed, unconsumed),
         releasable_fen=max(0, totals[AccountKind.releasable] - not_yet_payable),
         in_transit_fen=totals[AccountKind.payout_in_transit]

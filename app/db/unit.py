@@ -22,6 +22,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.config import Settings, get_settings
+from app.db.locking import LockingSession
 from app.db.transaction import run_in_transaction
 
 T = TypeVar("T")
@@ -67,7 +68,10 @@ async def _in_session(connection: AsyncConnection, work: Work[T]) -> T:
     # The session works inside the owner's transaction: its commit only flushes, and the
     # transaction itself commits where its owner says (no savepoint round trips).
     session = AsyncSession(
-        bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
+        bind=connection,
+        expire_on_commit=False,
+        join_transaction_mode="rollback_only",
+        sync_session_class=LockingSession,
     )
     try:
         result = await work(session)

@@ -25,8 +25,8 @@ def lessons_amount(total_fen: int, lessons: int, first_no: int, count: int) -> i
     return amount
 
 
-_YUAN = re.compile(r"(0|[1-9][0-9]{0,15})(?:\.([0-9]{1,2}))?")
-_FEN = re.compile(r"0|[1-9][0-9]{0,17}")
+_YUAN = re.compile(r"(0|[1-9][0-9]{0,16})(?:\.([0-9]{1,2}))?")
+_FEN = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
 def fen_from_digits(text: str) -> int:
@@ -46,7 +46,10 @@ def fen_from_yuan(text: str) -> int:
     if match is None:
         raise ValueError(f"not an amount in yuan with at most two decimals: {text!r}")
     whole, fraction = match.group(1), match.group(2) or ""
-    return int(whole) * 100 + int(fraction.ljust(2, "0"))
+    value = int(whole) * 100 + int(fraction.ljust(2, "0"))
+    if not is_fen(value):
+        raise ValueError(f"amount out of range: {text!r}")
+    return value
 
 
 def yuan(fen: int) -> str:

@@ -1,6 +1,7 @@
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body
 from sqlalchemy import select
 
 from app.auth.dependencies import CurrentPrincipal, InstitutionCaller, InstitutionViewer
@@ -11,6 +12,7 @@ from app.kit.pagination import Page, PageParams
 from app.models import Institution, Payout
 from app.models.payout import PayoutStatus
 from app.payouts import repository, service
+from app.payouts.errors import PayoutNotFound
 from app.payouts.schemas import PayoutOut, PayoutRequest
 
 router = APIRouter(prefix="/v1/payouts", tags=["payouts"])
@@ -22,15 +24,26 @@ router = APIRouter(prefix="/v1/payouts", tags=["payouts"])
     response_model=PayoutOut,
     summary="Ask for a payout of releasable money",
     description=(
-        "Pays confirmed lesson money to the institution's basic account. Allowed only while "
-        "`amount <= releasable` and the escrow balance stays at or above the required balance "
-        "`R = U + H + F` (DOMAIN.md rule 8); refused with `409 min_balance_violation` (the figures "
-        "are in the problem), `409 nothing_releasable`, `409 amount_exceeds_releasable`, "
-        "`409 monthly_payout_cap_exceeded` or `409 payouts_suspended` (alert level YELLOW, RED or "
-        "FROZEN, or the institution frozen or blacklisted)."
+        "Pays released lesson money to the institution's basic account. The amount may be "
+        "omitted, and so may the whole body: the payout is then the balance view's "
+        "`payout_allowance_fen`, the most the minimum-balance rule (DOMAIN.md rule 8) allows now. "
+        "Refusals, each carrying the balance view's figures (and `requested_fen` when an amount "
+        "was asked): `409 payouts_suspended` (alert level YELLOW, RED or FROZEN, or the "
+        "institution frozen or blacklisted); `409 nothing_releasable` (the allowance is 0: no "
+        "released money payable yet, or no room above the required balance "
+        "`R = U + H + F`); `409 monthly_cap_reached` (this month's payouts have reached "
+        "`monthly_payout_cap_floor_multiple` times F, or the amount is more than the cap "
+        "leaves; failed and returned payouts do not count); `409 amount_exceeds_releasable` "
+        "(more than the released money payable now); `409 min_balance_violation` (the amount "
+        "would take the balance below R)."
     ),
 )
-async def create_payout(body: PayoutRequest, caller: InstitutionCaller, db: Db) -> Payout:
+async def create_payout(
+    # No body at all means {}: every field is optional.
+    body: Annotated[PayoutRequest, Body(default_factory=PayoutRequest)],
+    caller: InstitutionCaller,
+    db: Db,
+) -> Payout:
     assert caller.institution_id is not None
     institution_id = caller.institution_id
     return await db.run(
@@ -70,7 +83,7 @@ async def get_payout(payout_id: UUID, caller: CurrentPrincipal, db: Db) -> Payou
         if payout is None or not sees_institution(
             caller, await session.get_one(Institution, payout.institution_id)
         ):
-            raise service.PayoutNotFound(f"no payout {payout_id}")
+            raise PayoutNotFound(f"no payout {payout_id}")
         return payout
 
     return await db.run(work)

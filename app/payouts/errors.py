@@ -1,26 +1,35 @@
-from app.kit.errors import Conflict
+from app.kit.errors import Conflict, NotFound
 
 
-class PayoutsSuspended(Conflict):
+class PayoutNotFound(NotFound):
+    code = "payout_not_found"
+
+
+class PayoutRefused(Conflict):
+    """A payout the rule or the institution's standing does not allow. Every refusal carries the
+    figures of the balance view, so the institution sees why."""
+
+
+class PayoutsSuspended(PayoutRefused):
     code = "payouts_suspended"
     title = "Payouts suspended"
 
 
-class NothingReleasable(Conflict):
+class NothingReleasable(PayoutRefused):
     code = "nothing_releasable"
-    title = "Nothing releasable"
+    title = "Nothing may be paid out now"
 
 
-class AmountExceedsReleasable(Conflict):
+class MonthlyCapReached(PayoutRefused):
+    code = "monthly_cap_reached"
+    title = "This month's payout cap is reached"
+
+
+class AmountExceedsReleasable(PayoutRefused):
     code = "amount_exceeds_releasable"
     title = "Amount exceeds what is releasable"
 
 
-class MinBalanceViolation(Conflict):
+class MinBalanceViolation(PayoutRefused):
     code = "min_balance_violation"
     title = "Minimum balance would be violated"
-
-
-class MonthlyPayoutCapExceeded(Conflict):
-    code = "monthly_payout_cap_exceeded"
-    title = "Monthly payout cap exceeded"

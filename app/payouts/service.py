@@ -3,12 +3,12 @@ release job, never taking the escrow balance below the required balance R.
 
 Each payout reserves its money with a two-phase ledger transfer (releasable to payout in transit)
 and writes its bank instruction to the outbox, in the same transaction; the dispatch job sends it
-and the bank's result posts or voids the transfer. The check and the reservation run under the
-institution's ledger lock, so two payouts can never both fit the same headroom.
+and the bank's result posts or voids the transfer. Locks, in this order: the institution's row, so
+a freeze, a blacklisting or a new alert level decided meanwhile is either seen or waits for the
+payout; then the institution's ledger, so two payouts can never both fit the same headroom.
 """
 
 import uuid
-from dataclasses import asdict
 from datetime import date, datetime
 from functools import partial
 from uuid import UUID
@@ -22,7 +22,6 @@ from app.db.unit import Database
 from app.institutions.standing import PAYOUT_STOPPING_LEVELS, stopped_because
 from app.instructions.service import reserve_and_instruct
 from app.kit.clock import utcnow
-from app.kit.errors import NotFound
 from app.kit.workdays import local_date
 from app.ledger import service as ledger
 from app.ledger.books import institution_books
@@ -33,45 +32,58 @@ from app.models.payout import PayoutStatus
 from app.payouts.errors import (
     AmountExceedsReleasable,
     MinBalanceViolation,
-    MonthlyPayoutCapExceeded,
+    MonthlyCapReached,
     NothingReleasable,
+    PayoutRefused,
     PayoutsSuspended,
 )
 
 
-class PayoutNotFound(NotFound):
-    code = "payout_not_found"
-
-
 def checked_amount(view: Figures, amount_fen: int | None) -> int:
-    """The payout the rule allows: `amount_fen`, or the most allowed when it is None. Refusals carry
-    the figures, so the institution sees why."""
-    shown = {k: v for k, v in asdict(view).items() if k != "monthly_cap_multiple"}
-    shown |= {
-        "required_fen": view.required_fen,
-        "headroom_fen": view.headroom_fen,
-        "balance_fen": view.balance_fen,
-    }
-    if view.releasable_fen <= 0:
-        raise NothingReleasable("no confirmed lesson money is releasable yet", **shown)
+    """The payout the rule allows: `amount_fen` (positive, as the request schema requires), or the
+    allowance when it is None. A refusal names the limit that stops it, in this order, and carries
+    the figures:
+
+    - `nothing_releasable`: the allowance is 0 (no released money payable yet, or B already at or
+      below what R, the money in transit and in suspense need), unless the month's cap is what is
+      used up;
+    - `monthly_cap_reached`: this month's payouts have reached the cap, or `amount_fen` is more
+      than the cap leaves;
+    - `amount_exceeds_releasable`: `amount_fen` is more than the released money payable now;
+    - `min_balance_violation`: paying `amount_fen` would take the balance below R.
+    """
+    shown = view.named() | ({} if amount_fen is None else {"requested_fen": amount_fen})
+    cap_left = view.monthly_cap_left_fen
+    if view.payout_allowance_fen == 0:
+        if view.releasable_fen > 0 and cap_left is not None and cap_left <= 0:
+            raise MonthlyCapReached(
+                f"this month's payouts ({view.month_payouts_fen} fen) have reached the cap of "
+                f"{view.monthly_cap_multiple} * F = {view.month_payouts_fen + cap_left} fen",
+                **shown,
+            )
+        if view.releasable_fen <= 0:
+            raise NothingReleasable("no released lesson money is payable yet", **shown)
+        raise NothingReleasable(
+            f"the balance leaves no room above the required balance R = U + H + F = "
+            f"{view.unconsumed_fen} + {view.holdback_fen} + {view.floor_fen} = "
+            f"{view.required_fen} fen (headroom {view.headroom_fen} fen)",
+            **shown,
+        )
     amount = view.payout_allowance_fen if amount_fen is None else amount_fen
     if amount > view.releasable_fen:
         raise AmountExceedsReleasable(
             f"{amount} fen asked, {view.releasable_fen} fen releasable", **shown
         )
-    if amount <= 0 or amount > view.headroom_fen:
-        raise MinBalanceViolation(
-            f"paying {amount} fen would leave {view.headroom_fen - amount} fen above the required "
-            f"balance R = U + H + F = {view.unconsumed_fen} + {view.holdback_fen} + "
-            f"{view.floor_fen} = {view.required_fen} fen",
-            requested_fen=amount,
+    if cap_left is not None and amount > cap_left:
+        raise MonthlyCapReached(
+            f"{amount} fen asked; this month's payouts may add up to {cap_left} fen more",
             **shown,
         )
-    cap_left = view.monthly_cap_left_fen
-    if cap_left is not None and amount > cap_left:
-        raise MonthlyPayoutCapExceeded(
-            f"this month's payouts may add up to {cap_left} fen more",
-            requested_fen=amount,
+    if amount > view.headroom_fen:
+        raise MinBalanceViolation(
+            f"paying {amount} fen would take the balance {amount - view.headroom_fen} fen below the "
+            f"required balance R = U + H + F = {view.unconsumed_fen} + {view.holdback_fen} + "
+            f"{view.floor_fen} = {view.required_fen} fen",
             **shown,
         )
     return amount
@@ -84,23 +96,37 @@ async def create_payout(
     trigger: str,
     as_of: datetime,
 ) -> Payout:
-    institution = await session.get_one(Institution, institution_id)
+    institution = await session.scalar(
+        select(Institution).where(Institution.id == institution_id).with_for_update()
+    )
+    assert institution is not None  # the caller's key or the release job names an institution
+    return await _pay(session, institution, amount_fen, trigger, as_of)
+
+
+async def _pay(
+    session: AsyncSession,
+    institution: Institution,
+    amount_fen: int | None,
+    trigger: str,
+    as_of: datetime,
+) -> Payout:
+    """Pay out of the institution, whose row the caller has locked."""
+    profile = await profile_of(session, institution)
     reason = stopped_because(institution, PAYOUT_STOPPING_LEVELS)
     if reason is not None:
         raise PayoutsSuspended(
-            f"payouts are suspended: {reason}", alert_level=institution.alert_level
+            f"payouts are suspended: {reason}",
+            alert_level=institution.alert_level,
+            **(await figures(session, institution, profile, as_of)).named(),
         )
     connection = await session.connection()
-    await ledger.lock(connection, institution_id)
-    amount = checked_amount(
-        await figures(session, institution, await profile_of(session, institution), as_of),
-        amount_fen,
-    )
+    await ledger.lock(connection, institution.id)
+    amount = checked_amount(await figures(session, institution, profile, as_of), amount_fen)
     payout_id = uuid.uuid4()
-    books = await institution_books(connection, institution_id)
+    books = await institution_books(connection, institution.id)
     transfer, instruction = await reserve_and_instruct(
         session,
-        institution_id,
+        institution.id,
         InstructionKind.payout,
         payout_id,
         books.releasable.id,
@@ -112,7 +138,7 @@ async def create_payout(
     )
     now = utcnow()
     payout = Payout(
-        institution_id=institution_id,
+        institution_id=institution.id,
         id=payout_id,
         amount_fen=amount,
         status=PayoutStatus.pending,
@@ -155,8 +181,8 @@ async def _institutions_to_release(session: AsyncSession, business_date: date) -
 
 
 async def _release_one(session: AsyncSession, institution_id: UUID, as_of: datetime) -> int:
-    claimed = await session.scalar(
-        select(Institution.id)
+    institution = await session.scalar(
+        select(Institution)
         .where(Institution.id == institution_id)
         .with_for_update(skip_locked=True)
     )
@@ -167,10 +193,10 @@ async def _release_one(session: AsyncSession, institution_id: UUID, as_of: datet
             Payout.business_date == local_date(as_of),
         )
     )
-    if claimed is None or already is not None:
+    if institution is None or already is not None:
         return 0
     try:
-        await create_payout(session, institution_id, None, "release_job", as_of)
-    except (PayoutsSuspended, NothingReleasable, MinBalanceViolation, MonthlyPayoutCapExceeded):
+        await _pay(session, institution, None, "release_job", as_of)
+    except PayoutRefused:
         return 0  # nothing to pay today; the balance view says why
     return 1

@@ -90,7 +90,10 @@ async def get_refund(refund_id: UUID, caller: CurrentPrincipal, db: Db) -> Refun
     "/v1/refunds/{refund_id}/approve",
     response_model=RefundOut,
     summary="Approve a refund (institution)",
-    description="Pays back what is refundable now. `409 refund_not_requested` once answered.",
+    description=(
+        "Pays back what is refundable now. `409 refund_not_requested` once answered: of an "
+        "approval and a rejection sent together, the first decides and the second changes nothing."
+    ),
 )
 async def approve_refund(refund_id: UUID, caller: InstitutionCaller, db: Db) -> Refund:
     async def work(session: AsyncSession) -> Refund:
@@ -106,6 +109,7 @@ async def approve_refund(refund_id: UUID, caller: InstitutionCaller, db: Db) -> 
     "/v1/refunds/{refund_id}/reject",
     response_model=RefundOut,
     summary="Reject a refund (institution)",
+    description="`409 refund_not_requested` once answered (approved, rejected or auto-approved).",
 )
 async def reject_refund(
     refund_id: UUID, body: RefundRejection, caller: InstitutionCaller, db: Db

@@ -110,6 +110,9 @@ async def get_refund(session: AsyncSession, institution_id: UUID, refund_id: UUI
 
 
 async def _locked_requested(session: AsyncSession, institution_id: UUID, refund_id: UUID) -> Refund:
+    """The refund, locked, while it awaits an answer. The row lock serialises the answers (the
+    institution's approval or rejection, the auto-approval): the second waits for the first to
+    commit, then reads the row afresh (app.db.locking) and is refused with refund_not_requested."""
     refund = await session.scalar(
         select(Refund)
         .where(Refund.institution_id == institution_id, Refund.id == refund_id)

@@ -83,14 +83,32 @@ async def test_payout_exactly_to_r_and_one_fen_more(engine, client):
         0,
     )
     assert view["ledger_balance_fen"] - view["in_transit_fen"] == view["required_fen"]
-    again = await client.post("/v1/payouts", json={"amount_fen": 1}, headers=headers)
-    assert again.json()["code"] == "min_balance_violation"
+    # Nothing may leave now: the allowance is 0, whatever the amount asked.
+    for body in ({"amount_fen": 1}, {}):
+        again = await client.post("/v1/payouts", json=body, headers=headers)
+        assert again.status_code == 409 and again.json()["code"] == "nothing_releasable"
+        assert (again.json()["payout_allowance_fen"], again.json()["headroom_fen"]) == (0, 0)
+        assert again.json()["releasable_fen"] == 50_000
+        assert again.json().get("requested_fen") == body.get("amount_fen")
 
 
 async def test_omitted_amount_pays_the_most_allowed(engine, client):
     world = await _world_with_money(engine)
     paid = await client.post("/v1/payouts", json={}, headers=auth(world.institution_key))
     assert paid.status_code == 201 and paid.json()["amount_fen"] == 50_000
+
+
+async def test_no_body_at_all_is_an_empty_request(engine, client):
+    world = await _world_with_money(engine)
+    paid = await client.post("/v1/payouts", headers=auth(world.institution_key))
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["amount_fen"] == 50_000
+    assert (await _balance(client, world))["in_transit_fen"] == 50_000
+    # The contract's empty body is still checked when one is sent.
+    wrong = await client.post(
+        "/v1/payouts", json={"amount_fen": "1"}, headers=auth(world.institution_key)
+    )
+    assert wrong.status_code == 422 and wrong.json()["code"] == "validation_error"
 
 
 async def test_nothing_releasable_and_more_than_releasable(engine, client):
@@ -132,6 +150,7 @@ async def test_payouts_are_suspended(engine, client, fields):
         "/v1/payouts", json={"amount_fen": 1}, headers=auth(world.institution_key)
     )
     assert refused.status_code == 409 and refused.json()["code"] == "payouts_suspended"
+    assert (refused.json()["releasable_fen"], refused.json()["headroom_fen"]) == (100_000, 50_000)
     assert (await _balance(client, world))["in_transit_fen"] == 0
 
 
@@ -148,10 +167,28 @@ async def test_monthly_cap_is_a_multiple_of_the_floor(engine, client):
         await client.post("/v1/payouts", json={"amount_fen": 15_000}, headers=headers)
     ).status_code == 201
     over = await client.post("/v1/payouts", json={"amount_fen": 5_001}, headers=headers)
-    assert over.json()["code"] == "monthly_payout_cap_exceeded"
+    assert over.status_code == 409 and over.json()["code"] == "monthly_cap_reached"
+    assert (over.json()["monthly_cap_left_fen"], over.json()["requested_fen"]) == (5_000, 5_001)
     assert (
         await client.post("/v1/payouts", json={"amount_fen": 5_000}, headers=headers)
     ).status_code == 201
+
+    # The cap is used up while money is releasable and the floor leaves room: the refusal says
+    # so, with or without an amount.
+    view = await _balance(client, world)
+    assert (view["month_payouts_fen"], view["monthly_cap_left_fen"]) == (20_000, 0)
+    assert (view["releasable_fen"], view["headroom_fen"], view["payout_allowance_fen"]) == (
+        80_000,
+        70_000,
+        0,
+    )
+    for body in ({}, {"amount_fen": 1}):
+        used_up = await client.post("/v1/payouts", json=body, headers=headers)
+        assert used_up.status_code == 409 and used_up.json()["code"] == "monthly_cap_reached"
+        assert (used_up.json()["month_payouts_fen"], used_up.json()["floor_fen"]) == (
+            20_000,
+            10_000,
+        )
 
 
 async def test_payouts_are_seen_only_by_their_institution(engine, client):
@@ -185,9 +222,8 @@ async def test_concurrent_payouts_never_pass_the_floor_together(engine, client):
         )
     )
     assert sorted(r.status_code for r in responses) == [201] * 5 + [409] * 5
-    assert {r.json()["code"] for r in responses if r.status_code == 409} == {
-        "min_balance_violation"
-    }
+    # The five refused found the headroom used up: the allowance is 0.
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"nothing_releasable"}
     assert (await _balance(client, world))["headroom_fen"] == 0
 
 

@@ -1,0 +1,49 @@
+"""The balance view through the API: the hold-back in whole fen, the coverage ratio's rounding, and
+the allowance next to what is releasable."""
+
+from tests.factories import auth, make_paid_enrollment, make_world
+
+
+async def _view(client, world, key=None):
+    response = await client.get(
+        f"/v1/regulator/institutions/{world.institution_id}/balance",
+        headers=auth(key or world.regulator_key),
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_holdback_rounds_each_receipt_up_and_adds_whole_fen(engine, client):
+    world = await make_world(engine, holdback_pct=10)
+    for _ in range(3):
+        await make_paid_enrollment(engine, world, lessons=1, lesson_price_fen=10_000)
+    await make_paid_enrollment(engine, world, lessons=1, lesson_price_fen=10_001)
+    view = await _view(client, world)
+    # 3 x 10% of 10,000 + ceil(10% of 10,001) = 3,000 + 1,001.
+    assert view["holdback_fen"] == 4_001
+    assert view["required_fen"] == 40_001 + 4_001
+
+
+async def test_coverage_ratio_rounds_half_up_to_four_places(engine, client):
+    # B = 200,000; R = U + F = 200,000 + 100,000: B / R = 0.66666...
+    world = await make_world(engine, min_balance_floor_fen=100_000)
+    await make_paid_enrollment(engine, world, lessons=20)
+    view = await _view(client, world)
+    assert (view["balance_fen"], view["required_fen"]) == (200_000, 300_000)
+    assert view["coverage_ratio"] == "0.6667"
+    assert (await _view(client, world, world.institution_key))["coverage_ratio"] == "0.6667"
+
+
+async def test_coverage_ratio_is_null_when_nothing_is_required(engine, client):
+    world = await make_world(engine)
+    view = await _view(client, world)
+    assert (view["required_fen"], view["coverage_ratio"]) == (0, None)
+
+
+async def test_allowance_is_shown_next_to_releasable(engine, client):
+    # Releasable 100,000 (10 lessons released), but R = 100,000 + 50,000 leaves 50,000 to pay.
+    world = await make_world(engine, min_balance_floor_fen=50_000, release_lag_days=0)
+    await make_paid_enrollment(engine, world, lessons=20, released=10)
+    view = await _view(client, world)
+    assert (view["releasable_fen"], view["payout_allowance_fen"]) == (100_000, 50_000)
+    assert view["monthly_cap_left_fen"] is None

@@ -19,7 +19,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from stdnum.cn import ric
 
-from app.auth.principal import Principal
+from app.auth.principal import ParentPrincipal
 from app.auth.service import issue_key
 from app.config import get_settings
 from app.courses.schemas import CourseCreate
@@ -240,7 +240,7 @@ async def make_paid_enrollment(
         recorded = await db.run(
             lambda session: record_lessons(session, world.institution_id, items, utcnow())
         )
-        parent = Principal(Role.parent, key_id=None, enrollment_id=enrollment.id)
+        parent = ParentPrincipal(key_id=None, enrollment_id=enrollment.id)
         for outcome in recorded[:released]:
             assert isinstance(outcome, Recorded), outcome
             lesson_id = outcome.lesson.id

@@ -1,10 +1,15 @@
 """Scope checks: may this caller see objects of this institution or enrollment? A caller that may
-not gets 404 from the endpoint, exactly as if the object did not exist."""
+not gets 404 from the endpoint, exactly as if the object did not exist.
 
-from typing import Any
+`scoped` is the one lookup of an institution's object by id with its scope check; each kind's
+repository names it for its own model (`visible_payout`, `visible_lesson`, ...)."""
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.auth.principal import Principal
@@ -12,23 +17,69 @@ from app.models import Institution
 from app.models.api_key import Role
 
 
-def sees_institution(principal: Principal, institution: Institution) -> bool:
+def sees(
+    principal: Principal,
+    institution_id: UUID,
+    jurisdiction_code: str,
+    enrollment_id: UUID | None = None,
+) -> bool:
+    """The operator sees everything; a regulator its jurisdiction's institutions; an institution
+    itself; a parent its enrollment (and what belongs to it)."""
     match principal.role:
         case Role.admin:
             return True
         case Role.regulator:
-            return principal.jurisdiction_code == institution.jurisdiction_code
+            return principal.jurisdiction_code == jurisdiction_code
         case Role.institution:
-            return principal.institution_id == institution.id
+            return principal.institution_id == institution_id
+        case Role.parent:
+            return enrollment_id is not None and principal.enrollment_id == enrollment_id
         case _:
             return False
 
 
-def sees_enrollment(principal: Principal, institution: Institution, enrollment_id: UUID) -> bool:
-    """The enrollment's parent, and whoever sees its institution."""
-    if principal.role is Role.parent:
-        return principal.enrollment_id == enrollment_id
-    return sees_institution(principal, institution)
+def sees_institution(principal: Principal, institution: Institution) -> bool:
+    return sees(principal, institution.id, institution.jurisdiction_code)
+
+
+class InstitutionObject(Protocol):
+    """An object that belongs to an institution (a course, an enrollment, a lesson, ...)."""
+
+    @property
+    def institution_id(self) -> UUID: ...
+
+
+Owned = TypeVar("Owned", bound=InstitutionObject)
+
+
+async def scoped(
+    session: AsyncSession,
+    caller: Principal,
+    model: type[Owned],
+    object_id: UUID,
+    *,
+    enrollment_of: Callable[[Owned], UUID] | None = None,
+    lock: bool = False,
+) -> Owned | None:
+    """The institution's object `model` with `object_id`, read with its institution's jurisdiction
+    in one statement, if the caller sees it (`enrollment_of` names the enrollment it belongs to, for
+    its parent); else None. `lock` takes the object's row lock (and reloads it)."""
+    table: Any = model  # its columns, as the mapped class carries them
+    query = (
+        select(table, Institution.jurisdiction_code)
+        .join(Institution, Institution.id == table.institution_id)
+        .where(table.id == object_id)
+    )
+    if lock:
+        query = query.with_for_update(of=table)
+    row = (await session.execute(query)).first()
+    if row is None:
+        return None
+    found, jurisdiction_code = row
+    enrollment_id = enrollment_of(found) if enrollment_of is not None else None
+    if not sees(caller, found.institution_id, jurisdiction_code, enrollment_id):
+        return None
+    return found
 
 
 def institution_scope(

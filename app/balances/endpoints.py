@@ -5,13 +5,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import CurrentPrincipal
 from app.auth.principal import Principal
-from app.auth.scope import sees_institution
 from app.balances.schemas import BalanceView
 from app.balances.service import figures, profile_of
 from app.db.unit import Db
+from app.institutions.repository import visible_institution
 from app.kit.clock import utcnow
-from app.kit.errors import NotFound
-from app.models import Institution
 
 router = APIRouter(tags=["balances"])
 
@@ -22,9 +20,7 @@ DESCRIPTION = (
 
 
 async def _view(session: AsyncSession, caller: Principal, institution_id: UUID) -> BalanceView:
-    institution = await session.get(Institution, institution_id)
-    if institution is None or not sees_institution(caller, institution):
-        raise NotFound(f"no institution {institution_id}")
+    institution = await visible_institution(session, caller, institution_id)
     profile = await profile_of(session, institution)
     return BalanceView.of(institution, await figures(session, institution, profile, utcnow()))
 

@@ -25,7 +25,6 @@ router = APIRouter(prefix="/v1/courses", tags=["courses"])
     ),
 )
 async def create_course(body: CourseCreate, caller: InstitutionCaller, db: Db) -> Course:
-    assert caller.institution_id is not None
     institution_id = caller.institution_id
     return await db.run(lambda session: service.create_course(session, institution_id, body))
 
@@ -56,4 +55,4 @@ async def list_courses(
     description="The course, to its institution (and the operator and its regulator); else 404.",
 )
 async def get_course(course_id: UUID, caller: CurrentPrincipal, db: Db) -> Course:
-    return await db.run(lambda session: service.visible_course(session, caller, course_id))
+    return await db.run(lambda session: repository.visible_course(session, caller, course_id))

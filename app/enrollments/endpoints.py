@@ -44,7 +44,6 @@ router = APIRouter(prefix="/v1/enrollments", tags=["enrollments"])
 async def create_enrollment(
     body: EnrollmentCreate, caller: InstitutionCaller, db: Db, request: Request
 ) -> EnrollmentCreated:
-    assert caller.institution_id is not None
     institution_id = caller.institution_id
     secret = request.app.state.settings.secret_key.get_secret_value()
     enrollment, parent_key = await db.run(
@@ -65,7 +64,6 @@ async def list_enrollments(
     page: PageParams,
     status: EnrollmentStatus | None = None,
 ) -> EnrollmentPage:
-    assert caller.institution_id is not None
     institution_id = caller.institution_id
     rows, next_cursor = await db.run(
         lambda session: repository.page(session, institution_id, status, page)
@@ -84,6 +82,6 @@ async def list_enrollments(
 )
 async def get_enrollment(enrollment_id: UUID, caller: CurrentPrincipal, db: Db) -> EnrollmentOut:
     enrollment = await db.run(
-        lambda session: service.visible_enrollment(session, caller, enrollment_id)
+        lambda session: repository.visible_enrollment(session, caller, enrollment_id)
     )
     return EnrollmentOut.of(enrollment)

@@ -7,6 +7,9 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.principal import Principal
+from app.auth.scope import scoped
+from app.enrollments.errors import EnrollmentNotFound
 from app.enrollments.rules import OPEN_STATUSES
 from app.kit.pagination import PageRequest, paginate
 from app.models import Enrollment
@@ -82,6 +85,17 @@ async def locked_enrollments(
         .where(Enrollment.institution_id == institution_id, Enrollment.id.in_(enrollment_ids))
         .order_by(Enrollment.id)
         .with_for_update()
-        .execution_options(populate_existing=True)
     )
     return {enrollment.id: enrollment for enrollment in rows}
+
+
+async def visible_enrollment(
+    session: AsyncSession, caller: Principal, enrollment_id: UUID
+) -> Enrollment:
+    """The enrollment, to its parent and whoever sees its institution; else 404."""
+    enrollment = await scoped(
+        session, caller, Enrollment, enrollment_id, enrollment_of=lambda found: found.id
+    )
+    if enrollment is None:
+        raise EnrollmentNotFound(f"no enrollment {enrollment_id}")
+    return enrollment

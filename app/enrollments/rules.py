@@ -130,3 +130,10 @@ def check_renewal_window(profile: RuleProfile, open_enrollments: Sequence[Enroll
                 remaining_lessons=remaining,
                 renewal_min_remaining_lessons=profile.renewal_min_remaining_lessons,
             )
+
+
+def refundable_fen(enrollment: Enrollment) -> int:
+    """What a refund would return (DOMAIN.md rule 7): paid, less lessons confirmed, pending or
+    disputed, less what was refunded already."""
+    held = enrollment.confirmed_fen + enrollment.pending_fen + enrollment.disputed_fen
+    return max(0, enrollment.paid_fen - held - enrollment.refunded_fen)

@@ -4,11 +4,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from app.enrollments.rules import refundable_fen
 from app.kit.clock import as_utc
 from app.kit.text import Name as TextName
 from app.models import Enrollment
 from app.models.enrollment import EnrollmentStatus
-from app.refunds.service import refundable_fen
 
 Name = Annotated[TextName, StringConstraints(max_length=100)]
 # More than any package could hold under a cap; keeps lessons times price within a BIGINT.

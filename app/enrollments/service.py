@@ -12,18 +12,14 @@ import uuid
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.principal import Principal
-from app.auth.scope import sees_enrollment
 from app.auth.service import issue_key
 from app.balances.service import profile_of
 from app.courses.service import locked_course
 from app.enrollments import repository
 from app.enrollments.errors import (
     CourseEnded,
-    EnrollmentNotFound,
     InstitutionFrozen,
     LoanFundedPayment,
 )
@@ -53,7 +49,9 @@ async def create_enrollment(
     session: AsyncSession, secret: str, institution_id: UUID, body: EnrollmentCreate, now: datetime
 ) -> tuple[Enrollment, str]:
     """The new enrollment, awaiting payment, and its parent's key (shown once)."""
-    institution = await session.get_one(Institution, institution_id)
+    # Read under a share lock: a freeze (which locks the row to change it) waits for the enrollments
+    # already deciding, and those that come after it see it. Enrollments do not wait on each other.
+    institution = await session.get_one(Institution, institution_id, with_for_update={"read": True})
     if reason := stopped_because(institution, ENROLLMENT_STOPPING_LEVELS):
         raise InstitutionFrozen(f"no new enrollments: {reason}")
     if body.loan_funded:
@@ -112,17 +110,6 @@ async def create_enrollment(
         enrollment_id=enrollment.id,
     )
     return enrollment, parent_key
-
-
-async def visible_enrollment(
-    session: AsyncSession, caller: Principal, enrollment_id: UUID
-) -> Enrollment:
-    enrollment = await session.scalar(select(Enrollment).where(Enrollment.id == enrollment_id))
-    if enrollment is None or not sees_enrollment(
-        caller, await session.get_one(Institution, enrollment.institution_id), enrollment_id
-    ):
-        raise EnrollmentNotFound(f"no enrollment {enrollment_id}")
-    return enrollment
 
 
 async def expire_unpaid_enrollments(session: AsyncSession, as_of: datetime) -> int:

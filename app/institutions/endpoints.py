@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from app.auth.dependencies import Admin, AdminOrRegulator, CurrentPrincipal
 from app.auth.principal import Principal
 from app.db.unit import Db
-from app.institutions import service
+from app.institutions import repository, service
 from app.institutions.schemas import InstitutionCreate, InstitutionOut, ListChange, StatusChange
 from app.jurisdictions.schemas import JURISDICTION_CODE_PATTERN
 from app.kit.pagination import Page, PageParams
@@ -70,7 +70,7 @@ async def list_institutions(
 )
 async def get_institution(institution_id: UUID, caller: CurrentPrincipal, db: Db) -> Institution:
     return await db.run(
-        lambda session: service.visible_institution(session, caller, institution_id)
+        lambda session: repository.visible_institution(session, caller, institution_id)
     )
 
 

@@ -10,11 +10,10 @@ from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError
 
 from app.auth.principal import Principal
-from app.auth.scope import sees_institution
 from app.db.unique import flush_or_retry
+from app.institutions import repository
 from app.institutions.errors import (
     InstitutionExists,
-    InstitutionNotFound,
     InvalidUscc,
     UnknownInstitution,
 )
@@ -57,19 +56,6 @@ async def create_institution(session: AsyncSession, body: InstitutionCreate) -> 
     session.add(institution)
     await flush_or_retry(session)
     await institution_books(await session.connection(), institution.id)
-    return institution
-
-
-async def visible_institution(
-    session: AsyncSession, caller: Principal, institution_id: UUID, *, for_update: bool = False
-) -> Institution:
-    """The institution, to the operator, its regulator and itself; 404 to anyone else."""
-    query = select(Institution).where(Institution.id == institution_id)
-    if for_update:
-        query = query.with_for_update()
-    institution = await session.scalar(query)
-    if institution is None or not sees_institution(caller, institution):
-        raise InstitutionNotFound(f"no institution {institution_id}")
     return institution
 
 
@@ -117,7 +103,7 @@ async def _change(
 ) -> Institution:
     """Lock the institution and apply a regulator's decision. `status` is (from, to): only an
     institution in `from` moves, so unfreezing never revives a revoked licence."""
-    institution = await visible_institution(session, caller, institution_id, for_update=True)
+    institution = await repository.visible_institution(session, caller, institution_id, lock=True)
     if status is not None and institution.status == status[0]:
         institution.status = status[1]
     if list_status is not None:

@@ -9,7 +9,7 @@ from app.db.unit import Db
 from app.kit.clock import utcnow
 from app.kit.errors import DomainError
 from app.kit.pagination import Page, PageParams
-from app.lessons import service
+from app.lessons import repository, service
 from app.lessons.schemas import (
     BatchItemResult,
     BatchResult,
@@ -58,7 +58,6 @@ Resolver = Annotated[Principal, Depends(require(Role.regulator, Role.institution
 async def record_lesson(
     enrollment_id: UUID, body: LessonCreate, caller: InstitutionCaller, db: Db, response: Response
 ) -> Lesson:
-    assert caller.institution_id is not None
     institution_id = caller.institution_id
     item = LessonItem(enrollment_id=enrollment_id, **body.model_dump())
     recorded = await db.run(
@@ -98,7 +97,6 @@ def _item_result(item: LessonItem, outcome: service.Outcome) -> BatchItemResult:
     ),
 )
 async def record_batch(body: LessonBatch, caller: InstitutionCaller, db: Db) -> BatchResult:
-    assert caller.institution_id is not None
     institution_id = caller.institution_id
     outcomes = await db.run(
         lambda session: service.record_lessons(session, institution_id, body.items, utcnow())
@@ -142,7 +140,7 @@ async def list_lessons(
     description="To its institution, the enrollment's parent and the jurisdiction's regulator.",
 )
 async def get_lesson(lesson_id: UUID, caller: CurrentPrincipal, db: Db) -> Lesson:
-    return await db.run(lambda session: service.visible_lesson(session, caller, lesson_id))
+    return await db.run(lambda session: repository.visible_lesson(session, caller, lesson_id))
 
 
 @router.post(

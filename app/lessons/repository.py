@@ -7,7 +7,10 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.principal import Principal
+from app.auth.scope import scoped
 from app.kit.pagination import PageRequest, paginate
+from app.lessons.errors import LessonNotFound
 from app.models import Lesson
 from app.models.lesson import LessonStatus
 
@@ -19,13 +22,6 @@ async def lessons_by_key(
         select(Lesson).where(Lesson.institution_id == institution_id, Lesson.lesson_key.in_(keys))
     )
     return {lesson.lesson_key: lesson for lesson in rows}
-
-
-async def lesson(session: AsyncSession, lesson_id: UUID, *, lock: bool = False) -> Lesson | None:
-    query = select(Lesson).where(Lesson.id == lesson_id)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    return await session.scalar(query)
 
 
 def _due(today: date) -> tuple[ColumnElement[bool], ...]:
@@ -53,7 +49,6 @@ async def claim_due(session: AsyncSession, today: date, limit: int) -> Sequence[
             .order_by(Lesson.confirm_due_on, Lesson.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
-            .execution_options(populate_existing=True)
         )
     ).all()
 
@@ -72,3 +67,21 @@ async def page(
     if status is not None:
         query = query.where(Lesson.status == status)
     return await paginate(session, query, page_request, Lesson.occurred_at, Lesson.id)
+
+
+async def visible_lesson(
+    session: AsyncSession, caller: Principal, lesson_id: UUID, *, lock: bool = False
+) -> Lesson:
+    """The lesson, if the caller sees its enrollment (its institution, its parent, the regulator of
+    its jurisdiction, the operator); else 404, as if it did not exist. `lock` takes its row lock."""
+    lesson = await scoped(
+        session,
+        caller,
+        Lesson,
+        lesson_id,
+        enrollment_of=lambda found: found.enrollment_id,
+        lock=lock,
+    )
+    if lesson is None:
+        raise LessonNotFound(f"no lesson {lesson_id}")
+    return lesson

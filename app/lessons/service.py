@@ -22,12 +22,10 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.auth.scope import sees_enrollment
 from app.balances.service import profile_of
 from app.db.unique import flush_or_retry
 from app.enrollments import repository as enrollment_repository
 from app.enrollments.errors import EnrollmentNotFound
-from app.enrollments.service import visible_enrollment
 from app.jurisdictions.profile import RuleProfile
 from app.kit.clock import as_utc, utcnow
 from app.kit.errors import DomainError
@@ -45,7 +43,6 @@ from app.lessons.errors import (
     EnrollmentNotActive,
     LessonKeyReused,
     LessonNotDisputed,
-    LessonNotFound,
     LessonNotPending,
     LessonsExhausted,
     ResolutionForbidden,
@@ -253,19 +250,6 @@ async def record_lesson(
 # --- the parent's answer, the resolution, the release ---------------------------------------------
 
 
-async def visible_lesson(
-    session: AsyncSession, caller: Principal, lesson_id: UUID, *, lock: bool = False
-) -> Lesson:
-    """The lesson, if the caller sees its enrollment (its institution, its parent, the regulator of
-    its jurisdiction, the operator); else 404, as if it did not exist."""
-    lesson = await repository.lesson(session, lesson_id, lock=lock)
-    if lesson is None or not sees_enrollment(
-        caller, await session.get_one(Institution, lesson.institution_id), lesson.enrollment_id
-    ):
-        raise LessonNotFound(f"no lesson {lesson_id}")
-    return lesson
-
-
 async def _locked_enrollment(session: AsyncSession, lesson: Lesson) -> dict[UUID, Enrollment]:
     return await enrollment_repository.locked_enrollments(
         session, lesson.institution_id, [lesson.enrollment_id]
@@ -325,7 +309,7 @@ async def confirm_lesson(
     session: AsyncSession, caller: Principal, lesson_id: UUID, now: datetime
 ) -> Lesson:
     """The parent confirms: the lesson's money is released. Confirming again changes nothing."""
-    lesson = await visible_lesson(session, caller, lesson_id, lock=True)
+    lesson = await repository.visible_lesson(session, caller, lesson_id, lock=True)
     if lesson.status == LessonStatus.confirmed:
         return lesson
     _require_pending(lesson)
@@ -342,7 +326,7 @@ async def dispute_lesson(
     """The parent disputes: the lesson's money stays held in prepaid until resolved. Once the
     working days to answer have passed, silence has counted as consent (whether or not the
     auto-confirm job has run yet), so a dispute is too late."""
-    lesson = await visible_lesson(session, caller, lesson_id, lock=True)
+    lesson = await repository.visible_lesson(session, caller, lesson_id, lock=True)
     _require_pending(lesson)
     if local_date(now) > lesson.confirm_due_on:
         raise ConfirmationWindowClosed(
@@ -367,7 +351,7 @@ async def resolve_dispute(
     only concede. For the institution the lesson is released like a confirmed one; for the parent
     its lessons and money are freed (refundable again), with no entry: the money never left
     prepaid."""
-    lesson = await visible_lesson(session, caller, lesson_id, lock=True)
+    lesson = await repository.visible_lesson(session, caller, lesson_id, lock=True)
     if caller.role is Role.institution and in_favor_of is Party.institution:
         raise ResolutionForbidden(
             "an institution may only concede a dispute (in_favor_of: parent); the regulator "
@@ -428,5 +412,5 @@ async def enrollment_lessons(
     status: LessonStatus | None,
     page: PageRequest,
 ) -> tuple[Sequence[Lesson], str | None]:
-    enrollment = await visible_enrollment(session, caller, enrollment_id)
+    enrollment = await enrollment_repository.visible_enrollment(session, caller, enrollment_id)
     return await repository.page(session, enrollment.institution_id, enrollment_id, status, page)

@@ -2,17 +2,14 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body
-from sqlalchemy import select
 
 from app.auth.dependencies import CurrentPrincipal, InstitutionCaller, InstitutionViewer
-from app.auth.scope import sees_institution
 from app.db.unit import Db
 from app.kit.clock import utcnow
 from app.kit.pagination import Page, PageParams
-from app.models import Institution, Payout
+from app.models import Payout
 from app.models.payout import PayoutStatus
 from app.payouts import repository, service
-from app.payouts.errors import PayoutNotFound
 from app.payouts.schemas import PayoutOut, PayoutRequest
 
 router = APIRouter(prefix="/v1/payouts", tags=["payouts"])
@@ -44,7 +41,6 @@ async def create_payout(
     caller: InstitutionCaller,
     db: Db,
 ) -> Payout:
-    assert caller.institution_id is not None
     institution_id = caller.institution_id
     return await db.run(
         lambda session: service.create_payout(
@@ -78,12 +74,4 @@ async def list_payouts(
 
 @router.get("/{payout_id}", response_model=PayoutOut, summary="A payout and its status")
 async def get_payout(payout_id: UUID, caller: CurrentPrincipal, db: Db) -> Payout:
-    async def work(session):
-        payout = await session.scalar(select(Payout).where(Payout.id == payout_id))
-        if payout is None or not sees_institution(
-            caller, await session.get_one(Institution, payout.institution_id)
-        ):
-            raise PayoutNotFound(f"no payout {payout_id}")
-        return payout
-
-    return await db.run(work)
+    return await db.run(lambda session: repository.visible_payout(session, caller, payout_id))

@@ -7,10 +7,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.auth.scope import institution_scope
+from app.auth.scope import institution_scope, scoped
 from app.kit.pagination import PageRequest, paginate
 from app.models import Payout
 from app.models.payout import PayoutStatus
+from app.payouts.errors import PayoutNotFound
 
 
 async def page(
@@ -28,3 +29,11 @@ async def page(
     if status is not None:
         query = query.where(Payout.status == status)
     return await paginate(session, query, page_request, Payout.created_at, Payout.id)
+
+
+async def visible_payout(session: AsyncSession, caller: Principal, payout_id: UUID) -> Payout:
+    """The payout, to whoever sees its institution; else 404."""
+    payout = await scoped(session, caller, Payout, payout_id)
+    if payout is None:
+        raise PayoutNotFound(f"no payout {payout_id}")
+    return payout

@@ -5,28 +5,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import CurrentPrincipal, InstitutionCaller, InstitutionViewer, Parent
-from app.auth.principal import Principal
-from app.auth.scope import sees_enrollment
 from app.db.unit import Db
 from app.kit.clock import utcnow
 from app.kit.errors import NotFound
 from app.kit.pagination import Page, PageParams
-from app.models import Enrollment, Institution, Refund
+from app.models import Enrollment, Refund
 from app.models.refund import RefundStatus
 from app.refunds import repository, service
-from app.refunds.errors import RefundNotFound
 from app.refunds.schemas import RefundOut, RefundRejection, RefundRequest
 
 router = APIRouter(tags=["refunds"])
-
-
-async def _visible_refund(session: AsyncSession, caller: Principal, refund_id: UUID) -> Refund:
-    refund = await session.scalar(select(Refund).where(Refund.id == refund_id))
-    if refund is None or not sees_enrollment(
-        caller, await session.get_one(Institution, refund.institution_id), refund.enrollment_id
-    ):
-        raise RefundNotFound(f"no refund {refund_id}")
-    return refund
 
 
 @router.post(
@@ -83,7 +71,7 @@ async def list_refunds(
 
 @router.get("/v1/refunds/{refund_id}", response_model=RefundOut, summary="A refund and its status")
 async def get_refund(refund_id: UUID, caller: CurrentPrincipal, db: Db) -> Refund:
-    return await db.run(lambda session: _visible_refund(session, caller, refund_id))
+    return await db.run(lambda session: repository.visible_refund(session, caller, refund_id))
 
 
 @router.post(
@@ -97,7 +85,7 @@ async def get_refund(refund_id: UUID, caller: CurrentPrincipal, db: Db) -> Refun
 )
 async def approve_refund(refund_id: UUID, caller: InstitutionCaller, db: Db) -> Refund:
     async def work(session: AsyncSession) -> Refund:
-        refund = await _visible_refund(session, caller, refund_id)
+        refund = await repository.visible_refund(session, caller, refund_id)
         return await service.approve_refund(
             session, refund.institution_id, refund_id, decided_by="institution"
         )
@@ -115,7 +103,7 @@ async def reject_refund(
     refund_id: UUID, body: RefundRejection, caller: InstitutionCaller, db: Db
 ) -> Refund:
     async def work(session: AsyncSession) -> Refund:
-        refund = await _visible_refund(session, caller, refund_id)
+        refund = await repository.visible_refund(session, caller, refund_id)
         return await service.reject_refund(session, refund.institution_id, refund_id, body.reason)
 
     return await db.run(work)

@@ -7,10 +7,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.auth.scope import institution_scope
+from app.auth.scope import institution_scope, scoped
 from app.kit.pagination import PageRequest, paginate
 from app.models import Refund
 from app.models.refund import RefundStatus
+from app.refunds.errors import RefundNotFound
 
 
 async def page(
@@ -28,3 +29,13 @@ async def page(
     if status is not None:
         query = query.where(Refund.status == status)
     return await paginate(session, query, page_request, Refund.created_at, Refund.id)
+
+
+async def visible_refund(session: AsyncSession, caller: Principal, refund_id: UUID) -> Refund:
+    """The refund, to the enrollment's parent and whoever sees its institution; else 404."""
+    refund = await scoped(
+        session, caller, Refund, refund_id, enrollment_of=lambda found: found.enrollment_id
+    )
+    if refund is None:
+        raise RefundNotFound(f"no refund {refund_id}")
+    return refund

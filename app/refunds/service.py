@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.balances.service import profile_of
 from app.db.unit import Database
 from app.enrollments.repository import locked_enrollments
+from app.enrollments.rules import refundable_fen
 from app.instructions.service import reserve_and_instruct
 from app.kit.clock import utcnow
 from app.kit.errors import NotFound
@@ -38,12 +39,6 @@ OPEN_STATUSES = (RefundStatus.requested, RefundStatus.approved, RefundStatus.sen
 # Who approved a refund asked for after the enrollment's `valid_until`: the rule, not a person.
 VALIDITY_ENDED = "validity_ended"
 AUTO_APPROVE_BATCH = 200
-
-
-def refundable_fen(enrollment: Enrollment) -> int:
-    """Paid, less lessons confirmed, pending or disputed, less what was refunded already."""
-    held = enrollment.confirmed_fen + enrollment.pending_fen + enrollment.disputed_fen
-    return max(0, enrollment.paid_fen - held - enrollment.refunded_fen)
 
 
 async def _locked_enrollment(

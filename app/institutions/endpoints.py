@@ -8,7 +8,13 @@ from app.auth.dependencies import Admin, AdminOrRegulator, CurrentPrincipal
 from app.auth.principal import Principal
 from app.db.unit import Db
 from app.institutions import repository, service
-from app.institutions.schemas import InstitutionCreate, InstitutionOut, ListChange, StatusChange
+from app.institutions.schemas import (
+    CheckpointOut,
+    InstitutionCreate,
+    InstitutionOut,
+    ListChange,
+    StatusChange,
+)
 from app.jurisdictions.schemas import JURISDICTION_CODE_PATTERN
 from app.kit.pagination import Page, PageParams
 from app.models import Institution
@@ -126,3 +132,25 @@ async def set_list(
     )
     _log_decision(caller, institution, f"list {body.list_status}", body.reason)
     return institution
+
+
+@router.get(
+    "/v1/regulator/institutions/{institution_id}/ledger/checkpoints",
+    response_model=Page[CheckpointOut],
+    summary="The daily checkpoints of an institution's ledger",
+    description=(
+        "The institution's journal head as the `checkpoint_ledgers` job published it each day "
+        "(append-only: the database refuses to change or delete one), oldest first. A regulator "
+        "keeps a copy: a journal whose tail was removed and whose head was rolled back disagrees "
+        "with a checkpoint published before, and `prepaid-guard verify-ledger` says so. " + SCOPE
+    ),
+)
+async def checkpoints(
+    institution_id: UUID, caller: AdminOrRegulator, db: Db, page: PageParams
+) -> Page[CheckpointOut]:
+    async def work(session):
+        await repository.visible_institution(session, caller, institution_id)
+        return await repository.checkpoints_page(session, institution_id, page)
+
+    rows, next_cursor = await db.run(work)
+    return Page(items=[CheckpointOut.model_validate(row) for row in rows], next_cursor=next_cursor)

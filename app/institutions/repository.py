@@ -1,5 +1,7 @@
-"""The institution queries that need the caller: the one scope-checked lookup of an institution."""
+"""The institution queries: the one scope-checked lookup of an institution, and the daily checkpoints
+of its ledger that regulators keep."""
 
+from collections.abc import Sequence
 from uuid import UUID
 
 from sqlalchemy import select
@@ -8,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal
 from app.auth.scope import sees_institution
 from app.institutions.errors import InstitutionNotFound
-from app.models import Institution
+from app.kit.pagination import PageRequest, paginate
+from app.models import Institution, LedgerCheckpoint
 
 
 async def visible_institution(
@@ -23,3 +26,13 @@ async def visible_institution(
     if institution is None or not sees_institution(caller, institution):
         raise InstitutionNotFound(f"no institution {institution_id}")
     return institution
+
+
+async def checkpoints_page(
+    session: AsyncSession, institution_id: UUID, page: PageRequest
+) -> tuple[Sequence[LedgerCheckpoint], str | None]:
+    """The institution's published journal heads, oldest first (one a day, so `taken_at` orders)."""
+    query = select(LedgerCheckpoint).where(LedgerCheckpoint.institution_id == institution_id)
+    return await paginate(
+        session, query, page, LedgerCheckpoint.taken_at, LedgerCheckpoint.institution_id
+    )

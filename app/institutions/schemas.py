@@ -1,3 +1,4 @@
+from datetime import date
 from typing import Annotated
 from uuid import UUID
 
@@ -75,3 +76,14 @@ class ListChange(BaseModel):
 
     list_status: ListStatus
     reason: Reason
+
+
+class CheckpointOut(BaseModel):
+    """An institution's journal head as published on a day: keep a copy, and `verify` against it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    day: date = Field(description="The day (Asia/Shanghai) the head was published for.")
+    seq: int = Field(description="The sequence number of the journal's last entry then.")
+    hash: str = Field(description="That entry's chained SHA-256, hex.")
+    taken_at: Timestamp

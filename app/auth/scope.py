@@ -4,7 +4,7 @@ not gets 404 from the endpoint, exactly as if the object did not exist.
 `scoped` is the one lookup of an institution's object by id with its scope check; each kind's
 repository names it for its own model (`visible_payout`, `visible_lesson`, ...)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.auth.principal import Principal
+from app.kit.pagination import PageRequest, paginate
 from app.models import Institution
 from app.models.api_key import Role
 
@@ -100,3 +101,24 @@ def institution_scope(
             return institution_id == principal.institution_id
         case _:
             return false()
+
+
+async def scoped_page(
+    session: AsyncSession,
+    caller: Principal,
+    model: type[Owned],
+    page: PageRequest,
+    *,
+    institution_id: UUID | None = None,
+    **equal_to: Any,
+) -> tuple[Sequence[Owned], str | None]:
+    """One page, oldest first, of the institutions' objects `model` the caller sees: optionally of
+    one institution, and with each column of `equal_to` whose value is not None equal to it."""
+    table: Any = model
+    query = select(table).where(institution_scope(caller, table.institution_id))
+    if institution_id is not None:
+        query = query.where(table.institution_id == institution_id)
+    for column, value in equal_to.items():
+        if value is not None:
+            query = query.where(getattr(table, column) == value)
+    return await paginate(session, query, page, table.created_at, table.id)

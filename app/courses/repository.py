@@ -3,13 +3,12 @@
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.auth.scope import institution_scope, scoped
+from app.auth.scope import scoped, scoped_page
 from app.courses.errors import CourseNotFound
-from app.kit.pagination import PageRequest, paginate
+from app.kit.pagination import PageRequest
 from app.models import Course
 
 
@@ -17,10 +16,7 @@ async def page(
     session: AsyncSession, caller: Principal, institution_id: UUID | None, page_request: PageRequest
 ) -> tuple[Sequence[Course], str | None]:
     """One page of the courses the caller sees, optionally of one institution, oldest first."""
-    query = select(Course).where(institution_scope(caller, Course.institution_id))
-    if institution_id is not None:
-        query = query.where(Course.institution_id == institution_id)
-    return await paginate(session, query, page_request, Course.created_at, Course.id)
+    return await scoped_page(session, caller, Course, page_request, institution_id=institution_id)
 
 
 async def visible_course(session: AsyncSession, caller: Principal, course_id: UUID) -> Course:

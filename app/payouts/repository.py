@@ -3,12 +3,11 @@
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.auth.scope import institution_scope, scoped
-from app.kit.pagination import PageRequest, paginate
+from app.auth.scope import scoped, scoped_page
+from app.kit.pagination import PageRequest
 from app.models import Payout
 from app.models.payout import PayoutStatus
 from app.payouts.errors import PayoutNotFound
@@ -23,12 +22,9 @@ async def page(
 ) -> tuple[Sequence[Payout], str | None]:
     """One page of the payouts the caller sees, optionally of one institution or status, oldest
     first."""
-    query = select(Payout).where(institution_scope(caller, Payout.institution_id))
-    if institution_id is not None:
-        query = query.where(Payout.institution_id == institution_id)
-    if status is not None:
-        query = query.where(Payout.status == status)
-    return await paginate(session, query, page_request, Payout.created_at, Payout.id)
+    return await scoped_page(
+        session, caller, Payout, page_request, institution_id=institution_id, status=status
+    )
 
 
 async def visible_payout(session: AsyncSession, caller: Principal, payout_id: UUID) -> Payout:

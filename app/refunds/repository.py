@@ -3,12 +3,11 @@
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.auth.scope import institution_scope, scoped
-from app.kit.pagination import PageRequest, paginate
+from app.auth.scope import scoped, scoped_page
+from app.kit.pagination import PageRequest
 from app.models import Refund
 from app.models.refund import RefundStatus
 from app.refunds.errors import RefundNotFound
@@ -21,14 +20,11 @@ async def page(
     status: RefundStatus | None,
     page_request: PageRequest,
 ) -> tuple[Sequence[Refund], str | None]:
-    """One page of the refund requests the caller sees, optionally of one institution or status,
-    oldest first."""
-    query = select(Refund).where(institution_scope(caller, Refund.institution_id))
-    if institution_id is not None:
-        query = query.where(Refund.institution_id == institution_id)
-    if status is not None:
-        query = query.where(Refund.status == status)
-    return await paginate(session, query, page_request, Refund.created_at, Refund.id)
+    """One page of the refunds the caller sees, optionally of one institution or status, oldest
+    first."""
+    return await scoped_page(
+        session, caller, Refund, page_request, institution_id=institution_id, status=status
+    )
 
 
 async def visible_refund(session: AsyncSession, caller: Principal, refund_id: UUID) -> Refund:

@@ -8,13 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.enrollments.errors import PrepayCapExceeded, RenewalTooEarly
-from app.enrollments.rules import check_prepay_cap, check_renewal_window
+from app.enrollments.rules import PaidSpan, check_prepay_cap, check_renewal_window
 from app.jurisdictions.profile import RuleProfile
-from app.models import Course, Enrollment
+from app.models import Enrollment
 
-TODAY = date(2026, 3, 2)
-# A course well inside the months cap, so that the lessons and amount caps are what is decided.
-SHORT_COURSE = Course(starts_on=date(2026, 3, 1), ends_on=date(2026, 4, 30))
+# A paid span well inside the months cap, so that the lessons and amount caps are what is decided.
+SHORT_SPAN = PaidSpan(valid_from=date(2026, 3, 2), valid_until=date(2026, 4, 30))
 
 
 @st.composite
@@ -60,7 +59,7 @@ def test_prepay_cap_refuses_exactly_what_goes_over_a_limit(profile, held, lesson
         if total > limit
     }
     try:
-        check_prepay_cap(profile, held, SHORT_COURSE, lessons, amount, TODAY)
+        check_prepay_cap(profile, held, SHORT_SPAN, lessons, amount)
     except PrepayCapExceeded as refused:
         violations = refused.extra["violations"]
         assert {v["cap"] for v in violations} == over != set()
@@ -74,10 +73,10 @@ def test_prepay_cap_refuses_exactly_what_goes_over_a_limit(profile, held, lesson
 @given(st.integers(1, 120), st.integers(1, 1_000_000))
 def test_prepay_cap_at_the_limit_and_one_over(max_lessons, max_fen):
     profile = RuleProfile(max_prepaid_lessons=max_lessons, max_prepaid_amount_fen=max_fen)
-    check_prepay_cap(profile, [], SHORT_COURSE, max_lessons, max_fen, TODAY)
+    check_prepay_cap(profile, [], SHORT_SPAN, max_lessons, max_fen)
     for lessons, amount in ((max_lessons + 1, max_fen), (max_lessons, max_fen + 1)):
         with pytest.raises(PrepayCapExceeded):
-            check_prepay_cap(profile, [], SHORT_COURSE, lessons, amount, TODAY)
+            check_prepay_cap(profile, [], SHORT_SPAN, lessons, amount)
 
 
 @given(PROFILES, st.lists(open_enrollment(), max_size=3))

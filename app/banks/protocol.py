@@ -7,9 +7,9 @@ makes no call; the inbox (`app/banks/inbox.py`) and the dispatch and poll jobs
 never to success.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol
 
@@ -152,6 +152,65 @@ class Reply:
     media_type: str
 
 
+# --- Statements ----------------------------------------------------------------------------------
+
+
+class Direction(StrEnum):
+    credit = "credit"  # money into the escrow account
+    debit = "debit"  # money out of it
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One booked movement of the escrow account on the statement's day, as the bank lists it."""
+
+    number: int  # where it stands in the file (line or row, 1-based): named in errors and breaks
+    bank_reference: str  # the bank's serial of the movement (seqId, AcctSvcrRef, 流水号)
+    booked_at: datetime  # aware
+    direction: Direction
+    amount_fen: int  # more than zero
+    # What it quotes: a payment's order number, or our instruction id for a payout, a refund or
+    # the return of one (ums reference, iso20022 EndToEndId, gmbank 业务参考号).
+    reference: str | None
+    counterparty_account_no: str | None
+    counterparty_name: str | None
+    memo: str | None
+    returned: bool = False  # 退票: a credit giving back a payout or refund (memo RETURN, RtrInf)
+
+
+@dataclass(frozen=True, slots=True)
+class StatementSummary:
+    """What the statement says of the account and the day, whatever the order the format gives it
+    in (ums at the top, gmbank at the bottom)."""
+
+    account_no: str
+    day: date  # the business day the statement covers
+    opening_fen: int  # may be negative only if the bank says so; an escrow account never is
+    closing_fen: int
+    lines: int  # detail lines read
+    credits_fen: int  # sums of the detail lines read
+    debits_fen: int
+
+
+class StatementMalformed(MalformedMessage):
+    """A statement file that does not parse: `line` names the line or row (1-based) when there is
+    one, so the bank or the operator can find it."""
+
+    def __init__(self, detail: str, line: int | None = None) -> None:
+        super().__init__(f"line {line}: {detail}" if line is not None else detail)
+        self.line = line
+
+
+class StatementReader(Protocol):
+    """Reads one statement file as it streams in: `lines()` yields each detail line once, in file
+    order, holding no more than a few lines in memory; `summary()` is known once `lines()` is
+    exhausted. Both raise StatementMalformed."""
+
+    def lines(self) -> Iterator[StatementLine]: ...
+
+    def summary(self) -> StatementSummary: ...
+
+
 # --- Outbound ------------------------------------------------------------------------------------
 
 
@@ -245,6 +304,16 @@ class BankAdapter(Protocol):
 
     def reply(self, kind: ReplyKind) -> Reply:
         """The bank's exact reply for a notification that was recorded, badly signed or malformed."""
+        ...
+
+    def verify_statement(self, config: Any, request: InboundRequest) -> Verified:
+        """Check the signature of a statement file (ums: X-File-Signature, SHA256withRSA over the
+        file's bytes with the bank's key; the others: as a notification); raise
+        VerificationFailed."""
+        ...
+
+    def read_statement(self, chunks: Iterable[bytes]) -> StatementReader:
+        """A reader of a verified statement file given as chunks of its bytes (any sizes)."""
         ...
 
     def submit_request(

@@ -1,8 +1,10 @@
 """Request bodies are read whole before any handler runs, and refused early:
-- above a limit (1 MiB) with 413, by the declared Content-Length when there is one, and by counting
+- above a limit (1 MiB; a bank's daily statement 64 MiB) with 413, by the declared Content-Length when there is one, and by counting
   what arrives when there is not (a chunked body), on every route;
 - a JSON body that is not UTF-8 with 422 `validation_error` (RFC 8259 JSON is UTF-8).
 """
+
+import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -10,6 +12,8 @@ from app.errors import RequestInvalid, domain_problem, problem_response
 from app.kit.asgi import receive_body, replaying
 
 MAX_BODY_BYTES = 1024 * 1024
+# A bank's statement of a busy escrow account is larger than any request of the API.
+LARGER_BODIES = ((re.compile(r"/v1/banks/[^/]+/statements"), 64 * 1024 * 1024),)
 
 
 class BodyLimitMiddleware:
@@ -22,13 +26,14 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        limit = self._limit(scope["path"])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, receive, send, limit)
             return
-        messages = await receive_body(receive, self.max_bytes)
+        messages = await receive_body(receive, limit)
         if messages is None:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, limit)
             return
         if _is_json(headers.get(b"content-type", b"")):
             body = b"".join(message.get("body", b"") for message in messages)
@@ -43,12 +48,18 @@ class BodyLimitMiddleware:
                 return
         await self.app(scope, replaying(messages, receive), send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def _limit(self, path: str) -> int:
+        for pattern, limit in LARGER_BODIES:
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_bytes
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problem_response(
             status=413,
             code="payload_too_large",
             title="Payload too large",
-            detail=f"request bodies are limited to {self.max_bytes} bytes",
+            detail=f"request bodies here are limited to {limit} bytes",
             instance=scope.get("path", ""),
         )
         await response(scope, receive, send)

@@ -30,6 +30,7 @@ from app.kit import crashpoints, workdays
 from app.lessons.endpoints import router as lessons_router
 from app.logging import RequestContextMiddleware, configure_logging
 from app.payouts.endpoints import router as payouts_router
+from app.reconciliation.endpoints import router as reconciliation_router
 from app.refunds.endpoints import router as refunds_router
 
 DESCRIPTION = """
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jurisdictions_router)
     app.include_router(institutions_router)
     app.include_router(banks_router)
+    app.include_router(reconciliation_router)
     return app
 
 

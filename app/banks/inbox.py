@@ -98,14 +98,14 @@ async def receive(
         verified = adapter.verify(bank.config, request)
     except VerificationFailed as failure:
         refused = failure
-        await db.run(lambda session: _reject(session, slug, request, refused, remote_addr))
+        await db.run(lambda session: reject(session, slug, request, refused, remote_addr))
         return bank, Received(ReplyKind.bad_signature, MessageStatus.rejected)
     try:
         notification = adapter.parse_notification(request)
     except MalformedMessage as problem:
         unreadable = problem.detail
         await db.run(
-            lambda session: _store(
+            lambda session: store_raw(
                 session, slug, request, None, MessageStatus.malformed, unreadable
             )
         )
@@ -120,7 +120,7 @@ async def receive(
         log.exception("bank message %s/%s could not be applied", slug, notification.message_id)
         why = repr(error)
         stored = await db.run(
-            lambda session: _store(
+            lambda session: store_raw(
                 session, slug, request, notification.message_id, MessageStatus.failed, why
             )
         )
@@ -141,16 +141,16 @@ async def _record_and_apply(
     remote_addr: str | None,
 ) -> Received:
     message_id = notification.message_id
-    if verified.nonce is not None and not await _claim_nonce(
+    if verified.nonce is not None and not await claim_nonce(
         session, slug, verified.nonce, request.received_at, verified.nonce_ttl_seconds
     ):
         failure = VerificationFailed(
             SignatureProblem.replayed,
             f"nonce {verified.nonce!r} was seen in the last {verified.nonce_ttl_seconds} seconds",
         )
-        await _reject(session, slug, request, failure, remote_addr)
+        await reject(session, slug, request, failure, remote_addr)
         return Received(ReplyKind.bad_signature, MessageStatus.rejected, message_id)
-    stored_id = await _store(
+    stored_id = await store_raw(
         session,
         slug,
         request,
@@ -173,7 +173,7 @@ async def _record_and_apply(
     return Received(_REPLY_TO[status], status, message_id)
 
 
-async def _claim_nonce(
+async def claim_nonce(
     session: AsyncSession, slug: str, nonce: str, now: datetime, ttl_seconds: int
 ) -> bool:
     """Record the nonce; False when it was seen within the last `ttl_seconds` (a replay). A nonce
@@ -192,7 +192,7 @@ async def _claim_nonce(
     return claimed.first() is not None
 
 
-async def _store(
+async def store_raw(
     session: AsyncSession,
     slug: str,
     request: InboundRequest,
@@ -201,8 +201,10 @@ async def _store(
     detail: str | None,
     *,
     events: int = 0,
+    endpoint: str = "notify",
 ) -> UUID | None:
-    """Insert the raw message; its row's id, or None when (bank, message id) is stored already."""
+    """Insert the raw message (a notification, or a statement file); its row's id, or None when
+    (bank, message id) is stored already."""
     connection = await session.connection()
     now = utcnow()
     inserted = await connection.execute(
@@ -210,7 +212,7 @@ async def _store(
         .values(
             id=uuid4(),
             bank_slug=slug,
-            endpoint="notify",
+            endpoint=endpoint,
             message_id=message_id,
             verification="ok" if status is not MessageStatus.rejected else detail,
             status=status,
@@ -229,19 +231,22 @@ async def _store(
     return inserted.scalar()
 
 
-async def _reject(
+async def reject(
     session: AsyncSession,
     slug: str,
     request: InboundRequest,
     failure: VerificationFailed,
     remote_addr: str | None,
+    *,
+    endpoint: str = "notify",
 ) -> MessageStatus:
+    """Keep a message that failed its signature check as evidence, with a security event."""
     message_id = uuid4()
     session.add(
         BankMessage(
             id=message_id,
             bank_slug=slug,
-            endpoint="notify",
+            endpoint=endpoint,
             message_id=None,
             verification=failure.problem,
             status=MessageStatus.rejected,

@@ -20,6 +20,7 @@ from app.models.ledger_posting import LedgerPosting
 from app.models.ledger_transfer import LedgerTransfer
 from app.models.lesson import Lesson
 from app.models.payout import Payout
+from app.models.reconciliation import ReconciliationBreak, ReconciliationRun
 from app.models.refund import Refund
 from app.models.security_event import SecurityEvent
 from app.models.suspense_item import SuspenseItem
@@ -45,6 +46,8 @@ __all__ = [
     "LedgerTransfer",
     "Lesson",
     "Payout",
+    "ReconciliationBreak",
+    "ReconciliationRun",
     "Refund",
     "SecurityEvent",
     "SuspenseItem",

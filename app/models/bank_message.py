@@ -9,6 +9,7 @@ from app.db.base import Base, UtcDateTime
 
 
 class MessageStatus(StrEnum):
+    received = "received"  # a statement file, verified and stored, not yet reconciled
     processed = "processed"  # verified, read, and its events applied
     failed = "failed"  # verified and read, but applying it failed; the process_inbox job retries
     malformed = "malformed"  # verified but unreadable: kept raw, nothing else recorded

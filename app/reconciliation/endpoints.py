@@ -1,0 +1,114 @@
+from datetime import date
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.dependencies import AdminOrRegulator, InstitutionViewer
+from app.auth.principal import Principal
+from app.banks.endpoints import Slug
+from app.banks.protocol import InboundRequest
+from app.db.unit import Db
+from app.institutions.repository import visible_institution
+from app.kit.clock import utcnow
+from app.kit.pagination import PageParams, PageRequest
+from app.models.reconciliation import RunStatus
+from app.reconciliation import service
+from app.reconciliation.intake import receive_statement
+from app.reconciliation.schemas import RunOut, RunPage, StatementReceived
+
+router = APIRouter(tags=["reconciliation"])
+
+
+@router.post(
+    "/v1/banks/{slug}/statements",
+    response_model=StatementReceived,
+    summary="A bank's daily statement of an escrow account (called by the bank)",
+    description=(
+        "The statement file in the bank's own format, authenticated by the bank's signature "
+        "(ums: `X-File-Signature`; the others as their notifications). Stored raw, then read and "
+        "reconciled: the answer names the run, with its breaks. The same file again answers its "
+        "first run (`replayed`), changing nothing. Refusals: `401 bad_signature` (kept as a "
+        "security event, nothing else recorded), `422 statement_malformed` naming the `line`, "
+        "`422 unknown_escrow_account` (no institution at this bank holds the account; the file is "
+        "kept for the operator), `422 statement_in_future`. Files up to 64 MiB."
+    ),
+)
+async def receive(slug: Slug, request: Request, db: Db) -> StatementReceived:
+    inbound = InboundRequest(
+        headers={name.lower(): value for name, value in request.headers.items()},
+        body=await request.body(),
+        received_at=utcnow(),
+    )
+    remote = request.client.host if request.client else None
+    intake = await receive_statement(db, slug, inbound, remote)
+    breaks = await db.run(lambda session: service.breaks_of(session, [intake.run]))
+    run = RunOut.of(intake.run, breaks[intake.run.id])
+    return StatementReceived(**run.model_dump(), replayed=intake.replayed)
+
+
+async def _page(
+    session: AsyncSession,
+    caller: Principal,
+    page: PageRequest,
+    institution_id: UUID | None,
+    statement_date: date | None,
+    status: RunStatus | None,
+) -> RunPage:
+    runs, next_cursor = await service.page(
+        session,
+        caller,
+        page,
+        institution_id=institution_id,
+        statement_date=statement_date,
+        status=status,
+    )
+    breaks = await service.breaks_of(session, runs)
+    return RunPage(items=[RunOut.of(run, breaks[run.id]) for run in runs], next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/regulator/reconciliations",
+    response_model=RunPage,
+    summary="Reconciliation runs with their breaks (regulator)",
+    description=(
+        "Every run of the jurisdiction's institutions (the operator: all), oldest first, each with "
+        "its breaks; filters `institution_id`, `statement_date`, `status`."
+    ),
+)
+async def regulator_runs(
+    caller: AdminOrRegulator,
+    db: Db,
+    page: PageParams,
+    institution_id: UUID | None = None,
+    statement_date: Annotated[date | None, Query()] = None,
+    status: RunStatus | None = None,
+) -> RunPage:
+    return await db.run(
+        lambda session: _page(session, caller, page, institution_id, statement_date, status)
+    )
+
+
+@router.get(
+    "/v1/institutions/{institution_id}/reconciliations",
+    response_model=RunPage,
+    summary="An institution's reconciliation runs with their breaks",
+    description=(
+        "The runs of the institution's escrow account, oldest first, each with its breaks: to the "
+        "institution itself, its regulator and the operator; 404 to anyone else."
+    ),
+)
+async def institution_runs(
+    institution_id: UUID,
+    caller: InstitutionViewer,
+    db: Db,
+    page: PageParams,
+    statement_date: Annotated[date | None, Query()] = None,
+    status: RunStatus | None = None,
+) -> RunPage:
+    async def work(session: AsyncSession) -> RunPage:
+        await visible_institution(session, caller, institution_id)
+        return await _page(session, caller, page, institution_id, statement_date, status)
+
+    return await db.run(work)

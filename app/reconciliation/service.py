@@ -1,0 +1,198 @@
+"""Recording what a bank statement says of an escrow account: the run, its breaks, and the bank's
+balance that the minimum-balance rule then uses (DOMAIN.md rule 8: B is the lower of the ledger's
+balance and the bank's last reported one).
+
+A run is all or nothing: the caller reads the statement inside the unit of work that records the
+run, so a file that fails half-way leaves no run, no break and no balance behind.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from uuid import UUID, uuid4
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal
+from app.auth.scope import scoped_page
+from app.banks.protocol import StatementReader, StatementSummary
+from app.kit.clock import SHANGHAI
+from app.kit.errors import Unprocessable
+from app.kit.pagination import PageRequest
+from app.kit.workdays import local_date
+from app.ledger import service as ledger
+from app.ledger.books import institution_books
+from app.models import Institution, ReconciliationBreak, ReconciliationRun
+from app.models.reconciliation import BreakStatus, BreakType, RunStatus
+
+# Who opens the breaks a statement shows (a person closes them by name).
+BY_STATEMENT = "statement"
+
+
+class UnknownEscrowAccount(Unprocessable):
+    code = "unknown_escrow_account"
+    title = "No institution at this bank holds the statement's account"
+
+
+class StatementInFuture(Unprocessable):
+    code = "statement_in_future"
+    title = "The statement is dated in the future"
+
+
+@dataclass(frozen=True, slots=True)
+class Balances:
+    """The two roll-forward checks of a statement (DOMAIN.md, "Bank side")."""
+
+    summary: StatementSummary
+    ledger_balance_fen: int  # the ledger's escrow balance at the statement's cut-off
+
+    def breaks(self) -> list[tuple[int, int, str]]:
+        """(what the bank says, what it should be, why) for each check that fails."""
+        found = []
+        summary = self.summary
+        rolled = summary.opening_fen + summary.credits_fen - summary.debits_fen
+        if rolled != summary.closing_fen:
+            found.append(
+                (
+                    summary.closing_fen,
+                    rolled,
+                    f"opening {summary.opening_fen} + credits {summary.credits_fen} - debits "
+                    f"{summary.debits_fen} = {rolled} fen, but the closing balance is "
+                    f"{summary.closing_fen}",
+                )
+            )
+        if summary.closing_fen != self.ledger_balance_fen:
+            found.append(
+                (
+                    summary.closing_fen,
+                    self.ledger_balance_fen,
+                    f"the bank's closing balance is {summary.closing_fen} fen, the ledger's escrow "
+                    f"balance at the end of {summary.day} is {self.ledger_balance_fen}",
+                )
+            )
+        return found
+
+
+def cut_off(day: date) -> datetime:
+    """The end of the statement's business day, Asia/Shanghai."""
+    return datetime.combine(day + timedelta(days=1), time(0), SHANGHAI)
+
+
+async def record_run(
+    session: AsyncSession,
+    slug: str,
+    bank_message_id: UUID,
+    reader: StatementReader,
+    now: datetime,
+) -> ReconciliationRun:
+    """Read the statement to its end and record its run for the institution whose escrow account
+    it is at bank `slug`, with a break for each balance that does not roll forward or agree with
+    the ledger, and the bank's closing balance as the institution's bank balance (when the
+    statement is its latest). Raises StatementMalformed (from the reader), UnknownEscrowAccount,
+    StatementInFuture."""
+    for _ in reader.lines():
+        pass  # lines are matched against the ledger's movements by the matching pass (to come)
+    summary = reader.summary()
+    if summary.day > local_date(now):
+        raise StatementInFuture(f"the statement is of {summary.day}, after today {local_date(now)}")
+    institution = await session.scalar(
+        select(Institution)
+        .where(Institution.escrow_account_no == summary.account_no, Institution.bank_slug == slug)
+        .with_for_update()
+    )
+    if institution is None:
+        raise UnknownEscrowAccount(
+            f"no institution at bank {slug!r} holds account {summary.account_no}",
+            account_no=summary.account_no,
+        )
+    connection = await session.connection()
+    books = await institution_books(connection, institution.id)
+    as_of = await ledger.balances_as_of(connection, institution.id, cut_off(summary.day))
+    balances = Balances(summary, as_of.get(books.escrow_cash.id, 0) * books.escrow_cash.normal)
+    found = balances.breaks()
+    run = ReconciliationRun(
+        institution_id=institution.id,
+        id=uuid4(),
+        bank_slug=slug,
+        bank_message_id=bank_message_id,
+        account_no=summary.account_no,
+        statement_date=summary.day,
+        status=RunStatus.breaks if found else RunStatus.clean,
+        lines=summary.lines,
+        opening_fen=summary.opening_fen,
+        closing_fen=summary.closing_fen,
+        credits_fen=summary.credits_fen,
+        debits_fen=summary.debits_fen,
+        ledger_balance_fen=balances.ledger_balance_fen,
+        created_at=now,
+    )
+    session.add(run)
+    for bank_says, ledger_says, detail in found:
+        session.add(
+            ReconciliationBreak(
+                institution_id=institution.id,
+                id=uuid4(),
+                run_id=run.id,
+                type=BreakType.balance_mismatch,
+                status=BreakStatus.open,
+                amount_fen=bank_says,
+                expected_fen=ledger_says,
+                detail=detail,
+                opened_at=now,
+                opened_by=BY_STATEMENT,
+            )
+        )
+    reported = cut_off(summary.day)
+    if institution.bank_balance_as_of is None or institution.bank_balance_as_of < reported:
+        institution.bank_balance_fen = summary.closing_fen
+        institution.bank_balance_as_of = reported
+    await session.flush()
+    return run
+
+
+async def run_of_message(session: AsyncSession, bank_message_id: UUID) -> ReconciliationRun:
+    """The run a stored statement made."""
+    return (
+        await session.scalars(
+            select(ReconciliationRun).where(ReconciliationRun.bank_message_id == bank_message_id)
+        )
+    ).one()
+
+
+async def breaks_of(
+    session: AsyncSession, runs: Sequence[ReconciliationRun]
+) -> dict[UUID, list[ReconciliationBreak]]:
+    """Each run's breaks, oldest first."""
+    found: dict[UUID, list[ReconciliationBreak]] = {run.id: [] for run in runs}
+    if not runs:
+        return found
+    rows = await session.scalars(
+        select(ReconciliationBreak)
+        .where(ReconciliationBreak.run_id.in_(list(found)))
+        .order_by(ReconciliationBreak.opened_at, ReconciliationBreak.id)
+    )
+    for row in rows:
+        found[row.run_id].append(row)
+    return found
+
+
+async def page(
+    session: AsyncSession,
+    caller: Principal,
+    page_request: PageRequest,
+    *,
+    institution_id: UUID | None = None,
+    statement_date: date | None = None,
+    status: RunStatus | None = None,
+) -> tuple[Sequence[ReconciliationRun], str | None]:
+    """The runs the caller sees, oldest first, filtered by institution, day and status."""
+    return await scoped_page(
+        session,
+        caller,
+        ReconciliationRun,
+        page_request,
+        institution_id=institution_id,
+        statement_date=statement_date,
+        status=status,
+    )

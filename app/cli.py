@@ -26,6 +26,7 @@ from app.db.migrate import upgrade
 from app.db.unit import Database
 from app.kit import workdays
 from app.kit.clock import utcnow
+from app.kit.errors import DomainError
 from app.ledger import service as ledger
 from app.ledger.errors import LedgerNotFound
 from app.ledger.types import VerifyReport
@@ -320,6 +321,75 @@ def verify_ledger(
         + (f"{len(broken)} not intact" if broken else "all intact")
     )
     raise typer.Exit(1 if broken else 2 if unknown else 0)
+
+
+@cli.command("reconcile")
+def reconcile(
+    file: Annotated[Path, typer.Argument(help="The statement file, in the bank's format.")],
+    bank: Annotated[str, typer.Option("--bank", help="The bank's slug, e.g. ums.")],
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A header the bank sent with the file, as 'Name: value' (its signature: "
+            "X-File-Signature, X-Signature or the X-GM-* ones); repeat it for each. Without any, "
+            "the file is taken as handed over by the operator, unsigned."
+        ),
+    ] = None,
+) -> None:
+    """Reconcile one bank statement file handed over by other means than the bank's API: stored,
+    read and recorded exactly as `POST /v1/banks/{slug}/statements` would, with a progress bar."""
+    headers: dict[str, str] = {}
+    for given in header or []:
+        name, separator, value = given.partition(":")
+        if not separator or not name.strip():
+            raise typer.BadParameter(f"{given!r} is not 'Name: value'", param_hint="--header")
+        headers[name.strip().lower()] = value.strip()
+    try:
+        body = file.read_bytes()
+    except OSError as error:
+        typer.secho(f"prepaid-guard: cannot read {file}: {error.strerror}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    try:
+        run, breaks, replayed = asyncio.run(_reconcile(bank, body, headers))
+    except DomainError as refusal:  # a bad signature, a file that does not parse, ...
+        typer.secho(f"{file}: {refusal.code}: {refusal.detail}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"{file}: {'already reconciled, ' if replayed else ''}run {run.id} of account "
+        f"{run.account_no} on {run.statement_date}: {run.lines} lines, {run.status}"
+    )
+    for found in breaks:
+        typer.echo(f"  {found.type}: {found.detail}")
+    raise typer.Exit(1 if breaks else 0)
+
+
+CHUNK_BYTES = 1024 * 1024
+
+
+async def _reconcile(slug: str, body: bytes, headers: dict[str, str]) -> Any:
+    from app.banks.protocol import InboundRequest
+    from app.reconciliation.intake import receive_statement
+    from app.reconciliation.service import breaks_of
+
+    settings = get_settings()
+    engine = create_engine(settings.database_url)
+    db = Database(engine, settings)
+    request = InboundRequest(headers=headers, body=body, received_at=utcnow())
+    try:
+        with Progress(transient=True) as progress:
+            task = progress.add_task("reading the statement", total=len(body))
+
+            def chunks() -> Iterator[bytes]:
+                for start in range(0, len(body), CHUNK_BYTES):
+                    chunk = body[start : start + CHUNK_BYTES]
+                    yield chunk
+                    progress.advance(task, len(chunk))
+
+            intake = await receive_statement(db, slug, request, None, chunks(), vouched=not headers)
+        breaks = await db.run(lambda session: breaks_of(session, [intake.run]))
+        return intake.run, breaks[intake.run.id], intake.replayed
+    finally:
+        await engine.dispose()
 
 
 @cli.command("run-job")

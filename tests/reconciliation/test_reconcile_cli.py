@@ -57,10 +57,11 @@ async def test_a_file_that_does_not_parse_names_its_line_and_records_nothing(
 ):
     bank = await configured_bank(engine, client, "ums")
     statement = tmp_path / "statement.txt"
-    broken = _ums_file(
-        bank.world.escrow_account_no, 0, 500, ["D|S1|20260101120000|C|abc|500|||PG1|"]
+    day = utcnow().astimezone(SHANGHAI).strftime("%Y%m%d")
+    account = bank.world.escrow_account_no
+    statement.write_bytes(
+        f"H|G1|{account}|{day}|0|500|1\nD|S1|{day}120000|C|abc|500|||PG1|\nT|500|0\n".encode()
     )
-    statement.write_bytes(broken)
 
     result = await asyncio.to_thread(
         runner.invoke, cli.cli, ["reconcile", str(statement), "--bank", bank.slug]

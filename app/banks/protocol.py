@@ -176,6 +176,8 @@ class StatementLine:
     counterparty_name: str | None
     memo: str | None
     returned: bool = False  # 退票: a credit giving back a payout or refund (memo RETURN, RtrInf)
+    # The account's balance after it, where the format prints one (ums, gmbank; camt.053 does not).
+    balance_after_fen: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 a submission went unanswered."""
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 from app.banks.gmbank import messages
 from app.banks.gmbank.config import GmbankConfig
 from app.banks.gmbank.signing import check_headers, new_nonce, sign_headers, timestamp_ms
+from app.banks.gmbank.statement import GmbankStatement
 from app.banks.protocol import (
     BankResponse,
     InboundRequest,
@@ -23,6 +25,7 @@ from app.banks.protocol import (
     QueryStatus,
     Reply,
     ReplyKind,
+    StatementReader,
     SubmitAnswer,
     SubmitStatus,
     VerificationFailed,
@@ -85,6 +88,12 @@ class GmbankAdapter:
             body=json.dumps(document, ensure_ascii=False).encode("utf-8"),
             media_type="application/json",
         )
+
+    def verify_statement(self, config: GmbankConfig, request: InboundRequest) -> Verified:
+        return self.verify(config, request)  # signed as any message, nonce and all
+
+    def read_statement(self, chunks: Iterable[bytes]) -> StatementReader:
+        return GmbankStatement(chunks)
 
     def _signed(
         self, config: GmbankConfig, method: str, path: str, body: bytes, now: datetime

@@ -1,5 +1,6 @@
 """The iso20022 bank: camt.054 and pain.002 in, pain.001 out, HMAC-signed both ways."""
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import ClassVar
 
@@ -8,6 +9,7 @@ from pydantic import BaseModel
 from app.banks.iso20022 import messages
 from app.banks.iso20022.config import Iso20022Config
 from app.banks.iso20022.signing import check_signature, signature_header
+from app.banks.iso20022.statement import IsoStatement
 from app.banks.protocol import (
     BankResponse,
     InboundRequest,
@@ -18,6 +20,7 @@ from app.banks.protocol import (
     QueryStatus,
     Reply,
     ReplyKind,
+    StatementReader,
     SubmitAnswer,
     SubmitStatus,
     Verified,
@@ -53,6 +56,12 @@ class Iso20022Adapter:
 
     def reply(self, kind: ReplyKind) -> Reply:
         return Reply(status_code=_REPLY_STATUS[kind], body=b"", media_type="application/xml")
+
+    def verify_statement(self, config: Iso20022Config, request: InboundRequest) -> Verified:
+        return self.verify(config, request)  # a camt.053 is signed as any message
+
+    def read_statement(self, chunks: Iterable[bytes]) -> StatementReader:
+        return IsoStatement(chunks)
 
     def submit_request(
         self, config: Iso20022Config, instruction: OutboundInstruction, now: datetime

@@ -47,7 +47,7 @@ _DATETIME = re.compile(
 _TRANSACTION_STATUS = {"ACSC": ResultStatus.settled, "RJCT": ResultStatus.failed}
 
 
-class _Reader:
+class XmlReader:
     """Finds elements of one namespace by slash-separated local names."""
 
     def __init__(self, namespace: str) -> None:
@@ -85,16 +85,16 @@ def parse(body: bytes) -> Notification:
     except (ParseError, ValueError) as error:  # defusedxml's refusals are ValueErrors
         raise MalformedMessage(f"not a safe XML document: {error}") from None
     if root.tag == f"{{{CAMT_054}}}Document":
-        return _camt054(_Reader(CAMT_054), root)
+        return _camt054(XmlReader(CAMT_054), root)
     if root.tag == f"{{{PAIN_002}}}Document":
-        return _pain002(_Reader(PAIN_002), root)
+        return _pain002(XmlReader(PAIN_002), root)
     raise MalformedMessage(f"not a camt.054.001.08 or pain.002.001.10 Document: {root.tag}")
 
 
 # --- camt.054: credits, returns, and entries that move no money ----------------------------------
 
 
-def _camt054(xml: _Reader, document: Element) -> Notification:
+def _camt054(xml: XmlReader, document: Element) -> Notification:
     message = xml.find(document, "BkToCstmrDbtCdtNtfctn")
     if message is None:
         raise MalformedMessage("BkToCstmrDbtCdtNtfctn is missing")
@@ -106,8 +106,8 @@ def _camt054(xml: _Reader, document: Element) -> Notification:
     return Notification(message_id=message_id, events=tuple(events))
 
 
-def _entry(xml: _Reader, account_no: str, entry: Element) -> BankEvent:
-    amount_fen = _amount_fen(xml, entry)
+def _entry(xml: XmlReader, account_no: str, entry: Element) -> BankEvent:
+    amount_fen = entry_amount_fen(xml, entry)
     direction = xml.text(entry, "CdtDbtInd")
     # camt.054.001.08 writes the status as a choice (<Sts><Cd>BOOK</Cd></Sts>); earlier versions
     # wrote it bare (<Sts>BOOK</Sts>), which some banks keep doing. Only the ISO code BOOK moves
@@ -163,7 +163,7 @@ def _entry(xml: _Reader, account_no: str, entry: Element) -> BankEvent:
         order_no=end_to_end_id,
         amount_fen=amount_fen,
         bank_reference=reference,
-        paid_at=_booked_at(xml, entry),
+        paid_at=booked_at(xml, entry),
         # camt.054.001.08 names a party as Dbtr/Pty/Nm; older versions, as the spec writes it,
         # Dbtr/Nm.
         payer_name=xml.text(detail, "RltdPties/Dbtr/Pty/Nm")
@@ -172,34 +172,43 @@ def _entry(xml: _Reader, account_no: str, entry: Element) -> BankEvent:
     )
 
 
-def _amount_fen(xml: _Reader, entry: Element) -> int:
-    amount = xml.find(entry, "Amt")
+def cny_fen(xml: XmlReader, element: Element, what: str) -> int:
+    """The element's `Amt` in CNY, exactly in fen (zero too: a balance may be nil)."""
+    amount = xml.find(element, "Amt")
     if amount is None:
-        raise MalformedMessage("an entry has no Amt")
+        raise MalformedMessage(f"{what} has no Amt")
     if amount.get("Ccy") != "CNY":
-        raise MalformedMessage(f"an entry's currency is {amount.get('Ccy')!r}, not CNY")
+        raise MalformedMessage(f"{what}'s currency is {amount.get('Ccy')!r}, not CNY")
     try:
-        return notified_fen(fen_from_yuan(amount.text or ""), "an entry's Amt")
+        return fen_from_yuan(amount.text or "")
     except ValueError as error:
         raise MalformedMessage(str(error)) from None
 
 
-def _booked_at(xml: _Reader, entry: Element) -> datetime:
-    text = xml.required(entry, "BookgDt/DtTm")
+def entry_amount_fen(xml: XmlReader, entry: Element) -> int:
+    return notified_fen(cny_fen(xml, entry, "an entry"), "an entry's Amt")
+
+
+def checked_time(text: str, what: str) -> datetime:
+    """An xs:dateTime, aware: a CNAPS bank writes local time, so without an offset it is Beijing
+    time."""
     if not _DATETIME.fullmatch(text):
-        raise MalformedMessage(f"BookgDt/DtTm is not an ISO date and time: {text!r}")
+        raise MalformedMessage(f"{what} is not an ISO date and time: {text!r}")
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise MalformedMessage(f"BookgDt/DtTm is not a valid time: {text!r}") from None
-    # A CNAPS bank writes local time; without an offset it is Beijing time.
+        raise MalformedMessage(f"{what} is not a valid time: {text!r}") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=SHANGHAI)
+
+
+def booked_at(xml: XmlReader, entry: Element) -> datetime:
+    return checked_time(xml.required(entry, "BookgDt/DtTm"), "BookgDt/DtTm")
 
 
 # --- pain.002: what became of our instructions ---------------------------------------------------
 
 
-def _pain002(xml: _Reader, document: Element) -> Notification:
+def _pain002(xml: XmlReader, document: Element) -> Notification:
     report = xml.find(document, "CstmrPmtStsRpt")
     if report is None:
         raise MalformedMessage("CstmrPmtStsRpt is missing")

@@ -3,6 +3,7 @@ instructions signed with SHA256withRSA, outcomes pulled with a 202008 query."""
 
 import json
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -24,6 +25,7 @@ from app.banks.protocol import (
     Reply,
     ReplyKind,
     SignatureProblem,
+    StatementReader,
     SubmitAnswer,
     SubmitStatus,
     VerificationFailed,
@@ -32,7 +34,14 @@ from app.banks.protocol import (
 )
 from app.banks.ums.config import UmsConfig
 from app.banks.ums.messages import ambiguous_field, form_fields, json_object, pay_time
-from app.banks.ums.signing import NOTIFY_SIGN_TYPES, notify_signature, sign_payload, verify_payload
+from app.banks.ums.signing import (
+    NOTIFY_SIGN_TYPES,
+    notify_signature,
+    sign_payload,
+    verify_file,
+    verify_payload,
+)
+from app.banks.ums.statement import UmsStatement
 from app.kit.clock import SHANGHAI
 from app.kit.money import fen_from_digits
 from app.kit.signatures import equal
@@ -157,6 +166,21 @@ class UmsAdapter:
 
     def reply(self, kind: ReplyKind) -> Reply:
         return _REPLIES[kind]
+
+    # --- Statements --------------------------------------------------------------------------
+
+    def verify_statement(self, config: UmsConfig, request: InboundRequest) -> Verified:
+        signature = request.headers.get("x-file-signature", "")
+        if not signature:
+            raise VerificationFailed(SignatureProblem.missing, "no X-File-Signature header")
+        if not verify_file(request.body, signature, config.bank_public_key_pem):
+            raise VerificationFailed(
+                SignatureProblem.bad, "X-File-Signature does not verify with the bank's key"
+            )
+        return Verified()  # the scheme has no nonce or timestamp
+
+    def read_statement(self, chunks: Iterable[bytes]) -> StatementReader:
+        return UmsStatement(chunks)
 
     # --- Instructions ------------------------------------------------------------------------
 

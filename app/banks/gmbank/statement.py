@@ -1,0 +1,89 @@
+"""The gmbank daily statement (gmbank.md "Statement"): a GBK CSV, a header row, a row per movement
+naming its account, then the opening and closing balances in two rows of their own. Amounts are
+yuan with two decimals. Errors name the file's line, which is the row's unless a quoted field
+holds a line break."""
+
+import csv
+from collections.abc import Generator, Iterable, Iterator
+
+from app.banks.protocol import Direction, StatementLine, StatementMalformed, StatementSummary
+from app.banks.statement_reading import (
+    StatementTally,
+    StreamedStatement,
+    amount_fen,
+    local_time,
+    optional,
+    signed_fen,
+    text_lines,
+)
+
+HEADER = ["账号", "交易日期", "交易时间", "流水号", "借贷标志", "金额", "余额", "对方账号", "对方户名", "摘要", "业务参考号"]  # fmt: skip
+OPENING, CLOSING = "期初余额", "期末余额"
+_DIRECTIONS = {"贷": Direction.credit, "借": Direction.debit}
+# The bank writes a returned payout or refund (退票) as a credit whose 摘要 begins so.
+RETURN_MEMO = "RETURN"
+
+
+def _rows(chunks: Iterable[bytes]) -> Iterator[tuple[int, list[str]]]:
+    """Each CSV row with the line it ends on."""
+    # The csv module joins a quoted field's lines itself, so it is given their line breaks back.
+    reader = csv.reader(line + "\n" for line in text_lines(chunks, "gbk"))
+    try:
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as error:
+        raise StatementMalformed(f"not CSV: {error}", reader.line_num) from None
+
+
+def _detail(row: list[str], number: int) -> tuple[str, StatementLine]:
+    if len(row) != len(HEADER):
+        raise StatementMalformed(f"a row has {len(HEADER)} fields, this one {len(row)}", number)
+    account_no, day, time, serial, flag, amount, balance, account, name, memo, reference = row
+    if not account_no:
+        raise StatementMalformed("no 账号", number)
+    if not serial:
+        raise StatementMalformed("no 流水号", number)
+    if flag not in _DIRECTIONS:
+        raise StatementMalformed(f"借贷标志 is {flag!r}, not 贷 or 借", number)
+    line = StatementLine(
+        number=number,
+        bank_reference=serial,
+        booked_at=local_time(day + time, number, "交易日期 and 交易时间"),
+        direction=_DIRECTIONS[flag],
+        amount_fen=amount_fen(amount, number, in_yuan=True),
+        reference=optional(reference),
+        counterparty_account_no=optional(account),
+        counterparty_name=optional(name),
+        memo=optional(memo),
+        returned=flag == "贷" and memo.startswith(RETURN_MEMO),
+        balance_after_fen=signed_fen(balance, number, "余额", in_yuan=True),
+    )
+    return account_no, line
+
+
+def _balance(row: list[str], number: int, label: str) -> int:
+    if len(row) != 2 or row[0] != label:
+        raise StatementMalformed(f"expected the row {label},<yuan>", number)
+    return signed_fen(row[1], number, label, in_yuan=True)
+
+
+class GmbankStatement(StreamedStatement):
+    def _read(self, chunks: Iterable[bytes]) -> Generator[StatementLine, None, StatementSummary]:
+        tally = StatementTally()
+        rows = _rows(chunks)
+        number, header = next(rows, (1, []))
+        if header != HEADER:
+            raise StatementMalformed(f"the header row is not {','.join(HEADER)}", number)
+        for number, row in rows:
+            if row[:1] == [OPENING]:
+                opening = _balance(row, number, OPENING)
+                break
+            account_no, line = _detail(row, number)
+            yield tally.count(line, account_no)
+        else:
+            raise StatementMalformed(f"no {OPENING} row: the file is cut short", number + 1)
+        number, row = next(rows, (number + 1, []))
+        closing = _balance(row, number, CLOSING)
+        if (extra := next(rows, None)) is not None:
+            raise StatementMalformed(f"a row after {CLOSING}", extra[0])
+        return tally.summary(opening, closing, number)

@@ -7,7 +7,7 @@ known by their instruction id, returns) and streams a statement of as many lines
 most match by serial, a share by reference, a share only by amount within the window, and a few
 hundred planted breaks of every type. Prints the seconds spent matching (the lines are made as
 they are read, as a statement reader makes them) and the peak memory of the process, and checks
-that exactly the planted breaks came out.
+whether exactly the planted breaks came out (and which others did).
 """
 
 import argparse
@@ -27,7 +27,9 @@ WINDOW = timedelta(minutes=30)
 PLANTED = 100  # of each line break type; missing_at_bank as many
 
 
-def movements(count: int, rng: random.Random) -> list[Movement]:
+def movements(count: int, rng: random.Random, prices: int) -> list[Movement]:
+    """Payments of `prices` different amounts (any amount when 0), then payouts, refunds and
+    returns, spread over the day."""
     made = []
     for n in range(count):
         at = DAY + timedelta(seconds=n * 86_000 // count)
@@ -38,7 +40,7 @@ def movements(count: int, rng: random.Random) -> list[Movement]:
                     f"E{n:031d}",
                     MovementKind.payment,
                     Direction.credit,
-                    rng.randrange(1, 500_000),
+                    rng.randrange(1, prices + 1) * 10_000 if prices else rng.randrange(1, 500_000),
                     at,
                     f"S{n:019d}",
                     f"PG{n:030d}",
@@ -62,7 +64,7 @@ def movements(count: int, rng: random.Random) -> list[Movement]:
 
 
 def statement(
-    ledger: list[Movement], rng: random.Random, planted: Counter
+    ledger: list[Movement], rng: random.Random, planted: Counter, by_amount_every: int
 ) -> Iterator[StatementLine]:
     """The bank's lines for the ledger's movements, with breaks planted (and counted) on the way."""
     number = 0
@@ -79,7 +81,7 @@ def statement(
         at = movement.at + timedelta(seconds=rng.randrange(-60, 60))
         serial = movement.bank_reference or f"B{n:019d}"
         reference = movement.reference
-        if n % 97 == 0 and n not in plant_at:  # known only by amount and time
+        if n % by_amount_every == 0 and n not in plant_at:  # known only by amount and time
             serial, reference = f"W{n:019d}", None
         if n not in plant_at:
             yield line(
@@ -119,12 +121,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--movements", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--prices", type=int, default=0, help="payment amounts (0: any)")
+    parser.add_argument(
+        "--by-amount-every", type=int, default=97, help="one line in N known only by its amount"
+    )
     parser.add_argument("--out")
     args = parser.parse_args()
-    ledger = movements(args.movements, random.Random(args.seed))
+    ledger = movements(args.movements, random.Random(args.seed), args.prices)
     # The same statement made and thrown away, to tell the time a reader takes from the matching.
     started = time.perf_counter()
-    for _ in statement(ledger, random.Random(args.seed + 1), Counter()):
+    for _ in statement(ledger, random.Random(args.seed + 1), Counter(), args.by_amount_every):
         pass
     making = time.perf_counter() - started
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -133,7 +139,7 @@ def main() -> None:
     matcher = Matcher(ledger, window=WINDOW)
     lines = matches = 0
     found: Counter = Counter()
-    for line in statement(ledger, random.Random(args.seed + 1), planted):
+    for line in statement(ledger, random.Random(args.seed + 1), planted, args.by_amount_every):
         lines += 1
         outcome = matcher.first_pass(line)
         if outcome is None:
@@ -149,6 +155,8 @@ def main() -> None:
     found.update(b.type for b in result.breaks)
     report = {
         "movements": len(ledger),
+        "prices": args.prices,
+        "by_amount_every": args.by_amount_every,
         "lines": lines,
         "matched": matches,
         "breaks": dict(sorted(found.items())),
@@ -159,8 +167,11 @@ def main() -> None:
         "peak_rss_mib": round(peak / 1024),
         "rss_before_matching_mib": round(before / 1024),
     }
+    # Breaks no one planted: lines known only by amount that the nearest-first window rule left
+    # without a movement (when movements of one amount crowd the window), each with its movement.
+    report["unplanted"] = {kind: count for kind, count in (found - planted).items()}
+    report["planted_found"] = not (planted - found)
     print(json.dumps(report, indent=2))
-    assert found == planted, (found, planted)
     if args.out:
         with open(args.out, "w") as out:
             json.dump(report, out, indent=2)

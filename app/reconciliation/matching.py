@@ -16,6 +16,7 @@ rules apply in order across all lines, so the work runs in passes:
 """
 
 import bisect
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -271,39 +272,111 @@ class Matcher:
         return self._claim(line, nearest, MatchRule.reference)
 
     def _window_rule(self, lines: list[StatementLine]) -> list[Match]:
-        """Same direction and amount, booked within the window of the movement's time. The nearest
-        pair in time is matched first, whatever the lines' order; ties go to the lower movement
-        id, then the lower line number."""
+        """Same direction and amount, booked within the window of the movement's time. The
+        nearest pair in time is matched first, whatever the lines' order; ties go to the lower
+        movement id, then the lower line number. Each line waits in a heap with its nearest open
+        movement, and looks further out only when another line took that one."""
         if not lines:
             return []
-        groups: dict[tuple[Direction, bool, int], list[tuple[datetime, str]]] = defaultdict(list)
+        by_family: dict[tuple[Direction, bool, int], list[tuple[datetime, str]]]
+        by_family = defaultdict(list)
         for movement in self._open.values():
-            family = _family(
-                movement.direction, movement.kind is MovementKind.returned, movement.amount_fen
+            returned = movement.kind is MovementKind.returned
+            by_family[_family(movement.direction, returned, movement.amount_fen)].append(
+                (movement.at, movement.id)
             )
-            groups[family].append((movement.at, movement.id))
-        for times in groups.values():
-            times.sort()
-        pairs: list[tuple[timedelta, str, int, StatementLine]] = []
+        groups = {family: _Instants(times) for family, times in by_family.items()}
+        waiting: list[tuple[timedelta, str, int, int, _Cursor]] = []
         for line in lines:
-            times = groups.get(_family(line.direction, is_return(line), line.amount_fen), [])
-            start = bisect.bisect_left(times, (line.booked_at - self._window, ""))
-            for at, movement_id in times[start:]:
-                if at > line.booked_at + self._window:
-                    break
-                pairs.append((abs(at - line.booked_at), movement_id, line.number, line))
-        pairs.sort(key=lambda pair: pair[:3])
+            group = groups.get(_family(line.direction, is_return(line), line.amount_fen))
+            if group is not None:
+                cursor = group.cursor(line.booked_at)
+                self._wait(waiting, line.number, group.nearest(cursor, self._window), cursor)
+        by_number = {line.number: line for line in lines}
         matches = []
-        claimed_lines: set[int] = set()
-        for _, movement_id, number, line in pairs:
-            if number in claimed_lines or movement_id not in self._open:
+        while waiting:
+            _, movement_id, number, instant, cursor = heapq.heappop(waiting)
+            group = cursor.group
+            if not group.take(instant, movement_id):  # another line took it: look further out
+                self._wait(waiting, number, group.nearest(cursor, self._window), cursor)
                 continue
-            claimed_lines.add(number)
             del self._open[movement_id]
+            line = by_number[number]
             matches.append(
                 Match(number, line.bank_reference, movement_id, MatchRule.window, line.amount_fen)
             )
         return matches
+
+    @staticmethod
+    def _wait(
+        waiting: list[tuple[timedelta, str, int, int, "_Cursor"]],
+        number: int,
+        nearest: tuple[timedelta, str, int] | None,
+        cursor: "_Cursor",
+    ) -> None:
+        if nearest is not None:
+            distance, movement_id, instant = nearest
+            heapq.heappush(waiting, (distance, movement_id, number, instant, cursor))
+
+
+class _Instants:
+    """The open movements of one direction, kind of money (a return or not) and amount, by the
+    instant they were recorded. At one instant the lowest id is always the one taken first (it is
+    everyone's tie-break), so each instant needs only a count of those taken."""
+
+    def __init__(self, times: list[tuple[datetime, str]]) -> None:
+        times.sort()
+        self.instants: list[datetime] = []
+        self.ids: list[list[str]] = []
+        for at, movement_id in times:
+            if not self.instants or self.instants[-1] != at:
+                self.instants.append(at)
+                self.ids.append([])
+            self.ids[-1].append(movement_id)
+        self.taken = [0] * len(self.instants)
+
+    def cursor(self, at: datetime) -> "_Cursor":
+        right = bisect.bisect_left(self.instants, at)
+        return _Cursor(self, at, right - 1, right)
+
+    def nearest(self, cursor: "_Cursor", window: timedelta) -> tuple[timedelta, str, int] | None:
+        """The nearest open movement within the window of the cursor's time: (distance, id, the
+        instant's index); the cursor moves past instants whose movements are all taken."""
+        while cursor.left >= 0 and self._used_up(cursor.left):
+            cursor.left -= 1
+        while cursor.right < len(self.instants) and self._used_up(cursor.right):
+            cursor.right += 1
+        sides = []
+        if cursor.left >= 0:
+            sides.append((cursor.at - self.instants[cursor.left], cursor.left))
+        if cursor.right < len(self.instants):
+            sides.append((self.instants[cursor.right] - cursor.at, cursor.right))
+        found = [
+            (distance, self.ids[instant][self.taken[instant]], instant)
+            for distance, instant in sides
+            if distance <= window
+        ]
+        return min(found) if found else None
+
+    def take(self, instant: int, movement_id: str) -> bool:
+        """Take the movement if it is still open (it is then the lowest open id of its instant)."""
+        if self._used_up(instant) or self.ids[instant][self.taken[instant]] != movement_id:
+            return False
+        self.taken[instant] += 1
+        return True
+
+    def _used_up(self, instant: int) -> bool:
+        return self.taken[instant] == len(self.ids[instant])
+
+
+@dataclass(slots=True, eq=False)
+class _Cursor:
+    """Where one line looks: the instants nearest its time still worth looking at, each side."""
+
+    group: _Instants
+    at: datetime
+    left: int
+    right: int
 
 
 def _unmatched_line(line: StatementLine, returned_instructions: set[str]) -> Break:

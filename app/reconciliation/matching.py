@@ -10,8 +10,9 @@ rules apply in order across all lines, so the work runs in passes:
    notification or result carried), then by reference (order number or instruction id) and
    amount. A line no rule settles yet is kept; only those are held in memory.
 2. `Matcher.finish`: the reference rule for the lines it had to wait for (every line has had its
-   serial chance by then), the amount-within-a-window rule for what is left, then every line left
-   is a break and every movement left is missing at the bank, or pending when it is too young.
+   serial chance by then), the amount-within-a-window rule for the lines left that quote no
+   reference, then every line left is a break and every movement left is missing at the bank, or
+   pending when it is too young.
 3. `balance_breaks`: the statement's roll-forward and its closing against the ledger.
 """
 
@@ -209,7 +210,11 @@ class Matcher:
             else:
                 _sort_into(outcome, matches, breaks)
         self._kept = []
-        by_window = self._window_rule(left)
+        # A line that quotes a reference says which movement it is, and the ledger has none (or no
+        # more) of it: matching it to another movement of the same amount would hide a debit
+        # that is none of ours, or a second payment of an order. Only lines quoting nothing are
+        # matched by amount.
+        by_window = self._window_rule([line for line in left if line.reference is None])
         matches.extend(by_window)
         claimed = {match.line_number for match in by_window}
         returned_instructions: set[str] = set()

@@ -225,6 +225,22 @@ def test_a_debit_none_of_our_instructions_asked_for_is_an_unauthorized_debit():
     assert only_break(run([*STATEMENT, forged])).type is BreakType.unauthorized_debit
 
 
+def test_a_debit_quoting_another_reference_is_never_matched_by_its_amount():
+    without_the_payout = [line for line in STATEMENT if line.number != 3]
+    forged = line_of(6, "S6", Direction.debit, 80_000, 601, "PO" + "9" * 30)
+    result = run([*without_the_payout, forged])
+    assert sorted((b.type, b.line_number, b.movement_id) for b in result.breaks) == [
+        (BreakType.missing_at_bank, None, PAYOUT_ID),
+        (BreakType.unauthorized_debit, 6, None),
+    ]
+    # Quoting nothing, the same debit is the payout, matched by its amount and time.
+    result = run([*without_the_payout, replace(forged, reference=None)])
+    assert result.breaks == []
+    assert (6, PAYOUT_ID, MatchRule.window) in {
+        (m.line_number, m.movement_id, m.rule) for m in result.matches
+    }
+
+
 def test_the_statement_must_roll_forward_and_close_at_the_ledger_balance():
     summary = summary_of(opening=1_000, credits=700, debits=200, closing=1_500)
     assert balance_breaks(summary, 1_500) == []

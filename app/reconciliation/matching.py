@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 from app.banks.protocol import Direction, StatementLine, StatementSummary
 from app.instructions.service import PREFIXES
+from app.models.reconciliation import BreakType
 from app.payments.service import MAX_ORDER_NO_LENGTH
 
 
@@ -62,16 +63,6 @@ class MatchRule(StrEnum):
     serial = "serial"
     reference = "reference"
     window = "window"
-
-
-class BreakType(StrEnum):
-    missing_in_ledger = "missing_in_ledger"
-    missing_at_bank = "missing_at_bank"
-    amount_mismatch = "amount_mismatch"
-    duplicate = "duplicate"
-    returned = "returned"
-    balance_mismatch = "balance_mismatch"
-    unauthorized_debit = "unauthorized_debit"
 
 
 class Match(NamedTuple):  # a tuple, for it is made for nearly every line

@@ -7,7 +7,6 @@ run, so a file that fails half-way leaves no run, no break and no balance behind
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from uuid import UUID, uuid4
 
@@ -16,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.auth.scope import scoped_page
-from app.banks.protocol import StatementReader, StatementSummary
+from app.banks.protocol import StatementReader
 from app.kit.clock import SHANGHAI
 from app.kit.errors import Unprocessable
 from app.kit.pagination import PageRequest
@@ -24,7 +23,8 @@ from app.kit.workdays import local_date
 from app.ledger import service as ledger
 from app.ledger.books import institution_books
 from app.models import Institution, ReconciliationBreak, ReconciliationRun
-from app.models.reconciliation import BreakStatus, BreakType, RunStatus
+from app.models.reconciliation import BreakStatus, RunStatus
+from app.reconciliation.matching import balance_breaks
 
 # Who opens the breaks a statement shows (a person closes them by name).
 BY_STATEMENT = "statement"
@@ -38,40 +38,6 @@ class UnknownEscrowAccount(Unprocessable):
 class StatementInFuture(Unprocessable):
     code = "statement_in_future"
     title = "The statement is dated in the future"
-
-
-@dataclass(frozen=True, slots=True)
-class Balances:
-    """The two roll-forward checks of a statement (DOMAIN.md, "Bank side")."""
-
-    summary: StatementSummary
-    ledger_balance_fen: int  # the ledger's escrow balance at the statement's cut-off
-
-    def breaks(self) -> list[tuple[int, int, str]]:
-        """(what the bank says, what it should be, why) for each check that fails."""
-        found = []
-        summary = self.summary
-        rolled = summary.opening_fen + summary.credits_fen - summary.debits_fen
-        if rolled != summary.closing_fen:
-            found.append(
-                (
-                    summary.closing_fen,
-                    rolled,
-                    f"opening {summary.opening_fen} + credits {summary.credits_fen} - debits "
-                    f"{summary.debits_fen} = {rolled} fen, but the closing balance is "
-                    f"{summary.closing_fen}",
-                )
-            )
-        if summary.closing_fen != self.ledger_balance_fen:
-            found.append(
-                (
-                    summary.closing_fen,
-                    self.ledger_balance_fen,
-                    f"the bank's closing balance is {summary.closing_fen} fen, the ledger's escrow "
-                    f"balance at the end of {summary.day} is {self.ledger_balance_fen}",
-                )
-            )
-        return found
 
 
 def cut_off(day: date) -> datetime:
@@ -109,8 +75,8 @@ async def record_run(
     connection = await session.connection()
     books = await institution_books(connection, institution.id)
     as_of = await ledger.balances_as_of(connection, institution.id, cut_off(summary.day))
-    balances = Balances(summary, as_of.get(books.escrow_cash.id, 0) * books.escrow_cash.normal)
-    found = balances.breaks()
+    ledger_balance = as_of.get(books.escrow_cash.id, 0) * books.escrow_cash.normal
+    found = balance_breaks(summary, ledger_balance)
     run = ReconciliationRun(
         institution_id=institution.id,
         id=uuid4(),
@@ -124,21 +90,24 @@ async def record_run(
         closing_fen=summary.closing_fen,
         credits_fen=summary.credits_fen,
         debits_fen=summary.debits_fen,
-        ledger_balance_fen=balances.ledger_balance_fen,
+        ledger_balance_fen=ledger_balance,
         created_at=now,
     )
     session.add(run)
-    for bank_says, ledger_says, detail in found:
+    for difference in found:
         session.add(
             ReconciliationBreak(
                 institution_id=institution.id,
                 id=uuid4(),
                 run_id=run.id,
-                type=BreakType.balance_mismatch,
+                type=difference.type,
                 status=BreakStatus.open,
-                amount_fen=bank_says,
-                expected_fen=ledger_says,
-                detail=detail,
+                line_number=difference.line_number,
+                bank_reference=difference.bank_reference,
+                movement_id=difference.movement_id,
+                amount_fen=difference.actual_fen,
+                expected_fen=difference.expected_fen,
+                detail=difference.detail[:500],
                 opened_at=now,
                 opened_by=BY_STATEMENT,
             )

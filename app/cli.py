@@ -377,7 +377,8 @@ async def _reconcile(slug: str, body: bytes, headers: dict[str, str]) -> Any:
     request = InboundRequest(headers=headers, body=body, received_at=utcnow())
     try:
         with Progress(transient=True) as progress:
-            task = progress.add_task("reading the statement", total=len(body))
+            # The file is read twice: to learn its account and day, then to match its lines.
+            task = progress.add_task("reading the statement", total=2 * len(body))
 
             def chunks() -> Iterator[bytes]:
                 for start in range(0, len(body), CHUNK_BYTES):
@@ -385,7 +386,7 @@ async def _reconcile(slug: str, body: bytes, headers: dict[str, str]) -> Any:
                     yield chunk
                     progress.advance(task, len(chunk))
 
-            intake = await receive_statement(db, slug, request, None, chunks(), vouched=not headers)
+            intake = await receive_statement(db, slug, request, None, chunks, vouched=not headers)
         breaks = await db.run(lambda session: breaks_of(session, [intake.run]))
         return intake.run, breaks[intake.run.id], intake.replayed
     finally:

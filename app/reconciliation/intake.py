@@ -12,7 +12,7 @@
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -71,14 +71,14 @@ async def receive_statement(
     slug: str,
     request: InboundRequest,
     remote_addr: str | None,
-    chunks: Iterable[bytes] | None = None,
+    chunks: Callable[[], Iterable[bytes]] | None = None,
     *,
     vouched: bool = False,
 ) -> Intake:
-    """Verify, store, read and record one statement file. `chunks` gives the body's bytes as the
-    reader is to get them (e.g. through a progress bar); `vouched`: the operator hands the file
-    over (`prepaid-guard reconcile` without the bank's signature headers), so no signature is
-    checked."""
+    """Verify, store, read and record one statement file. `chunks` gives the body's bytes, anew
+    each time it is called, as the reader is to get them (e.g. through a progress bar); `vouched`:
+    the operator hands the file over (`prepaid-guard reconcile` without the bank's signature
+    headers), so no signature is checked."""
     bank = await cached_bank(db, slug)
     try:
         verified = Verified() if vouched else bank.adapter.verify_statement(bank.config, request)
@@ -112,11 +112,15 @@ async def receive_statement(
         replay = VerificationFailed(SignatureProblem.replayed, "the nonce was seen before")
         await _refuse(db, slug, request, replay, remote_addr)
         raise StatementUnauthorized(replay.detail) from None
-    return await _reconcile(db, bank, stored_id, status, chunks or [request.body])
+    return await _reconcile(db, bank, stored_id, status, chunks or (lambda: [request.body]))
 
 
 async def _reconcile(
-    db: Database, bank: BankSetup, stored_id: UUID, status: str, chunks: Iterable[bytes]
+    db: Database,
+    bank: BankSetup,
+    stored_id: UUID,
+    status: str,
+    chunks: Callable[[], Iterable[bytes]],
 ) -> Intake:
     if status == MessageStatus.processed:
         earlier = await db.run(lambda session: run_of_message(session, stored_id))
@@ -130,7 +134,7 @@ async def _reconcile(
         if message.status == MessageStatus.processed:  # another request read it meanwhile
             return await run_of_message(session, stored_id)
         run = await record_run(
-            session, bank.slug, stored_id, bank.adapter.read_statement(chunks), utcnow()
+            session, bank.slug, stored_id, lambda: bank.adapter.read_statement(chunks()), utcnow()
         )
         message.status = MessageStatus.processed
         message.events = run.lines

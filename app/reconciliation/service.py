@@ -2,11 +2,14 @@
 balance that the minimum-balance rule then uses (DOMAIN.md rule 8: B is the lower of the ledger's
 balance and the bank's last reported one).
 
-A run is all or nothing: the caller reads the statement inside the unit of work that records the
-run, so a file that fails half-way leaves no run, no break and no balance behind.
+The file is read twice as it streams, holding no more than the lines still unmatched: once to learn
+whose account and which day it is (a gmbank file says so only in its rows), once to match each line
+against the ledger's movements of that day (`app.reconciliation.matching`). A run is all or
+nothing: it is recorded in the unit of work that reads the file, so a file that fails half-way
+leaves no run, no break and no balance behind.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from uuid import UUID, uuid4
 
@@ -24,10 +27,14 @@ from app.ledger import service as ledger
 from app.ledger.books import institution_books
 from app.models import Institution, ReconciliationBreak, ReconciliationRun
 from app.models.reconciliation import BreakStatus, RunStatus
-from app.reconciliation.matching import balance_breaks
+from app.reconciliation import repository
+from app.reconciliation.matching import Break, Matcher, balance_breaks
 
 # Who opens the breaks a statement shows (a person closes them by name).
 BY_STATEMENT = "statement"
+# How far apart the bank's booking and the ledger's moment may be for a line quoting no reference
+# to match a movement of its amount.
+WINDOW = timedelta(hours=1)
 
 
 class UnknownEscrowAccount(Unprocessable):
@@ -49,17 +56,18 @@ async def record_run(
     session: AsyncSession,
     slug: str,
     bank_message_id: UUID,
-    reader: StatementReader,
+    read: Callable[[], StatementReader],
     now: datetime,
 ) -> ReconciliationRun:
-    """Read the statement to its end and record its run for the institution whose escrow account
-    it is at bank `slug`, with a break for each balance that does not roll forward or agree with
-    the ledger, and the bank's closing balance as the institution's bank balance (when the
-    statement is its latest). Raises StatementMalformed (from the reader), UnknownEscrowAccount,
-    StatementInFuture."""
-    for _ in reader.lines():
-        pass  # lines are matched against the ledger's movements by the matching pass (to come)
-    summary = reader.summary()
+    """Read the statement (`read` gives a new reader of the file each time) and record its run for
+    the institution whose escrow account it is at bank `slug`: a break for each line or movement
+    that does not match and for each balance that does not roll forward or agree with the ledger,
+    and the bank's closing balance as the institution's bank balance (when the statement is its
+    latest). Raises StatementMalformed (from the reader), UnknownEscrowAccount, StatementInFuture."""
+    first = read()
+    for _ in first.lines():
+        pass
+    summary = first.summary()
     if summary.day > local_date(now):
         raise StatementInFuture(f"the statement is of {summary.day}, after today {local_date(now)}")
     institution = await session.scalar(
@@ -76,7 +84,15 @@ async def record_run(
     books = await institution_books(connection, institution.id)
     as_of = await ledger.balances_as_of(connection, institution.id, cut_off(summary.day))
     ledger_balance = as_of.get(books.escrow_cash.id, 0) * books.escrow_cash.normal
-    found = balance_breaks(summary, ledger_balance)
+    matcher = Matcher(
+        await repository.movements_of_day(session, institution.id, summary.day), window=WINDOW
+    )
+    found = [
+        outcome for outcome in map(matcher.first_pass, read().lines()) if isinstance(outcome, Break)
+    ]
+    # Every movement of the day is due on its statement: those it does not list are missing.
+    found.extend(matcher.finish(grace_cutoff=cut_off(summary.day)).breaks)
+    found.extend(balance_breaks(summary, ledger_balance))
     run = ReconciliationRun(
         institution_id=institution.id,
         id=uuid4(),

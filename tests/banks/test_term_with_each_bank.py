@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from app.db.unit import Database
-from app.kit.clock import utcnow
+from app.kit.clock import SHANGHAI, utcnow
 from app.ledger import service as ledger
 from app.models import Alert, Payout
 from tests.banks.simulated import PRICE, Simulated, simulated_bank
@@ -137,3 +137,17 @@ async def test_a_term_with_each_bank(engine, database_url, adapter):
             return list(rows)
 
         assert await Database(engine).run(alerts) == ["returned_payment"]
+
+        # The day's statement, from the bank, reconciles clean: every line is a movement of the
+        # ledger's (payments by their serial, payouts, the refund and the return by their ids),
+        # and the bank closes the day at the ledger's balance, which it now also reports.
+        today = utcnow().astimezone(SHANGHAI).date().isoformat()
+        sent = await sim.bank.post(
+            f"/sim/statements/{sim.slug}/{sim.escrow_account_no}/{today}/send"
+        )
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["status_code"] == 200, sent.json()
+        run = sent.json()["body"]
+        assert (run["status"], run["breaks"]) == ("clean", []), run
+        assert run["closing_fen"] == run["ledger_balance_fen"] == 6 * PRICE
+        assert (await sim.balance_view())["bank_balance_fen"] == 6 * PRICE

@@ -179,3 +179,25 @@ async def test_runs_are_listed_to_their_institution_and_regulator_only(engine, d
         assert [item["id"] for item in regulated.json()["items"]] == [run["id"]]
         assert hidden.status_code == 404
         assert elsewhere.json()["items"] == []
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+async def test_a_payment_whose_notification_never_came_is_missing_in_ledger(
+    engine, database_url, adapter
+):
+    """The payment notified matches its line; the one whose notification the bank still holds is
+    money at the bank the ledger never heard of."""
+    async with simulated_bank(engine, database_url, adapter) as sim:
+        enrollment = await _paid(sim, lessons=5)
+        lost = await sim.enroll(2)
+        await sim.pay(lost["order_no"], lost["amount_fen"], deliver="hold")
+
+        body, headers = await _statement(sim)
+        run = (await _send(sim, body, headers)).json()
+
+        assert run["lines"] == 2
+        kinds = [(found["type"], found["amount_fen"]) for found in run["breaks"]]
+        assert ("missing_in_ledger", lost["amount_fen"]) in kinds
+        # The bank holds the lost payment, the ledger does not: the closing balances differ too.
+        assert ("balance_mismatch", enrollment["amount_fen"] + lost["amount_fen"]) in kinds
+        assert len(kinds) == 2

@@ -27,12 +27,15 @@ def byte_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
     buffer = bytearray()  # grows in place: a line that comes a byte at a time is not recopied
     number = 0
     for chunk in chunks:
+        searched = len(buffer)  # what came before holds no line break
         buffer += chunk
-        if b"\n" in chunk:
-            *complete, rest = bytes(buffer).split(b"\n")
-            buffer = bytearray(rest)
-            number += len(complete)
-            yield from complete
+        start = 0
+        # One line at a time, even out of one big chunk: none is copied out before it is read.
+        while (end := buffer.find(b"\n", searched)) >= 0:
+            number += 1
+            yield bytes(buffer[start:end])
+            start = searched = end + 1
+        del buffer[:start]
         if len(buffer) > MAX_LINE_BYTES:
             raise StatementMalformed(f"longer than {MAX_LINE_BYTES} bytes", number + 1)
     if buffer:

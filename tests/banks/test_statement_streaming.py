@@ -159,3 +159,17 @@ def test_the_summary_is_known_only_once_the_lines_are_read(adapter: str) -> None
         reader.summary()
     assert len(list(lines)) == WHOLE[adapter][1].lines - 1
     assert reader.summary() == WHOLE[adapter][1]
+
+
+@pytest.mark.parametrize("adapter", ["ums", "gmbank"])
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_any_one_amount_changed_is_refused(adapter: str, data: st.DataObject) -> None:
+    """A file whose amount on any line disagrees with the balances it prints is never read,
+    whatever the line and the amount (the balance after each line is the check)."""
+    books = account()
+    day = [t for t in books.transactions if t.booked_at.date() == DAY]
+    changed = data.draw(st.sampled_from(day))
+    changed.amount_fen = data.draw(st.integers(1, 10**9).filter(lambda a: a != changed.amount_fen))
+    with pytest.raises(StatementMalformed):
+        read(BANKS[adapter].adapter, [BANKS[adapter].statement(books)])

@@ -107,6 +107,8 @@ class _Statement:
         missing = [code for code in _BALANCES if code not in self.balances]
         if missing:
             raise StatementMalformed(f"no {' and no '.join(missing)} balance")
+        if self.tally.account_no is None and self.account_no is not None and self.day is not None:
+            self.tally.expect(self.account_no, self.day)  # a day without entries names them too
         return self.tally.summary(self.balances["OPBD"], self.balances["CLBD"], None)
 
     def _period(self, element: Any) -> None:

@@ -88,6 +88,16 @@ async def get_bank(slug: Slug, request: Request, _: Admin, db: Db) -> BankOut:
     return _out(bank, bank_config.configured_fields(setup.config))
 
 
+async def inbound_request(request: Request) -> tuple[InboundRequest, str | None]:
+    """A bank's request as its adapter reads it, and the address it came from."""
+    inbound = InboundRequest(
+        headers={name.lower(): value for name, value in request.headers.items()},
+        body=await request.body(),
+        received_at=utcnow(),
+    )
+    return inbound, request.client.host if request.client else None
+
+
 @router.post(
     "/v1/banks/{slug}/notify",
     summary="Bank notifications and results",
@@ -106,12 +116,7 @@ async def get_bank(slug: Slug, request: Request, _: Admin, db: Db) -> BankOut:
     responses={200: {"description": "The bank's success reply, in its format."}},
 )
 async def notify(slug: Slug, request: Request, db: Db) -> Response:
-    inbound = InboundRequest(
-        headers={name.lower(): value for name, value in request.headers.items()},
-        body=await request.body(),
-        received_at=utcnow(),
-    )
-    remote = request.client.host if request.client else None
+    inbound, remote = await inbound_request(request)
     bank, received = await receive(db, slug, inbound, remote)
     reply = bank.adapter.reply(received.reply)
     return Response(content=reply.body, status_code=reply.status_code, media_type=reply.media_type)

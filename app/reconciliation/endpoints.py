@@ -7,11 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import AdminOrRegulator, InstitutionViewer
 from app.auth.principal import Principal
-from app.banks.endpoints import Slug
-from app.banks.protocol import InboundRequest
+from app.banks.endpoints import Slug, inbound_request
 from app.db.unit import Db
 from app.institutions.repository import visible_institution
-from app.kit.clock import utcnow
 from app.kit.pagination import PageParams, PageRequest
 from app.models.reconciliation import RunStatus
 from app.reconciliation import service
@@ -36,12 +34,7 @@ router = APIRouter(tags=["reconciliation"])
     ),
 )
 async def receive(slug: Slug, request: Request, db: Db) -> StatementReceived:
-    inbound = InboundRequest(
-        headers={name.lower(): value for name, value in request.headers.items()},
-        body=await request.body(),
-        received_at=utcnow(),
-    )
-    remote = request.client.host if request.client else None
+    inbound, remote = await inbound_request(request)
     intake = await receive_statement(db, slug, inbound, remote)
     breaks = await db.run(lambda session: service.breaks_of(session, [intake.run]))
     run = RunOut.of(intake.run, breaks[intake.run.id])

@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.alerts.service import raise_alert
 from app.auth.principal import Principal
 from app.auth.scope import scoped_page
 from app.banks.protocol import StatementReader
@@ -26,7 +27,9 @@ from app.kit.workdays import local_date
 from app.ledger import service as ledger
 from app.ledger.books import institution_books
 from app.models import Institution, ReconciliationBreak, ReconciliationRun
-from app.models.reconciliation import BreakStatus, RunStatus
+from app.models.alert import AlertKind
+from app.models.institution import AlertLevel
+from app.models.reconciliation import BreakStatus, BreakType, RunStatus
 from app.reconciliation import repository
 from app.reconciliation.matching import Break, Matcher, balance_breaks
 
@@ -127,6 +130,19 @@ async def record_run(
                 opened_at=now,
                 opened_by=BY_STATEMENT,
             )
+        )
+    for debit in (each for each in found if each.type == BreakType.unauthorized_debit):
+        # The most serious break there is: RED at once. Keyed as the inbox keys it, so a debit
+        # both notified and listed raises one alert.
+        await raise_alert(
+            session,
+            institution.id,
+            AlertKind.unauthorized_debit,
+            AlertLevel.red,
+            key=f"{slug}:{debit.bank_reference}",
+            reason=f"money left without an instruction: {debit.detail} (statement of "
+            f"{summary.day}, bank {slug!r})",
+            bank_message_id=bank_message_id,
         )
     reported = cut_off(summary.day)
     if institution.bank_balance_as_of is None or institution.bank_balance_as_of < reported:

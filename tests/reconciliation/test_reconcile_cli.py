@@ -10,7 +10,7 @@ from app import cli
 from app.db.unit import Database
 from app.kit.clock import SHANGHAI, utcnow
 from app.models import ReconciliationRun
-from tests.banks.voices import configured_bank
+from tests.banks.voices import alerts, configured_bank
 
 runner = CliRunner()
 
@@ -70,3 +70,27 @@ async def test_a_file_that_does_not_parse_names_its_line_and_records_nothing(
     assert result.exit_code == 1
     assert "statement_malformed" in result.output and "line 2" in result.output
     assert await _runs(engine, bank.world.institution_id) == 0
+
+
+async def test_money_out_without_an_instruction_is_a_red_alert_pointing_at_the_file(
+    engine, client, tmp_path
+):
+    bank = await configured_bank(engine, client, "ums")
+    day = utcnow().astimezone(SHANGHAI).strftime("%Y%m%d")
+    account = bank.world.escrow_account_no
+    statement = tmp_path / "statement.txt"
+    statement.write_bytes(
+        f"H|G1|{account}|{day}|0|-500|1\n"
+        f"D|S77|{day}101500|D|500|-500|6222000011112222|someone|NOT-OURS|\n"
+        f"T|0|500\n".encode()
+    )
+
+    result = await asyncio.to_thread(
+        runner.invoke, cli.cli, ["reconcile", str(statement), "--bank", bank.slug]
+    )
+
+    assert result.exit_code == 1, result.output
+    assert "unauthorized_debit" in result.output
+    [alert] = await alerts(engine, bank.world.institution_id)
+    assert (alert.kind, alert.level) == ("unauthorized_debit", "RED")
+    assert alert.bank_message_id is not None  # the stored statement file, as evidence

@@ -10,7 +10,7 @@ leaves no run, no break and no balance behind.
 """
 
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from uuid import UUID, uuid4
 
 from sqlalchemy import select
@@ -20,7 +20,6 @@ from app.alerts.service import raise_alert
 from app.auth.principal import Principal
 from app.auth.scope import scoped_page
 from app.banks.protocol import StatementReader
-from app.kit.clock import SHANGHAI
 from app.kit.errors import Unprocessable
 from app.kit.pagination import PageRequest
 from app.kit.workdays import local_date
@@ -52,7 +51,7 @@ class StatementInFuture(Unprocessable):
 
 def cut_off(day: date) -> datetime:
     """The end of the statement's business day, Asia/Shanghai."""
-    return datetime.combine(day + timedelta(days=1), time(0), SHANGHAI)
+    return repository.day_bounds(day)[1]
 
 
 async def record_run(

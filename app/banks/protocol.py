@@ -205,10 +205,13 @@ class StatementMalformed(MalformedMessage):
 
 class StatementReader(Protocol):
     """Reads one statement file as it streams in: `lines()` yields each detail line once, in file
-    order, holding no more than a few lines in memory; `summary()` is known once `lines()` is
-    exhausted. Both raise StatementMalformed."""
+    order, holding no more than a few lines in memory; `heading()`, the account and the day, is
+    known once the first line is yielded (or `lines()` is exhausted, for a day without lines);
+    `summary()` once `lines()` is exhausted. `lines()` and `summary()` raise StatementMalformed."""
 
     def lines(self) -> Iterator[StatementLine]: ...
+
+    def heading(self) -> tuple[str, date] | None: ...
 
     def summary(self) -> StatementSummary: ...
 

@@ -197,19 +197,27 @@ class StatementTally:
 
 
 class StreamedStatement(ABC):
-    """A `StatementReader` over a format's `_read`: a generator that yields the detail lines and
-    returns the summary."""
+    """A `StatementReader` over a format's `_read`: a generator that yields the detail lines,
+    each counted by `self.tally`, and returns the summary."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = chunks
         self._started = False
         self._summary: StatementSummary | None = None
+        self.tally = StatementTally()
 
     def lines(self) -> Iterator[StatementLine]:
         if self._started:
             raise RuntimeError("a statement streams once: lines() was already called")
         self._started = True
         self._summary = yield from self._read(self._chunks)
+
+    def heading(self) -> tuple[str, date] | None:
+        if self._summary is not None:
+            return self._summary.account_no, self._summary.day
+        if self.tally.account_no is None or self.tally.day is None:
+            return None
+        return self.tally.account_no, self.tally.day
 
     def summary(self) -> StatementSummary:
         if self._summary is None:

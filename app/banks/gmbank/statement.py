@@ -8,7 +8,6 @@ from collections.abc import Generator, Iterable, Iterator
 
 from app.banks.protocol import Direction, StatementLine, StatementMalformed, StatementSummary
 from app.banks.statement_reading import (
-    StatementTally,
     StreamedStatement,
     amount_fen,
     local_time,
@@ -69,7 +68,7 @@ def _balance(row: list[str], number: int, label: str) -> int:
 
 class GmbankStatement(StreamedStatement):
     def _read(self, chunks: Iterable[bytes]) -> Generator[StatementLine, None, StatementSummary]:
-        tally = StatementTally()
+        tally = self.tally
         rows = _rows(chunks)
         number, header = next(rows, (1, []))
         if header != HEADER:

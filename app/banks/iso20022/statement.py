@@ -75,8 +75,8 @@ def _elements(chunks: Iterable[bytes]) -> Iterator[Any]:
 class _Statement:
     """What the `Stmt` says before its entries, and the entries it lists."""
 
-    def __init__(self) -> None:
-        self.tally = StatementTally()
+    def __init__(self, tally: StatementTally) -> None:
+        self.tally = tally
         self.account_no: str | None = None
         self.day: date | None = None
         self.balances: dict[str, int] = {}
@@ -180,7 +180,7 @@ class _Statement:
 
 class IsoStatement(StreamedStatement):
     def _read(self, chunks: Iterable[bytes]) -> Generator[StatementLine, None, StatementSummary]:
-        statement = _Statement()
+        statement = _Statement(self.tally)
         for element in _elements(chunks):
             number = element.sourceline or 0
             try:

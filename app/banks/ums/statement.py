@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from app.banks.protocol import Direction, StatementLine, StatementMalformed, StatementSummary
 from app.banks.statement_reading import (
-    StatementTally,
     StreamedStatement,
     amount_fen,
     local_day,
@@ -73,7 +72,7 @@ def _detail(fields: list[str], number: int) -> StatementLine:
 
 class UmsStatement(StreamedStatement):
     def _read(self, chunks: Iterable[bytes]) -> Generator[StatementLine, None, StatementSummary]:
-        tally = StatementTally()
+        tally = self.tally
         header: _Header | None = None
         trailer: tuple[int, list[str]] | None = None
         number = 0

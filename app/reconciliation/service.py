@@ -2,15 +2,16 @@
 balance that the minimum-balance rule then uses (DOMAIN.md rule 8: B is the lower of the ledger's
 balance and the bank's last reported one).
 
-The file is read twice as it streams, holding no more than the lines still unmatched: once to learn
-whose account and which day it is (a gmbank file says so only in its rows), once to match each line
-against the ledger's movements of that day (`app.reconciliation.matching`). A run is all or
+The file is read once as it streams, holding no more than the lines still unmatched: its first line
+says whose account and which day it is (a gmbank file says so only in its rows), then each line is
+matched against the ledger's movements of that day (`app.reconciliation.matching`). A run is all or
 nothing: it is recorded in the unit of work that reads the file, so a file that fails half-way
 leaves no run, no break and no balance behind.
 """
 
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
+from itertools import chain
 from uuid import UUID, uuid4
 
 from sqlalchemy import select
@@ -61,37 +62,42 @@ async def record_run(
     read: Callable[[], StatementReader],
     now: datetime,
 ) -> ReconciliationRun:
-    """Read the statement (`read` gives a new reader of the file each time) and record its run for
+    """Read the statement (`read` gives a reader of the file) in one pass and record its run for
     the institution whose escrow account it is at bank `slug`: a break for each line or movement
     that does not match and for each balance that does not roll forward or agree with the ledger,
     and the bank's closing balance as the institution's bank balance (when the statement is its
     latest). Raises StatementMalformed (from the reader), UnknownEscrowAccount, StatementInFuture."""
-    first = read()
-    for _ in first.lines():
-        pass
-    summary = first.summary()
-    if summary.day > local_date(now):
-        raise StatementInFuture(f"the statement is of {summary.day}, after today {local_date(now)}")
+    reader = read()
+    lines = reader.lines()
+    first = next(lines, None)
+    heading = reader.heading()
+    if heading is None:  # a day without lines names its account and day at the end, or never
+        heading = reader.summary().account_no, reader.summary().day
+    account_no, day = heading
+    if day > local_date(now):
+        raise StatementInFuture(f"the statement is of {day}, after today {local_date(now)}")
     institution = await session.scalar(
         select(Institution)
-        .where(Institution.escrow_account_no == summary.account_no, Institution.bank_slug == slug)
+        .where(Institution.escrow_account_no == account_no, Institution.bank_slug == slug)
         .with_for_update()
     )
     if institution is None:
         raise UnknownEscrowAccount(
-            f"no institution at bank {slug!r} holds account {summary.account_no}",
-            account_no=summary.account_no,
+            f"no institution at bank {slug!r} holds account {account_no}", account_no=account_no
         )
+    matcher = Matcher(
+        await repository.movements_of_day(session, institution.id, day), window=WINDOW
+    )
+    found = [
+        outcome
+        for outcome in map(matcher.first_pass, chain([] if first is None else [first], lines))
+        if isinstance(outcome, Break)
+    ]
+    summary = reader.summary()
     connection = await session.connection()
     books = await institution_books(connection, institution.id)
     as_of = await ledger.balances_as_of(connection, institution.id, cut_off(summary.day))
     ledger_balance = as_of.get(books.escrow_cash.id, 0) * books.escrow_cash.normal
-    matcher = Matcher(
-        await repository.movements_of_day(session, institution.id, summary.day), window=WINDOW
-    )
-    found = [
-        outcome for outcome in map(matcher.first_pass, read().lines()) if isinstance(outcome, Break)
-    ]
     # Every movement of the day is due on its statement: those it does not list are missing.
     found.extend(matcher.finish(grace_cutoff=cut_off(summary.day)).breaks)
     found.extend(balance_breaks(summary, ledger_balance))

@@ -8,7 +8,7 @@ before it is stored, and never returned; what can be read back is which fields a
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.banks.protocol import BankAdapter
 from app.banks.registry import ADAPTERS
+from app.banks.schemas import StatementSettings
 from app.db.unit import Database
 from app.kit.clock import utcnow
 from app.kit.errors import DomainError, NotFound, Unprocessable
@@ -45,12 +46,22 @@ SEALED_CONFIG = "bank config"
 
 
 @dataclass(frozen=True, slots=True)
+class StatementSchedule:
+    """When a bank's statements are due and how late it may book a movement (StatementSettings)."""
+
+    grace: timedelta
+    workdays_only: bool
+    due_after: timedelta
+
+
+@dataclass(frozen=True, slots=True)
 class BankSetup:
     slug: str
     adapter: BankAdapter
     base_url: str
     config: Any  # an instance of adapter.config_model
     updated_at: datetime
+    statements: StatementSchedule
 
 
 def _revealed(value: Any) -> Any:
@@ -83,8 +94,11 @@ async def configure_bank(
     adapter_name: str,
     base_url: str,
     raw_config: dict[str, Any],
+    statements: StatementSettings | None = None,
 ) -> tuple[Bank, BaseModel]:
-    """Create or replace a bank's configuration (keys rotate by replacing it)."""
+    """Create or replace a bank's configuration (keys rotate by replacing it); `statements`:
+    the defaults when None."""
+    statements = statements or StatementSettings()
     config = validate_config(adapter_name, raw_config)
     sealed = seal(secret_key, SEALED_CONFIG, json.dumps(_revealed(config)).encode()).decode()
     now = utcnow()
@@ -95,6 +109,9 @@ async def configure_bank(
     bank.adapter = adapter_name
     bank.base_url = base_url
     bank.sealed_config = sealed
+    bank.statement_grace_minutes = statements.grace_minutes
+    bank.statement_days = statements.statement_days
+    bank.statement_due_hours = statements.due_hours
     bank.updated_at = now
     await session.flush()
     return bank, config
@@ -118,6 +135,11 @@ def setup_of(bank: Bank, secret_key: str) -> BankSetup:
         base_url=bank.base_url.rstrip("/"),
         config=_unsealed(bank.adapter, bank.sealed_config, secret_key),
         updated_at=bank.updated_at,
+        statements=StatementSchedule(
+            grace=timedelta(minutes=bank.statement_grace_minutes),
+            workdays_only=bank.statement_days == "workdays",
+            due_after=timedelta(hours=bank.statement_due_hours),
+        ),
     )
 
 
@@ -150,6 +172,14 @@ async def load_bank(session: AsyncSession, slug: str, secret_key: str) -> BankSe
     if bank is None:
         raise BankNotFound(f"no bank {slug!r} is configured")
     return setup_of(bank, secret_key)
+
+
+def statement_settings(bank: Bank) -> StatementSettings:
+    return StatementSettings(
+        grace_minutes=bank.statement_grace_minutes,
+        statement_days=bank.statement_days,  # type: ignore[arg-type]  # validated when stored
+        due_hours=bank.statement_due_hours,
+    )
 
 
 def configured_fields(config: BaseModel) -> list[str]:

@@ -44,6 +44,7 @@ def _out(bank: Bank, configured: list[str]) -> BankOut:
         adapter=bank.adapter,  # type: ignore[arg-type]  # validated when it was stored
         base_url=bank.base_url,
         configured=configured,
+        statements=bank_config.statement_settings(bank),
         updated_at=bank.updated_at,
     )
 
@@ -63,7 +64,7 @@ async def put_bank(slug: Slug, body: BankPut, request: Request, _: Admin, db: Db
     secret = request.app.state.settings.secret_key.get_secret_value()
     bank, config = await db.run(
         lambda session: bank_config.configure_bank(
-            session, secret, slug, body.adapter, body.base_url, body.config
+            session, secret, slug, body.adapter, body.base_url, body.config, body.statements
         )
     )
     bank_config.forget_bank(db, slug)

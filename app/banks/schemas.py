@@ -12,6 +12,39 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 AdapterName = Literal["ums", "iso20022", "gmbank"]
 
 
+class StatementSettings(BaseModel):
+    """How reconciliation treats this bank's statements (each has a default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grace_minutes: int = Field(
+        default=120,
+        ge=0,
+        le=1440,
+        description=(
+            "How long after we record a movement the bank may take to book it: one that young at "
+            "a statement's cut-off is carried to the next statement instead of being missing at "
+            "the bank."
+        ),
+    )
+    statement_days: Literal["daily", "workdays"] = Field(
+        default="daily",
+        description=(
+            "The days the bank owes a statement of each escrow account: every day, or working "
+            "days as the State Council's calendar has them (调休 included)."
+        ),
+    )
+    due_hours: int = Field(
+        default=12,
+        ge=0,
+        le=168,
+        description=(
+            "Hours after its day ends by which a statement must have come; later, the day has a "
+            "`statement_missing` break."
+        ),
+    )
+
+
 class BankPut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -29,6 +62,10 @@ class BankPut(BaseModel):
             "credentials may be lists, so a bank can rotate keys. Stored sealed; never returned."
         )
     )
+    statements: StatementSettings = Field(
+        default_factory=StatementSettings,
+        description="Reconciliation settings for the bank's statements; defaults when absent.",
+    )
 
 
 class BankOut(BaseModel):
@@ -38,6 +75,7 @@ class BankOut(BaseModel):
     configured: list[str] = Field(
         description="The config fields that are set (never their values)."
     )
+    statements: StatementSettings
     updated_at: Timestamp
 
 

@@ -20,7 +20,7 @@ from app.models.ledger_posting import LedgerPosting
 from app.models.ledger_transfer import LedgerTransfer
 from app.models.lesson import Lesson
 from app.models.payout import Payout
-from app.models.reconciliation import ReconciliationBreak, ReconciliationRun
+from app.models.reconciliation import PendingMovement, ReconciliationBreak, ReconciliationRun
 from app.models.refund import Refund
 from app.models.security_event import SecurityEvent
 from app.models.suspense_item import SuspenseItem
@@ -46,6 +46,7 @@ __all__ = [
     "LedgerTransfer",
     "Lesson",
     "Payout",
+    "PendingMovement",
     "ReconciliationBreak",
     "ReconciliationRun",
     "Refund",

@@ -19,6 +19,7 @@ class AlertKind(StrEnum):
     unauthorized_debit = (
         "unauthorized_debit"  # money left the escrow account without an instruction
     )
+    reconciliation_break = "reconciliation_break"  # a break still open a day after it opened
 
 
 class Alert(Base):

@@ -11,6 +11,10 @@ from app.db.base import Base, UtcDateTime
 class RunStatus(StrEnum):
     clean = "clean"  # every line matched, the balances agree
     breaks = "breaks"  # at least one break was opened
+    # No statement came for a day the bank owes one: the run holds the statement_missing break.
+    missing = "missing"
+    # A corrected statement of the same account and day came after it and stands instead.
+    superseded = "superseded"
 
 
 class ReconciliationRun(Base):
@@ -28,7 +32,10 @@ class ReconciliationRun(Base):
     institution_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
     id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
     bank_slug: Mapped[str] = mapped_column(String(32))
-    bank_message_id: Mapped[UUID] = mapped_column(ForeignKey("bank_messages.id"), unique=True)
+    # The statement read; None for a day whose statement is missing.
+    bank_message_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("bank_messages.id"), unique=True
+    )
     account_no: Mapped[str] = mapped_column(String(40))
     statement_date: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(20))
@@ -50,6 +57,7 @@ class BreakType(StrEnum):
     returned = "returned"
     balance_mismatch = "balance_mismatch"
     unauthorized_debit = "unauthorized_debit"
+    statement_missing = "statement_missing"
 
 
 class BreakStatus(StrEnum):
@@ -84,3 +92,25 @@ class ReconciliationBreak(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     closed_by: Mapped[str | None] = mapped_column(String(100))
     close_note: Mapped[str | None] = mapped_column(String(500))
+
+
+class PendingMovement(Base):
+    """A ledger movement of the escrow account recorded too near a statement's cut-off for the
+    bank to have booked it that day (within the bank's grace period): carried to the next
+    statements until one lists it (`listed_run_id`), or a later one does not and it is missing at
+    the bank. Kept whole, so the next run needs no second reading of where it came from."""
+
+    __tablename__ = "reconciliation_pending"
+    __table_args__ = (Index(None, "institution_id", "listed_run_id", "at"),)
+
+    institution_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    movement_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[UUID] = mapped_column(Uuid)  # the run that found it too young
+    kind: Mapped[str] = mapped_column(String(10))
+    direction: Mapped[str] = mapped_column(String(10))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    bank_reference: Mapped[str | None] = mapped_column(String(64))
+    reference: Mapped[str | None] = mapped_column(String(64))
+    # The run whose statement listed it, or that reported it missing at the bank.
+    listed_run_id: Mapped[UUID | None] = mapped_column(Uuid)

@@ -34,9 +34,7 @@ def upgrade() -> None:
             sa.Column("payment_payer_account_no", sa.String(length=40), nullable=True)
         )
     with op.batch_alter_table("instructions", schema=None) as batch_op:
-        batch_op.alter_column(
-            "payee_account_no", existing_type=sa.String(length=40), nullable=True
-        )
+        batch_op.alter_column("payee_account_no", existing_type=sa.String(length=40), nullable=True)
 
 
 def downgrade() -> None:

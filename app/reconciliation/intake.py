@@ -134,7 +134,7 @@ async def _reconcile(
         if message.status == MessageStatus.processed:  # another request read it meanwhile
             return await run_of_message(session, stored_id)
         run = await record_run(
-            session, bank.slug, stored_id, lambda: bank.adapter.read_statement(chunks()), utcnow()
+            session, bank, stored_id, lambda: bank.adapter.read_statement(chunks()), utcnow()
         )
         message.status = MessageStatus.processed
         message.events = run.lines

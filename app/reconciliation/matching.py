@@ -91,6 +91,17 @@ class Break:
     # returned: the payout or refund whose money came back (None when the bank names none);
     # duplicate: the instruction the bank executed twice.
     instruction_id: str | None = None
+    # Which way the money went on the side that has it (the bank's line, else the ledger's).
+    direction: Direction | None = None
+    line: StatementLine | None = None  # the statement's line, when the break is of one
+
+    @property
+    def signed_fen(self) -> int:
+        """The amount the side that has it moved, credits positive (the bank's, when both)."""
+        amount = self.actual_fen if self.actual_fen is not None else self.expected_fen
+        if amount is None or self.direction is None:
+            return 0
+        return amount if self.direction is Direction.credit else -amount
 
 
 Outcome = Match | Break
@@ -236,6 +247,8 @@ class Matcher:
             movement.id,
             expected_fen=movement.amount_fen,
             actual_fen=line.amount_fen,
+            direction=line.direction,
+            line=line,
         )
 
     def _by_reference_rule(self, line: StatementLine, *, final: bool) -> Outcome | None:
@@ -445,6 +458,8 @@ def _line_break(
         actual_fen=line.amount_fen,
         order_no=order_no,
         instruction_id=instruction_id,
+        direction=line.direction,
+        line=line,
     )
 
 
@@ -463,12 +478,16 @@ def _missing_at_bank(movement: Movement) -> Break:
         movement_id=movement.id,
         bank_reference=movement.bank_reference,
         expected_fen=movement.amount_fen,
+        direction=movement.direction,
     )
 
 
-def balance_breaks(summary: StatementSummary, ledger_closing_fen: int) -> list[Break]:
+def balance_breaks(summary: StatementSummary, ledger_fen: int, explained_fen: int) -> list[Break]:
     """The statement's own roll-forward (opening + credits - debits = closing), and its closing
-    against the ledger's escrow balance at the statement's cut-off."""
+    against the ledger's escrow balance at the cut-off, `ledger_fen`, once the differences the
+    other breaks itemise (`explained_fen`: what the bank holds that the ledger does not, less what
+    the ledger holds that the bank does not) are allowed for: a difference none of them explains.
+    A statement that does not add up is reported once, unless its own figure disagrees too."""
     breaks = []
     rolled = summary.opening_fen + summary.credits_fen - summary.debits_fen
     if rolled != summary.closing_fen:
@@ -482,13 +501,20 @@ def balance_breaks(summary: StatementSummary, ledger_closing_fen: int) -> list[B
                 actual_fen=summary.closing_fen,
             )
         )
-    if summary.closing_fen != ledger_closing_fen:
+    expected = ledger_fen + explained_fen
+    if expected != summary.closing_fen and (rolled == summary.closing_fen or expected != rolled):
         breaks.append(
             Break(
                 BreakType.balance_mismatch,
                 f"the bank closes the day at {summary.closing_fen} fen; the ledger's escrow "
-                f"balance at the cut-off is {ledger_closing_fen} fen",
-                expected_fen=ledger_closing_fen,
+                f"balance at the cut-off is {ledger_fen} fen"
+                + (
+                    f", {expected} fen with the differences itemised by the other breaks"
+                    if explained_fen
+                    else ""
+                )
+                + f": {summary.closing_fen - expected} fen that no line explains",
+                expected_fen=expected,
                 actual_fen=summary.closing_fen,
             )
         )

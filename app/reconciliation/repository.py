@@ -1,19 +1,28 @@
-"""The ledger's side of a statement: the movements of an institution's escrow account on a day."""
+"""The ledger's side of a statement: the movements of an institution's escrow account that a
+statement of one day may list, and which of them the ledger's escrow cash holds yet."""
 
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.banks.protocol import Direction
 from app.kit.clock import SHANGHAI, as_utc
-from app.models import Enrollment, Instruction, SuspenseItem
+from app.ledger import repository as ledger_repository
+from app.models import Enrollment, Instruction, PendingMovement, SuspenseItem
 from app.models.instruction import InstructionKind, InstructionStatus
 from app.reconciliation.matching import Movement, MovementKind
 
-# Instructions the bank has, or had: they leave the account once each.
-SENT = (InstructionStatus.sent, InstructionStatus.succeeded, InstructionStatus.returned)
+# Instructions the bank has, had, or may have had (one written but not yet marked sent may have
+# reached the bank before its sender stopped): each leaves the account once.
+LISTABLE = (
+    InstructionStatus.pending,
+    InstructionStatus.sent,
+    InstructionStatus.succeeded,
+    InstructionStatus.returned,
+)
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -22,14 +31,45 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-async def movements_of_day(
-    session: AsyncSession, institution_id: UUID, day: date
-) -> list[Movement]:
-    """What the ledger says moved through the escrow account on `day`: payments credited (to an
-    enrollment or to suspense) by their bank serial and order, payouts and refunds sent, and the
-    money of returned ones come back."""
+@dataclass(slots=True)
+class LedgerSide:
+    """What the ledger knows of the escrow account from the statement day's start until now.
+
+    `movements` are all the statement may list: the day's, those carried from earlier statements
+    (`carried`), and those after its cut-off (`after_cutoff`: the bank's clock and ours differ by
+    moments, so a line may list one; none is due on it). `optional` need not be listed: those after
+    the cut-off and instructions never marked sent. `in_escrow` are in the ledger's escrow cash now
+    (an instruction only once settled); `unsettled` are instructions a listed debit settles."""
+
+    movements: list[Movement] = field(default_factory=list)
+    carried: set[str] = field(default_factory=set)
+    optional: set[str] = field(default_factory=set)
+    in_escrow: set[str] = field(default_factory=set)
+    unsettled: set[str] = field(default_factory=set)
+
+    def add(self, movement: Movement, *, in_escrow: bool, cut_off: datetime) -> None:
+        self.movements.append(movement)
+        if in_escrow:
+            self.in_escrow.add(movement.id)
+        if movement.at >= cut_off:
+            self.optional.add(movement.id)
+
+
+async def ledger_side(
+    session: AsyncSession,
+    institution_id: UUID,
+    day: date,
+    now: datetime,
+    *,
+    superseded_runs: list[UUID],
+) -> LedgerSide:
+    """The movements a statement of `day` may list, read at `now`. Movements an earlier statement
+    listed already (ahead of their day) are left out, unless that statement was superseded."""
     start, end = day_bounds(day)
-    movements: list[Movement] = []
+    until = max(end, now)
+    side = LedgerSide()
+    listed = await _listed_ahead(session, institution_id, start, superseded_runs)
+
     paid = await session.execute(
         select(
             Enrollment.id,
@@ -40,80 +80,207 @@ async def movements_of_day(
         ).where(
             Enrollment.institution_id == institution_id,
             Enrollment.paid_at >= start,
-            Enrollment.paid_at < end,
+            Enrollment.paid_at < until,
         )
     )
-    movements.extend(
-        Movement(
-            id=f"payment:{row.id}",
-            kind=MovementKind.payment,
-            direction=Direction.credit,
-            amount_fen=row.paid_fen,
-            at=as_utc(row.paid_at),
-            bank_reference=row.payment_reference,
-            reference=row.order_no,
+    for row in paid:
+        side.add(
+            Movement(
+                id=f"payment:{row.id}",
+                kind=MovementKind.payment,
+                direction=Direction.credit,
+                amount_fen=row.paid_fen,
+                at=as_utc(row.paid_at),
+                bank_reference=row.payment_reference,
+                reference=row.order_no,
+            ),
+            in_escrow=True,
+            cut_off=end,
         )
-        for row in paid
-    )
-    held = await session.scalars(
-        select(SuspenseItem).where(
+    held = await session.execute(
+        select(
+            SuspenseItem.id,
+            SuspenseItem.amount_fen,
+            SuspenseItem.received_at,
+            SuspenseItem.bank_reference,
+            SuspenseItem.order_no,
+        ).where(
             SuspenseItem.institution_id == institution_id,
             SuspenseItem.received_at >= start,
-            SuspenseItem.received_at < end,
+            SuspenseItem.received_at < until,
         )
     )
-    movements.extend(
-        Movement(
-            id=f"suspense:{item.id}",
-            kind=MovementKind.payment,
-            direction=Direction.credit,
-            amount_fen=item.amount_fen,
-            at=as_utc(item.received_at),
-            bank_reference=item.bank_reference,
-            reference=item.order_no,
-        )
-        for item in held
-    )
-    sent = await session.scalars(
-        select(Instruction).where(
-            Instruction.institution_id == institution_id,
-            Instruction.status.in_(SENT),
-            Instruction.sent_at >= start,
-            Instruction.sent_at < end,
-        )
-    )
-    for instruction in sent:
-        movements.append(
+    for row in held:
+        side.add(
             Movement(
-                id=instruction.id,
-                kind=MovementKind.payout
-                if instruction.kind == InstructionKind.payout
-                else MovementKind.refund,
-                direction=Direction.debit,
-                amount_fen=instruction.amount_fen,
-                at=as_utc(instruction.sent_at or instruction.created_at),
-                bank_reference=None,
-                reference=instruction.id,
+                id=f"suspense:{row.id}",
+                kind=MovementKind.payment,
+                direction=Direction.credit,
+                amount_fen=row.amount_fen,
+                at=as_utc(row.received_at),
+                bank_reference=row.bank_reference,
+                reference=row.order_no,
+            ),
+            in_escrow=True,
+            cut_off=end,
+        )
+    await _instructions(session, institution_id, side, start, until, end)
+    await _carried(session, institution_id, side, start, superseded_runs)
+    if listed:
+        side.movements = [m for m in side.movements if m.id not in listed]
+    return side
+
+
+async def _instructions(
+    session: AsyncSession,
+    institution_id: UUID,
+    side: LedgerSide,
+    start: datetime,
+    until: datetime,
+    end: datetime,
+) -> None:
+    """Payouts and refunds that left (or may have), and the money of returned ones come back."""
+    rows = (
+        await session.execute(
+            select(
+                Instruction.id,
+                Instruction.kind,
+                Instruction.status,
+                Instruction.amount_fen,
+                Instruction.created_at,
+                Instruction.sent_at,
+                Instruction.resolved_at,
+            ).where(
+                Instruction.institution_id == institution_id,
+                Instruction.status.in_(LISTABLE),
+                or_(
+                    (Instruction.sent_at >= start) & (Instruction.sent_at < until),
+                    (Instruction.sent_at.is_(None)) & (Instruction.created_at < until),
+                    (Instruction.status == InstructionStatus.returned)
+                    & (Instruction.resolved_at >= start)
+                    & (Instruction.resolved_at < until),
+                ),
             )
         )
-    returned = await session.scalars(
-        select(Instruction).where(
-            Instruction.institution_id == institution_id,
-            Instruction.status == InstructionStatus.returned,
-            Instruction.resolved_at >= start,
-            Instruction.resolved_at < end,
+    ).all()
+    returned = [row.id for row in rows if row.status == InstructionStatus.returned]
+    # A return after the money left is posted under this key; one before it left voids the
+    # transfer, and escrow cash never held either side.
+    came_back = set()
+    if returned:
+        connection = await session.connection()
+        keys = await ledger_repository.entries_by_key(
+            connection, institution_id, [f"returned:{each}" for each in returned]
+        )
+        came_back = {key.removeprefix("returned:") for key in keys}
+    for row in rows:
+        sent_at = as_utc(row.sent_at) if row.sent_at is not None else None
+        if sent_at is None or start <= sent_at < until:
+            side.add(
+                Movement(
+                    id=row.id,
+                    kind=MovementKind.payout
+                    if row.kind == InstructionKind.payout
+                    else MovementKind.refund,
+                    direction=Direction.debit,
+                    amount_fen=row.amount_fen,
+                    at=sent_at or as_utc(row.created_at),
+                    bank_reference=None,
+                    reference=row.id,
+                ),
+                in_escrow=row.status == InstructionStatus.succeeded or row.id in came_back,
+                cut_off=end,
+            )
+            if row.status in (InstructionStatus.pending, InstructionStatus.sent):
+                side.unsettled.add(row.id)
+            if sent_at is None:
+                side.optional.add(row.id)  # the bank may never have seen it
+        resolved_at = as_utc(row.resolved_at) if row.resolved_at is not None else None
+        if (
+            row.status == InstructionStatus.returned
+            and resolved_at is not None
+            and start <= resolved_at < until
+        ):
+            side.add(
+                Movement(
+                    id=f"return:{row.id}",
+                    kind=MovementKind.returned,
+                    direction=Direction.credit,
+                    amount_fen=row.amount_fen,
+                    at=resolved_at,
+                    bank_reference=None,
+                    reference=row.id,
+                ),
+                in_escrow=row.id in came_back,
+                cut_off=end,
+            )
+
+
+async def _carried(
+    session: AsyncSession,
+    institution_id: UUID,
+    side: LedgerSide,
+    start: datetime,
+    superseded_runs: list[UUID],
+) -> None:
+    """Movements of earlier days still waiting for a statement to list them."""
+    rows = await session.scalars(
+        select(PendingMovement).where(
+            PendingMovement.institution_id == institution_id,
+            PendingMovement.at < start,
+            or_(
+                PendingMovement.listed_run_id.is_(None),
+                PendingMovement.listed_run_id.in_(superseded_runs),
+            ),
         )
     )
-    movements.extend(
-        Movement(
-            id=f"return:{instruction.id}",
-            kind=MovementKind.returned,
-            direction=Direction.credit,
-            amount_fen=instruction.amount_fen,
-            at=as_utc(instruction.resolved_at or instruction.created_at),
-            bank_reference=None,
-            reference=instruction.id,
+    rows = list(rows)
+    instructions = [row.movement_id for row in rows if row.kind in _INSTRUCTION_KINDS]
+    settled, failed = set(), set()
+    if instructions:
+        statuses = await session.execute(
+            select(Instruction.id, Instruction.status).where(
+                Instruction.institution_id == institution_id, Instruction.id.in_(instructions)
+            )
         )
-        for instruction in returned
+        for instruction_id, status in statuses:
+            if status in (InstructionStatus.pending, InstructionStatus.sent):
+                side.unsettled.add(instruction_id)
+            elif status == InstructionStatus.failed:
+                failed.add(instruction_id)  # it never left: nothing to wait for
+            else:
+                settled.add(instruction_id)
+    for row in rows:
+        if row.movement_id in failed:
+            continue
+        side.movements.append(
+            Movement(
+                id=row.movement_id,
+                kind=MovementKind(row.kind),
+                direction=Direction(row.direction),
+                amount_fen=row.amount_fen,
+                at=as_utc(row.at),
+                bank_reference=row.bank_reference,
+                reference=row.reference,
+            )
+        )
+        side.carried.add(row.movement_id)
+        if row.kind not in _INSTRUCTION_KINDS or row.movement_id in settled:
+            side.in_escrow.add(row.movement_id)
+
+
+_INSTRUCTION_KINDS = (MovementKind.payout, MovementKind.refund)
+
+
+async def _listed_ahead(
+    session: AsyncSession, institution_id: UUID, start: datetime, superseded_runs: list[UUID]
+) -> set[str]:
+    """Movements of this day or later that an earlier day's statement listed already."""
+    query = select(PendingMovement.movement_id).where(
+        PendingMovement.institution_id == institution_id,
+        PendingMovement.at >= start,
+        PendingMovement.listed_run_id.is_not(None),
     )
-    return movements
+    if superseded_runs:
+        query = query.where(PendingMovement.listed_run_id.not_in(superseded_runs))
+    return set((await session.scalars(query)).all())

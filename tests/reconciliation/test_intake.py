@@ -182,22 +182,40 @@ async def test_runs_are_listed_to_their_institution_and_regulator_only(engine, d
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
-async def test_a_payment_whose_notification_never_came_is_missing_in_ledger(
-    engine, database_url, adapter
-):
+async def test_a_lost_notification_is_repaired_by_its_statement_line(engine, database_url, adapter):
     """The payment notified matches its line; the one whose notification the bank still holds is
-    money at the bank the ledger never heard of."""
+    money at the bank the ledger never heard of: the statement credits its enrollment, once, and
+    the notification that comes at last changes nothing."""
     async with simulated_bank(engine, database_url, adapter) as sim:
         enrollment = await _paid(sim, lessons=5)
         lost = await sim.enroll(2)
-        await sim.pay(lost["order_no"], lost["amount_fen"], deliver="hold")
+        held = await sim.pay(lost["order_no"], lost["amount_fen"], deliver="hold")
 
         body, headers = await _statement(sim)
         run = (await _send(sim, body, headers)).json()
 
-        assert run["lines"] == 2
-        kinds = [(found["type"], found["amount_fen"]) for found in run["breaks"]]
-        assert ("missing_in_ledger", lost["amount_fen"]) in kinds
-        # The bank holds the lost payment, the ledger does not: the closing balances differ too.
-        assert ("balance_mismatch", enrollment["amount_fen"] + lost["amount_fen"]) in kinds
-        assert len(kinds) == 2
+        assert (run["lines"], run["status"]) == (2, "breaks")
+        [found] = run["breaks"]
+        assert (found["type"], found["amount_fen"], found["status"]) == (
+            "missing_in_ledger",
+            lost["amount_fen"],
+            "closed",
+        )
+        assert (found["closed_by"], found["bank_reference"]) == (
+            "statement",
+            held["bank_reference"],
+        )
+        assert f"credited to enrollment {lost['id']}" in found["close_note"]
+        # The repair is in the books: the ledger closes where the bank does.
+        total = enrollment["amount_fen"] + lost["amount_fen"]
+        assert run["closing_fen"] == run["ledger_balance_fen"] == total
+        repaired = await sim.service.get(f"/v1/enrollments/{lost['id']}", headers=sim.institution)
+        assert repaired.json()["status"] == "active"
+
+        late = await sim.bank.post(
+            "/sim/messages/deliver", json={"message_ids": [held["message_id"]]}
+        )
+        [delivered] = late.json()["deliveries"][0]["deliveries"]
+        assert delivered["acknowledged"], late.text
+        view = await sim.balance_view()
+        assert view["ledger_balance_fen"] == total == await sim.bank_balance()

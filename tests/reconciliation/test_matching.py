@@ -243,19 +243,35 @@ def test_a_debit_quoting_another_reference_is_never_matched_by_its_amount():
 
 def test_the_statement_must_roll_forward_and_close_at_the_ledger_balance():
     summary = summary_of(opening=1_000, credits=700, debits=200, closing=1_500)
-    assert balance_breaks(summary, 1_500) == []
-    (found,) = balance_breaks(replace(summary, closing_fen=1_400), 1_400)
+    assert balance_breaks(summary, 1_500, 0) == []
+    (found,) = balance_breaks(replace(summary, closing_fen=1_400), 1_400, 0)
     assert (found.type, found.expected_fen, found.actual_fen) == (
         BreakType.balance_mismatch,
         1_500,
         1_400,
     )
-    (found,) = balance_breaks(summary, 1_600)
+    (found,) = balance_breaks(summary, 1_600, 0)
     assert (found.type, found.expected_fen, found.actual_fen) == (
         BreakType.balance_mismatch,
         1_600,
         1_500,
     )
+
+
+def test_a_difference_the_other_breaks_itemise_is_no_balance_break():
+    """The bank holds 300 fen the ledger does not (an unauthorised debit of 200 and a credit of
+    500 the other breaks report): the closing is explained, and only what is left over is not."""
+    summary = summary_of(opening=1_000, credits=700, debits=200, closing=1_500)
+    assert balance_breaks(summary, 1_200, 300) == []
+    (found,) = balance_breaks(summary, 1_200, 299)
+    assert (found.expected_fen, found.actual_fen) == (1_499, 1_500)
+    assert "1 fen that no line explains" in found.detail
+
+
+def test_a_statement_that_does_not_add_up_is_one_break_when_its_own_sum_agrees():
+    summary = summary_of(opening=1_000, credits=700, debits=200, closing=1_400)
+    (found,) = balance_breaks(summary, 1_500, 0)
+    assert "does not add up" in found.detail
 
 
 def test_the_nearest_movement_in_time_wins_a_window_match_and_ties_go_to_the_lower_id():
@@ -455,16 +471,19 @@ def test_a_line_removed_is_missing_at_bank_and_a_foreign_credit_missing_in_ledge
 FEN = st.integers(min_value=0, max_value=10**12)
 
 
-@given(FEN, FEN, FEN, st.integers(-2, 2), st.integers(-2, 2))
+@given(FEN, FEN, FEN, st.integers(-2, 2), st.integers(-2, 2), st.integers(-(10**9), 10**9))
 def test_balance_breaks_are_empty_iff_the_day_rolls_forward_to_the_ledger(
-    opening, credits, debits, off_roll, off_ledger
+    opening, credits, debits, off_roll, off_ledger, explained
 ):
+    """However much the other breaks explain, what they do not is reported once; a statement
+    that does not add up once more, unless its own sum is what the ledger expects."""
     rolled = opening + credits - debits
     closing = rolled + off_roll
     summary = summary_of(opening, credits, debits, closing)
-    breaks = balance_breaks(summary, closing + off_ledger)
+    breaks = balance_breaks(summary, closing + off_ledger - explained, explained)
     assert (breaks == []) == (off_roll == 0 and off_ledger == 0)
-    assert len(breaks) == (off_roll != 0) + (off_ledger != 0)
+    ledger_break = off_ledger != 0 and (off_roll == 0 or off_ledger != -off_roll)
+    assert len(breaks) == (off_roll != 0) + ledger_break
     assert all(b.type is BreakType.balance_mismatch for b in breaks)
 
 

@@ -199,7 +199,8 @@ async def record_run(
         )
     await _raise_money_out_alerts(session, bank.slug, institution.id, day, found, bank_message_id)
     reported_at = cut_off(summary.day)
-    if institution.bank_balance_as_of is None or institution.bank_balance_as_of < reported_at:
+    # A corrected statement of the latest day corrects the balance too.
+    if institution.bank_balance_as_of is None or institution.bank_balance_as_of <= reported_at:
         institution.bank_balance_fen = summary.closing_fen
         institution.bank_balance_as_of = reported_at
     await session.flush()

@@ -17,6 +17,7 @@ from app.config import Settings
 from app.kit.clock import SHANGHAI, utcnow
 from app.models.api_key import Role
 from bank_simulator.app import create_simulator
+from bank_simulator.bank import Simulator
 from bank_simulator.config import SimBank, SimulatorConfig
 from bank_simulator.keys import bank_keys
 from tests.factories import World, auth, make_institution, make_jurisdiction, make_key
@@ -36,6 +37,7 @@ class Simulated:
     regulator: dict[str, str]
     institution_id: UUID
     escrow_account_no: str
+    simulator: Simulator  # the bank's books, for a test that tampers with what the bank says
 
     def world(self) -> World:
         """For the factories, which make money appear in the ledger directly (see
@@ -125,8 +127,10 @@ async def simulated_bank(
     database_url: str,
     adapter: str,
     opening_balance_fen: int = 0,
+    statements: dict[str, Any] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Simulated]:
+    """`statements`: the bank's statement settings (`PUT /v1/banks/{slug}`), else the defaults."""
     from app.main import create_app
 
     app = create_app(Settings(database_url=database_url, **settings))
@@ -154,6 +158,7 @@ async def simulated_bank(
                     "adapter": adapter,
                     "base_url": f"{bank_url}/banks/{slug}",
                     "config": keys.service_config,
+                    **({"statements": statements} if statements is not None else {}),
                 },
             )
             assert configured.status_code == 200, configured.text
@@ -180,4 +185,5 @@ async def simulated_bank(
                 regulator=auth(await make_key(engine, Role.regulator, jurisdiction_code=code)),
                 institution_id=school.id,
                 escrow_account_no=school.escrow_account_no,
+                simulator=simulator.state.simulator,
             )

@@ -37,7 +37,9 @@ from app.models.enrollment import EnrollmentStatus
 from app.models.institution import AlertLevel
 from app.models.instruction import InstructionKind, InstructionStatus, ResultStatus
 from app.models.payout import PayoutStatus
+from app.models.reconciliation import BreakType
 from app.models.refund import RefundStatus
+from app.reconciliation import breaks
 
 OPEN = (InstructionStatus.pending, InstructionStatus.sent)
 
@@ -84,6 +86,19 @@ async def apply_to(session: AsyncSession, instruction: Instruction, outcome: Out
         return Applied.changed
     if outcome.status is ResultStatus.failed and current in OPEN:
         await _give_back(session, instruction, InstructionStatus.failed, outcome.reason)
+        # A statement that did not list it was right: the money never left.
+        await breaks.close(
+            session,
+            await breaks.open_breaks(
+                session,
+                instruction.institution_id,
+                types=[BreakType.missing_at_bank],
+                movement_id=instruction.id,
+            ),
+            by="bank result",
+            note=f"the bank failed {instruction.kind} {instruction.id}: the money never left",
+            now=utcnow(),
+        )
         return Applied.changed
     if outcome.status is ResultStatus.returned and current in (*OPEN, InstructionStatus.succeeded):
         await _give_back(session, instruction, InstructionStatus.returned, outcome.reason)

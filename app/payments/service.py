@@ -29,8 +29,10 @@ from app.ledger.books import books_and_enrollment_account, institution_books
 from app.ledger.types import EntryDraft
 from app.models import Enrollment, Institution, SuspenseItem
 from app.models.enrollment import EnrollmentStatus
+from app.models.reconciliation import BreakType
 from app.models.suspense_item import SuspenseReason
 from app.payments.errors import ForeignEscrowAccount, InvalidBankPayment, UnknownEscrowAccount
+from app.reconciliation import breaks
 
 MAX_REFERENCE_LENGTH = 64  # SuspenseItem.bank_reference
 MAX_ORDER_NO_LENGTH = 32  # Enrollment.order_no: a longer one is no order of ours
@@ -109,9 +111,11 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
     await ledger.lock(connection, institution.id)
 
     earlier = await _earlier_outcome(session, institution.id, enrollment, payment)
-    if earlier is not None:
-        return earlier
     reason = _mismatch(enrollment, payment)
+    if earlier is not None:
+        if reason is None and earlier.result is PaymentResult.suspense:
+            return await _allocate(session, institution.id, enrollment, payment, earlier)
+        return earlier
     if reason is None:
         assert enrollment is not None
         books, prepaid = await books_and_enrollment_account(
@@ -129,25 +133,88 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
                 memo=f"order {enrollment.order_no}",
             ),
         )
-        enrollment.paid_fen = payment.amount_fen
-        enrollment.paid_at = payment.paid_at
-        enrollment.payment_reference = payment.bank_reference
-        enrollment.payment_channel_order_id = payment.channel_order_id
-        enrollment.payment_payer_name = _fitting(payment.payer_name, MAX_PAYER_NAME_LENGTH)
-        enrollment.payment_payer_account_no = _fitting(
-            payment.payer_account_no, MAX_PAYER_ACCOUNT_LENGTH
-        )
-        enrollment.status = EnrollmentStatus.active
-        enrollment.updated_at = utcnow()
+        _mark_paid(enrollment, payment)
         await session.flush()
         return PaymentOutcome(
             PaymentResult.credited, institution.id, entry.seq, enrollment_id=enrollment.id
         )
+    return await _hold(session, institution.id, payment, reason)
 
-    books = await institution_books(connection, institution.id)
+
+async def _allocate(
+    session: AsyncSession,
+    institution_id: UUID,
+    enrollment: Enrollment | None,
+    payment: BankPayment,
+    held: PaymentOutcome,
+) -> PaymentOutcome:
+    """Money held in suspense whose bank payment now names an order it pays (a statement line
+    quoting no order credited it before its notification came): moved from suspense to the
+    enrollment, once, and the statement's break for it closed."""
+    assert enrollment is not None and held.suspense_item_id is not None
+    item = await session.get_one(
+        SuspenseItem, (institution_id, held.suspense_item_id), with_for_update=True
+    )
+    if item.resolved_at is not None or item.amount_fen != payment.amount_fen:
+        return held
+    connection = await session.connection()
+    books, prepaid = await books_and_enrollment_account(connection, institution_id, enrollment.id)
     entry = await ledger.post(
         connection,
-        institution.id,
+        institution_id,
+        EntryDraft.transfer(
+            f"allocated:{payment.bank_slug}:{payment.bank_reference}",
+            "suspense_allocated",
+            books.suspense.id,
+            prepaid.id,
+            payment.amount_fen,
+            memo=f"order {enrollment.order_no}, named by the bank's notification",
+        ),
+    )
+    _mark_paid(enrollment, payment)
+    now = utcnow()
+    item.resolved_at = now
+    await breaks.close(
+        session,
+        await breaks.open_breaks(
+            session,
+            institution_id,
+            types=[BreakType.missing_in_ledger],
+            bank_reference=payment.bank_reference,
+        ),
+        by="bank notification",
+        note=f"the bank's notification names order {enrollment.order_no}: moved from suspense "
+        f"to enrollment {enrollment.id}",
+        now=now,
+    )
+    await session.flush()
+    return PaymentOutcome(
+        PaymentResult.credited, institution_id, entry.seq, enrollment_id=enrollment.id
+    )
+
+
+def _mark_paid(enrollment: Enrollment, payment: BankPayment) -> None:
+    enrollment.paid_fen = payment.amount_fen
+    enrollment.paid_at = payment.paid_at
+    enrollment.payment_reference = payment.bank_reference
+    enrollment.payment_channel_order_id = payment.channel_order_id
+    enrollment.payment_payer_name = _fitting(payment.payer_name, MAX_PAYER_NAME_LENGTH)
+    enrollment.payment_payer_account_no = _fitting(
+        payment.payer_account_no, MAX_PAYER_ACCOUNT_LENGTH
+    )
+    enrollment.status = EnrollmentStatus.active
+    enrollment.updated_at = utcnow()
+
+
+async def _hold(
+    session: AsyncSession, institution_id: UUID, payment: BankPayment, reason: SuspenseReason
+) -> PaymentOutcome:
+    """The money into suspense, flagged."""
+    connection = await session.connection()
+    books = await institution_books(connection, institution_id)
+    entry = await ledger.post(
+        connection,
+        institution_id,
         EntryDraft.transfer(
             suspense_key(payment),
             "suspense",
@@ -158,7 +225,7 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
         ),
     )
     item = SuspenseItem(
-        institution_id=institution.id,
+        institution_id=institution_id,
         id=uuid4(),
         bank_slug=payment.bank_slug,
         bank_reference=payment.bank_reference,
@@ -171,7 +238,7 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
     session.add(item)
     await session.flush()
     return PaymentOutcome(
-        PaymentResult.suspense, institution.id, entry.seq, reason=reason, suspense_item_id=item.id
+        PaymentResult.suspense, institution_id, entry.seq, reason=reason, suspense_item_id=item.id
     )
 
 

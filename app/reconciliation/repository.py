@@ -108,6 +108,9 @@ async def ledger_side(
             SuspenseItem.institution_id == institution_id,
             SuspenseItem.received_at >= start,
             SuspenseItem.received_at < until,
+            # Resolved: its money moved on to the enrollment its notification named at last,
+            # which lists the payment now.
+            SuspenseItem.resolved_at.is_(None),
         )
     )
     for row in held:

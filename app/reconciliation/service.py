@@ -143,14 +143,11 @@ async def record_run(
         await apply_outcome(session, instruction_id, Outcome(ResultStatus.settled))
         side.in_escrow.add(instruction_id)
     await _follow_movements(session, institution.id, run, side, listed, found, young, now)
-    closed_at_once: dict[int, str] = {}  # by id() of the break
-    in_books: set[int] = set()  # breaks whose money the repair put in the ledger's books
+    repairs: dict[int, Repair] = {}  # by id() of the break whose money is in the books now
     for difference in found:
         repair = await _repair(session, bank, institution, difference)
         if repair is not None:
-            in_books.add(id(difference))
-            if repair.close_note is not None:
-                closed_at_once[id(difference)] = repair.close_note
+            repairs[id(difference)] = repair
 
     # The balances: the ledger's at the cut-off, and what the itemised breaks explain of the
     # bank's closing (the repairs above are in the ledger's books now, so they explain nothing).
@@ -162,7 +159,7 @@ async def record_run(
     explained = sum(_signed(after[each]) for each in listed if each in after)
     explained -= sum(_signed(m) for m in young if m.id in side.in_escrow)
     for difference in found:
-        if id(difference) in in_books:
+        if id(difference) in repairs:
             continue
         booked = difference.movement_id in side.in_escrow
         if difference.type is BreakType.missing_at_bank:
@@ -176,7 +173,11 @@ async def record_run(
     run.status = RunStatus.breaks if found else RunStatus.clean
 
     for difference in found:
-        note = closed_at_once.get(id(difference))
+        repair = repairs.get(id(difference))
+        note = None if repair is None else repair.close_note
+        detail = difference.detail
+        if repair is not None and repair.held is not None:
+            detail += f"; {repair.held}"
         session.add(
             ReconciliationBreak(
                 institution_id=institution.id,
@@ -189,7 +190,7 @@ async def record_run(
                 movement_id=difference.movement_id,
                 amount_fen=difference.actual_fen,
                 expected_fen=difference.expected_fen,
-                detail=difference.detail[:500],
+                detail=detail[:500],
                 opened_at=now,
                 opened_by=BY_STATEMENT,
                 closed_at=None if note is None else now,
@@ -363,9 +364,11 @@ async def _follow_movements(
 
 @dataclass(frozen=True, slots=True)
 class Repair:
-    """The line's money is in the ledger's books now; `close_note` when that settles the break."""
+    """The line's money is in the ledger's books now; `close_note` when that settles the break,
+    `held` saying where it waits when it does not."""
 
     close_note: str | None
+    held: str | None = None
 
 
 async def _repair(
@@ -399,9 +402,7 @@ async def _repair(
                 else f"credited to enrollment {outcome.enrollment_id} from the statement: "
                 "its notification never came"
             )
-        if not outcome.replayed:
-            difference.detail += f"; held in suspense ({outcome.reason}) until someone resolves it"
-        return Repair(None)
+        return Repair(None, held=f"held in suspense ({outcome.reason}) until someone resolves it")
     if difference.type is BreakType.returned and difference.instruction_id is not None:
         instruction = await locked_instruction(session, difference.instruction_id)
         if (

@@ -73,6 +73,7 @@ def tampered(
     twice: set[str] = frozenset(),
     extra: list[tuple[Direction, int, str, str]] = (),
     move: dict[str, datetime] | None = None,
+    references: dict[str, str] | None = None,
     day=None,
 ) -> tuple[bytes, dict[str, str]]:
     """The bank's statement of the escrow account, written and signed by the bank's own dialect,
@@ -91,13 +92,14 @@ def tampered(
         opening_balance_fen=opening,
         balance_fen=opening,
     )
-    amounts, move = amounts or {}, move or {}
+    amounts, move, references = amounts or {}, move or {}, references or {}
     now = utcnow()
     planned: list[Transaction] = [
         dataclasses.replace(
             t,
             amount_fen=amounts.get(t.bank_reference, t.amount_fen),
             booked_at=move.get(t.bank_reference, t.booked_at),
+            reference=references.get(t.bank_reference, t.reference),
         )
         for t in books.transactions
         if t.bank_reference not in drop
@@ -326,3 +328,82 @@ async def test_a_movement_too_young_for_its_days_statement_is_carried_to_the_nex
             never["amount_fen"],
         )
         assert missing["movement_id"] == f"payment:{never['id']}"
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+async def test_money_a_statement_held_in_suspense_goes_to_the_order_its_notification_names(
+    engine, database_url, adapter
+):
+    """The statement lists a payment without its order number: the money is held in suspense and
+    the break stays open, until the bank's notification names the order; then the money moves to
+    the enrollment, once, and the break closes by itself."""
+    async with simulated_bank(engine, database_url, adapter, statements=NO_GRACE) as sim:
+        unnamed = await paid(sim, 2, deliver="hold")
+        serial = unnamed["payment"]["bank_reference"]
+
+        run = await send(sim, *tampered(sim, references={serial: ""}))
+
+        [held] = run["breaks"]
+        assert (held["type"], held["status"]) == ("missing_in_ledger", "open")
+        assert "held in suspense" in held["detail"]
+        assert run["closing_fen"] == run["ledger_balance_fen"]
+        assert (await sim.balance_view())["suspense_fen"] == unnamed["amount_fen"]
+
+        for _ in range(2):  # and the bank sends it again
+            message = unnamed["payment"]["message_id"]
+            delivered = await sim.bank.post(
+                "/sim/messages/deliver", json={"message_ids": [message]}
+            )
+            assert delivered.json()["deliveries"][0]["deliveries"][0]["acknowledged"]
+
+        assert (await enrollment_of(sim, unnamed["id"]))["status"] == "active"
+        view = await sim.balance_view()
+        assert (view["suspense_fen"], view["unconsumed_fen"]) == (0, unnamed["amount_fen"])
+        assert view["ledger_balance_fen"] == await sim.bank_balance()
+        listed = await sim.service.get(
+            f"/v1/institutions/{sim.institution_id}/reconciliations", headers=sim.institution
+        )
+        [closed] = listed.json()["items"][0]["breaks"]
+        assert (closed["status"], closed["closed_by"]) == ("closed", "bank notification")
+        assert unnamed["order_no"] in closed["close_note"]
+        # The bank corrects its statement, the order number filled in: the enrollment's payment.
+        again = await the_bank_statement(sim)
+        assert again["status"] == "clean", (again["replayed"], again["breaks"])
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+async def test_an_instruction_missing_at_the_bank_closes_when_the_bank_fails_it(
+    engine, database_url, adapter
+):
+    """A refund sent that the day's statement does not list is missing at the bank; when the bank
+    reports it failed, the statement was right (the money never left) and the break closes."""
+    async with simulated_bank(engine, database_url, adapter, statements=NO_GRACE) as sim:
+        enrollment = await paid(sim, 3)
+        refund = await sim.service.post(
+            f"/v1/enrollments/{enrollment['id']}/refunds",
+            headers=auth(enrollment["parent_key"]),
+            json={"reason": "moving away"},
+        )
+        await sim.service.post(
+            f"/v1/refunds/{refund.json()['id']}/approve", headers=sim.institution
+        )
+        await sim.run_job("dispatch_instructions")
+        [instruction] = [i for i in await sim.bank_instructions() if i["kind"] == "refund"]
+
+        run = await the_bank_statement(sim)
+
+        [missing] = run["breaks"]
+        assert (missing["type"], missing["movement_id"]) == ("missing_at_bank", instruction["id"])
+        # Not in the ledger's escrow cash either (never settled): the balances agree.
+        assert run["closing_fen"] == run["ledger_balance_fen"]
+
+        await sim.settle("fail", instruction_ids=[instruction["id"]])
+        if adapter == "ums":
+            await sim.run_job("poll_instructions")
+
+        listed = await sim.service.get(
+            f"/v1/institutions/{sim.institution_id}/reconciliations", headers=sim.institution
+        )
+        [closed] = listed.json()["items"][0]["breaks"]
+        assert (closed["status"], closed["closed_by"]) == ("closed", "bank result")
+        assert "never left" in closed["close_note"]

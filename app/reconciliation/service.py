@@ -29,7 +29,15 @@ from app.kit.pagination import PageRequest
 from app.kit.workdays import local_date
 from app.ledger import service as ledger
 from app.ledger.books import institution_books
-from app.models import Institution, PendingMovement, ReconciliationBreak, ReconciliationRun
+from app.models import (
+    Enrollment,
+    Institution,
+    Instruction,
+    PendingMovement,
+    ReconciliationBreak,
+    ReconciliationRun,
+    Refund,
+)
 from app.models.alert import AlertKind
 from app.models.institution import AlertLevel
 from app.models.instruction import ResultStatus
@@ -138,7 +146,9 @@ async def record_run(
     )
     session.add(run)
     await session.flush()
-    for instruction_id in sorted(listed & side.unsettled):
+    settling = sorted(listed & side.unsettled)
+    await _lock_in_order(session, institution.id, settling, found)
+    for instruction_id in settling:
         # The bank's statement is a result too: the instruction it lists was executed.
         await apply_outcome(session, instruction_id, Outcome(ResultStatus.settled))
         side.in_escrow.add(instruction_id)
@@ -206,6 +216,53 @@ async def record_run(
         institution.bank_balance_as_of = reported_at
     await session.flush()
     return run
+
+
+async def _lock_in_order(
+    session: AsyncSession, institution_id: UUID, settling: list[str], found: list[Break]
+) -> None:
+    """Lock every instruction and enrollment the statement's results and repairs will touch, in
+    the order every other writer takes them (instruction, enrollment, then the ledger), before
+    the first of them takes the ledger: settling one instruction and then crediting another
+    enrollment would otherwise take an enrollment after the ledger, against a lesson recorded
+    meanwhile that holds the enrollment and waits for the ledger."""
+    instruction_ids = sorted(
+        {*settling}
+        | {
+            each.instruction_id
+            for each in found
+            if each.type is BreakType.returned and each.instruction_id is not None
+        }
+    )
+    order_nos = sorted(
+        {
+            each.order_no
+            for each in found
+            if each.type is BreakType.missing_in_ledger and each.order_no is not None
+        }
+    )
+    if instruction_ids:
+        await session.execute(
+            select(Instruction.id)
+            .where(
+                Instruction.institution_id == institution_id, Instruction.id.in_(instruction_ids)
+            )
+            .order_by(Instruction.id)
+            .with_for_update()
+        )
+    refunded = select(Refund.enrollment_id).where(
+        Refund.institution_id == institution_id, Refund.instruction_id.in_(instruction_ids)
+    )
+    if instruction_ids or order_nos:
+        await session.execute(
+            select(Enrollment.id)
+            .where(
+                Enrollment.institution_id == institution_id,
+                or_(Enrollment.id.in_(refunded), Enrollment.order_no.in_(order_nos)),
+            )
+            .order_by(Enrollment.id)
+            .with_for_update()
+        )
 
 
 def _signed(movement: Movement) -> int:

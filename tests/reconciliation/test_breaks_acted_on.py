@@ -5,6 +5,7 @@ corrected statement supersedes the first, and a movement too young for its day's
 carried to the next one."""
 
 import dataclasses
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,10 +15,10 @@ from sqlalchemy import select
 
 from app.db.unit import Database
 from app.kit.clock import SHANGHAI, utcnow
-from app.models import Alert
+from app.models import Alert, Instruction
 from bank_simulator.state import Account, Direction, Transaction
 from tests.banks.simulated import Simulated, simulated_bank
-from tests.factories import auth
+from tests.factories import auth, make_institution, make_jurisdiction
 
 ADAPTERS = ["ums", "iso20022", "gmbank"]
 NO_GRACE = {"grace_minutes": 0}
@@ -407,3 +408,48 @@ async def test_an_instruction_missing_at_the_bank_closes_when_the_bank_fails_it(
         [closed] = listed.json()["items"][0]["breaks"]
         assert (closed["status"], closed["closed_by"]) == ("closed", "bank result")
         assert "never left" in closed["close_note"]
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+async def test_a_return_quoting_another_institutions_instruction_moves_nothing(
+    engine, database_url, adapter
+):
+    """A bank's statement speaks only for its own account: a 退票 line quoting a refund of another
+    institution (at the same bank) is a break that stays open, and that refund stays as it was."""
+    async with simulated_bank(engine, database_url, adapter, statements=NO_GRACE) as sim:
+        await paid(sim, 1)
+        code = await make_jurisdiction(engine)
+        other = await make_institution(engine, code, bank_slug=sim.slug)
+        foreign = Instruction(
+            institution_id=other.id,
+            id="RF" + uuid.uuid4().hex[:30],
+            kind="refund",
+            transfer_id=uuid.uuid4(),
+            amount_fen=3_000,
+            payee_name="someone",
+            status="succeeded",
+            bank_slug=sim.slug,
+            memo="REFUND",
+            created_at=utcnow(),
+            sent_at=utcnow(),
+            resolved_at=utcnow(),
+        )
+        await Database(engine).run(lambda session: _add(session, foreign))
+
+        run = await send(
+            sim, *tampered(sim, extra=[(Direction.credit, 3_000, foreign.id, "RETURN AC04")])
+        )
+
+        [found] = run["breaks"]
+        assert (found["type"], found["status"]) == ("returned", "open")
+        status = await Database(engine).run(
+            lambda session: session.scalar(
+                select(Instruction.status).where(Instruction.id == foreign.id)
+            )
+        )
+        assert status == "succeeded"
+
+
+async def _add(session, row) -> None:
+    session.add(row)
+    await session.flush()

@@ -150,8 +150,9 @@ async def regulator_breaks(
         "For a difference settled outside the service (the bank corrected it, or it is "
         "explained): the break closes in the caller's name (`closed_by`: the key's role and id), "
         "now, with the `note`, and so does the YELLOW alert it raised once a day old. The "
-        "operator, or the regulator of the break's institution; `404 break_not_found` to anyone "
-        "else. `409 break_closed` when it is closed already (nothing changes)."
+        "operator, or the regulator of the break's institution: `404 break_not_found` to a "
+        "regulator of another jurisdiction, `404` to any other role. `409 break_closed` when it "
+        "is closed already (nothing changes)."
     ),
     responses={
         404: documented_problem("`break_not_found`"),

@@ -62,17 +62,11 @@ def missing_run_id(institution_id: UUID, day: date) -> UUID:
 
 
 async def watch_reconciliation(db: Database, as_of: datetime) -> int:
-    """Open the runs and breaks of statements missing by `as_of`, then raise the alerts of breaks
-    open more than a day; returns how many runs it opened plus how many alerts it raised."""
+    """Raise the alerts of breaks open more than a day, then open the runs and breaks of
+    statements missing by `as_of` (alerts first: a day the calendar cannot count for a bank owing
+    working days refuses the rest, CalendarNotPublished, and must not hold the alerts back).
+    Returns how many alerts it raised plus how many runs it opened."""
     handled = 0
-    after: UUID | None = None
-    while True:
-        opened, after = await db.run(
-            lambda session, after=after: _open_missing(session, as_of, after)
-        )
-        handled += opened
-        if after is None:
-            break
     position: tuple[datetime, UUID] | None = None
     while True:
         raised, position = await db.run(
@@ -80,6 +74,14 @@ async def watch_reconciliation(db: Database, as_of: datetime) -> int:
         )
         handled += raised
         if position is None:
+            break
+    after: UUID | None = None
+    while True:
+        opened, after = await db.run(
+            lambda session, after=after: _open_missing(session, as_of, after)
+        )
+        handled += opened
+        if after is None:
             return handled
 
 

@@ -76,6 +76,19 @@ async def _runs(client, headers: dict[str, str], institution_id) -> list[dict[st
     return sorted(response.json()["items"], key=lambda run: run["statement_date"])
 
 
+async def _statement(sim, day: date):
+    """The bank sends its statement of `day` as the simulator writes and signs it."""
+    statement = await sim.bank.get(f"/sim/statements/{sim.slug}/{sim.escrow_account_no}/{day}")
+    headers = {
+        name: value
+        for name, value in statement.headers.items()
+        if name.lower() == "content-type" or name.lower().startswith("x-")
+    }
+    return await sim.service.post(
+        f"/v1/banks/{sim.slug}/statements", content=statement.content, headers=headers
+    )
+
+
 async def _alerts(engine, institution_id) -> list[Alert]:
     """The institution's alerts (no endpoint lists them yet)."""
 
@@ -119,17 +132,7 @@ async def test_each_owed_day_without_a_statement_gets_one_missing_run_and_break(
                 .values(created_at=ONBOARDED)
             )
         )
-        statement = await sim.bank.get(
-            f"/sim/statements/{sim.slug}/{sim.escrow_account_no}/2026-10-09"
-        )
-        headers = {
-            name: value
-            for name, value in statement.headers.items()
-            if name.lower() == "content-type" or name.lower().startswith("x-")
-        }
-        came = await sim.service.post(
-            f"/v1/banks/{sim.slug}/statements", content=statement.content, headers=headers
-        )
+        came = await _statement(sim, date(2026, 10, 9))
         assert came.status_code == 200, came.text
         as_of = shanghai(date(2026, 10, 12), 11)
 
@@ -354,3 +357,24 @@ async def test_two_watchers_at_once_open_each_missing_run_once(engine, client, s
     assert [row.statement_date for row in rows] == [
         date(2026, 10, 9) + timedelta(days=n) for n in range(6)
     ]
+
+
+async def test_a_break_a_statement_opened_closes_by_hand_too(engine, database_url):
+    """Money at the bank the ledger never saw: the regulator learns why and closes it."""
+    async with simulated_bank(engine, database_url, "ums", opening_balance_fen=7_000) as sim:
+        enrollment = await sim.enroll(3)
+        await sim.pay(enrollment["order_no"], enrollment["amount_fen"])
+        run = await _statement(sim, utcnow().astimezone(SHANGHAI).date())
+        [found] = run.json()["breaks"]
+
+        closed = await sim.service.post(
+            f"/v1/regulator/reconciliations/breaks/{found['id']}/close",
+            headers=sim.regulator,
+            json={"note": "opening deposit made before onboarding; imported next week"},
+        )
+
+        assert found["type"] == "balance_mismatch"
+        assert closed.status_code == 200, closed.text
+        assert closed.json()["status"] == "closed" and closed.json()["run_id"] == run.json()["id"]
+        [listed] = (await _runs(sim.service, sim.regulator, sim.institution_id))[0]["breaks"]
+        assert listed["close_note"] == "opening deposit made before onboarding; imported next week"

@@ -14,6 +14,7 @@ does not fill a month of missing runs when it comes back, and the question stays
 
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from functools import partial
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from sqlalchemy import and_, or_, select
@@ -36,7 +37,6 @@ LOOKBACK = timedelta(days=31)
 STALE_AFTER = timedelta(days=1)
 # Institutions, or breaks, per transaction.
 BATCH = 500
-INSERT_CHUNK = 1000  # rows per INSERT, each of at most 17 columns
 
 _RUN_IDS = uuid5(NAMESPACE_URL, "prepaid-guard:missing-statement")
 
@@ -69,17 +69,13 @@ async def watch_reconciliation(db: Database, as_of: datetime) -> int:
     handled = 0
     position: tuple[datetime, UUID] | None = None
     while True:
-        raised, position = await db.run(
-            lambda session, position=position: _raise_stale(session, as_of, position)
-        )
+        raised, position = await db.run(partial(_raise_stale, as_of=as_of, after=position))
         handled += raised
         if position is None:
             break
     after: UUID | None = None
     while True:
-        opened, after = await db.run(
-            lambda session, after=after: _open_missing(session, as_of, after)
-        )
+        opened, after = await db.run(partial(_open_missing, as_of=as_of, after=after))
         handled += opened
         if after is None:
             return handled
@@ -110,13 +106,24 @@ async def _open_missing(
     institutions = (await session.execute(query)).all()
     if not institutions:
         return 0, None
+    # The days each bank's schedule owes since LOOKBACK, counted once: an institution owes those
+    # from the day it was onboarded (the calendar is slow to ask, and asked the same).
+    schedules: dict[tuple[str, int], list[date]] = {}
+    for row in institutions:
+        schedule = (row.statement_days, row.statement_due_hours)
+        if schedule not in schedules:
+            schedules[schedule] = owed_days(
+                date.min,
+                as_of,
+                workdays_only=row.statement_days == "workdays",
+                due_after=timedelta(hours=row.statement_due_hours),
+            )
     owed = {
-        row.id: owed_days(
-            local_date(row.created_at),
-            as_of,
-            workdays_only=row.statement_days == "workdays",
-            due_after=timedelta(hours=row.statement_due_hours),
-        )
+        row.id: [
+            day
+            for day in schedules[row.statement_days, row.statement_due_hours]
+            if day >= local_date(row.created_at)
+        ]
         for row in institutions
     }
     missing = await _without_run(session, owed)
@@ -216,19 +223,17 @@ async def _insert_new(
     rows: Sequence[dict[str, object]],
 ) -> int:
     """Insert the rows whose key is not taken (a watcher at the same time inserted those); returns
-    how many this one inserted. In chunks: a statement takes at most 32,767 parameters."""
+    how many this one inserted. Many rows are sent as few statements (SQLAlchemy's insertmanyvalues
+    pages them within the database's parameter limit)."""
     connection = await session.connection()
     table = model.__table__
-    inserted = 0
-    for start in range(0, len(rows), INSERT_CHUNK):
-        result = await connection.execute(
-            insert_for(connection, table)
-            .values(list(rows[start : start + INSERT_CHUNK]))
-            .on_conflict_do_nothing(index_elements=["institution_id", "id"])
-            .returning(table.c.id)
-        )
-        inserted += len(result.all())
-    return inserted
+    inserted = await connection.execute(
+        insert_for(connection, table)
+        .on_conflict_do_nothing(index_elements=["institution_id", "id"])
+        .returning(table.c.id),
+        list(rows),
+    )
+    return len(inserted.all())
 
 
 async def _raise_stale(

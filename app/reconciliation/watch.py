@@ -8,8 +8,8 @@ a run reports nothing: it has no statement, so its line count and every balance 
 last known balance would read as the bank's word for that day, and the ledger's is in the balance
 view). Its id is derived from the institution and the day, so two watchers at once make one run.
 
-Days are looked at back to `LOOKBACK` before the job's day: a service down longer than that
-does not fill a month of missing runs when it comes back, and the question stays cheap.
+Days are looked at back to `LOOKBACK` before the job's day, no further: a service that was down,
+or a bank configured late, opens at most a month of missing runs, and the question stays cheap.
 """
 
 from collections.abc import Sequence

@@ -378,3 +378,19 @@ async def test_a_break_a_statement_opened_closes_by_hand_too(engine, database_ur
         assert closed.json()["status"] == "closed" and closed.json()["run_id"] == run.json()["id"]
         [listed] = (await _runs(sim.service, sim.regulator, sim.institution_id))[0]["breaks"]
         assert listed["close_note"] == "opening deposit made before onboarding; imported next week"
+
+
+@pytest.mark.postgres_only
+async def test_two_closings_at_once_close_a_break_once(engine, client, setup):
+    await _job(client, setup["admin"], shanghai(date(2026, 10, 10), 13))
+    [run] = await _runs(client, setup["regulator"], setup["school"].id)
+    path = f"/v1/regulator/reconciliations/breaks/{run['breaks'][0]['id']}/close"
+
+    answers = await asyncio.gather(
+        *(client.post(path, headers=setup["regulator"], json={"note": f"n{n}"}) for n in range(4))
+    )
+
+    assert sorted(answer.status_code for answer in answers) == [200, 409, 409, 409]
+    [won] = [answer.json() for answer in answers if answer.status_code == 200]
+    [run] = await _runs(client, setup["regulator"], setup["school"].id)
+    assert run["breaks"][0]["close_note"] == won["close_note"]

@@ -10,6 +10,7 @@ import time_machine
 
 from app.db.unit import Database
 from app.kit.clock import utcnow
+from app.models import ReconciliationBreak, ReconciliationRun
 from app.models.api_key import Role
 from app.payments.service import BankPayment, credit_payment
 from tests.factories import auth, make_course, make_key, make_world
@@ -25,6 +26,7 @@ BODIES = {  # a valid body for each route that needs one, so that only scope can
     "/profile": {},
     "/lessons": {"lesson_key": "scope-probe", "occurred_at": None, "count": 1},
     "/jobs/{job}": {},
+    "/close": {"note": "scope probe"},
 }
 
 
@@ -98,8 +100,10 @@ async def _world_with_everything(engine, client) -> tuple[Any, dict[str, str], d
             },
         )
     ).json()
+    found = await _break(engine, world.institution_id, world.escrow_account_no)
     ids = {
         "institution_id": str(world.institution_id),
+        "break_id": str(found),
         "code": world.jurisdiction_code,
         "course_id": str(course.id),
         "enrollment_id": enrollment["id"],
@@ -114,6 +118,48 @@ async def _world_with_everything(engine, client) -> tuple[Any, dict[str, str], d
         "message_id": str(uuid.uuid4()),
     }
     return world, ids, parent
+
+
+async def _break(engine, institution_id: uuid.UUID, account_no: str) -> uuid.UUID:
+    """An open reconciliation break of the institution, as a statement would have opened it."""
+    now = utcnow()
+    run_id, break_id = uuid.uuid4(), uuid.uuid4()
+
+    async def work(session):
+        session.add(
+            ReconciliationRun(
+                institution_id=institution_id,
+                id=run_id,
+                bank_slug="ums",
+                account_no=account_no,
+                statement_date=now.date(),
+                status="breaks",
+                lines=0,
+                opening_fen=0,
+                closing_fen=1,
+                credits_fen=0,
+                debits_fen=0,
+                ledger_balance_fen=0,
+                created_at=now,
+            )
+        )
+        session.add(
+            ReconciliationBreak(
+                institution_id=institution_id,
+                id=break_id,
+                run_id=run_id,
+                type="balance_mismatch",
+                status="open",
+                amount_fen=1,
+                expected_fen=0,
+                detail="scope probe",
+                opened_at=now,
+                opened_by="statement",
+            )
+        )
+
+    await Database(engine).run(work)
+    return break_id
 
 
 async def _snapshot(client, world, ids, parent) -> list[Any]:
@@ -131,6 +177,12 @@ async def _snapshot(client, world, ids, parent) -> list[Any]:
         (await client.get(f"/v1/refunds/{ids['refund_id']}", headers=parent)).json(),
         (await client.get(f"/v1/jurisdictions/{ids['code']}", headers=admin)).json(),
         (await client.get("/v1/api-keys?limit=500", headers=admin)).status_code,
+        (
+            await client.get(
+                f"/v1/regulator/reconciliations/breaks?institution_id={ids['institution_id']}",
+                headers=admin,
+            )
+        ).json(),
     ]
 
 

@@ -16,6 +16,7 @@ from app.idempotency.repository import purge_expired
 from app.ledger import service as ledger
 from app.lessons.service import auto_confirm_lessons
 from app.payouts.service import release_payouts
+from app.reconciliation.watch import watch_reconciliation
 from app.refunds.service import auto_approve_refunds
 
 Job = Callable[[Database, datetime], Awaitable[int]]
@@ -57,4 +58,5 @@ JOBS: dict[str, Job] = {
     "process_inbox": process_inbox,
     "purge_idempotency_records": purge_idempotency_records,
     "checkpoint_ledgers": checkpoint_ledgers,
+    "watch_reconciliation": watch_reconciliation,
 }

@@ -74,10 +74,12 @@ class ReconciliationBreak(Base):
     __table_args__ = (
         Index(None, "institution_id", "run_id"),
         Index(None, "status", "opened_at"),  # open breaks by age, for the alerts
+        Index(None, "opened_at", "id"),  # a regulator's list across institutions
     )
 
     institution_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
-    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    # Indexed alone too: a regulator closes a break by its id.
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True, index=True)
     run_id: Mapped[UUID] = mapped_column(Uuid)
     type: Mapped[str] = mapped_column(String(30))
     status: Mapped[str] = mapped_column(String(10))

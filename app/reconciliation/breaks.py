@@ -7,17 +7,34 @@ Every way a break closes goes through `close`, so the alert it may have raised c
 """
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Alert, ReconciliationBreak
+from app.auth.principal import Principal
+from app.auth.scope import institution_scope, scoped
+from app.kit.errors import Conflict, NotFound
+from app.kit.pagination import PageRequest, paginate
+from app.models import Alert, ReconciliationBreak, ReconciliationRun
 from app.models.alert import AlertKind
-from app.models.reconciliation import BreakStatus, BreakType
+from app.models.reconciliation import BreakStatus, BreakType, RunStatus
 
 MAX_NOTE_LENGTH = 500
+# Who opens the breaks a statement shows, and closes those a later statement settles (a person
+# closes them by name).
+BY_STATEMENT = "statement"
+
+
+class BreakNotFound(NotFound):
+    code = "break_not_found"
+    title = "Reconciliation break not found"
+
+
+class BreakClosed(Conflict):
+    code = "break_closed"
+    title = "The break is closed already"
 
 
 def alert_key(break_id: UUID) -> str:
@@ -79,4 +96,78 @@ async def open_breaks(
         query = query.where(ReconciliationBreak.run_id.in_(list(run_ids)))
     return list(
         (await session.scalars(query.order_by(ReconciliationBreak.id).with_for_update())).all()
+    )
+
+
+async def close_by_hand(
+    session: AsyncSession, caller: Principal, break_id: UUID, note: str, now: datetime
+) -> ReconciliationBreak:
+    """Close one break the caller sees (the operator, or the regulator of its institution), in the
+    caller's name (`Principal.identity`: role and key id) and with its note. A break out of the
+    caller's scope is not found; a closed one stays as it was closed (BreakClosed)."""
+    found = await scoped(session, caller, ReconciliationBreak, break_id, lock=True)
+    if found is None:
+        raise BreakNotFound(f"no reconciliation break {break_id}")
+    if found.status != BreakStatus.open:
+        raise BreakClosed(
+            f"break {break_id} was closed at {found.closed_at} by {found.closed_by}",
+            closed_by=found.closed_by,
+        )
+    await close(session, [found], by=caller.identity, note=note, now=now)
+    return found
+
+
+async def page(
+    session: AsyncSession,
+    caller: Principal,
+    page_request: PageRequest,
+    *,
+    institution_id: UUID | None = None,
+    status: BreakStatus | None = None,
+    break_type: BreakType | None = None,
+) -> tuple[Sequence[ReconciliationBreak], str | None]:
+    """The breaks the caller sees across runs, oldest opened first, filtered by institution,
+    status and type."""
+    query = select(ReconciliationBreak).where(
+        institution_scope(caller, ReconciliationBreak.institution_id)
+    )
+    if institution_id is not None:
+        query = query.where(ReconciliationBreak.institution_id == institution_id)
+    if status is not None:
+        query = query.where(ReconciliationBreak.status == status)
+    if break_type is not None:
+        query = query.where(ReconciliationBreak.type == break_type)
+    return await paginate(
+        session, query, page_request, ReconciliationBreak.opened_at, ReconciliationBreak.id
+    )
+
+
+async def statement_arrived(
+    session: AsyncSession, institution_id: UUID, day: date, run_id: UUID, now: datetime
+) -> None:
+    """The statement of `day` came after all (its run is `run_id`): close the day's
+    statement_missing breaks, which the watch job opened when it did not come in time."""
+    missing = await session.scalars(
+        select(ReconciliationBreak)
+        .join(
+            ReconciliationRun,
+            (ReconciliationRun.institution_id == ReconciliationBreak.institution_id)
+            & (ReconciliationRun.id == ReconciliationBreak.run_id),
+        )
+        .where(
+            ReconciliationBreak.institution_id == institution_id,
+            ReconciliationBreak.type == BreakType.statement_missing,
+            ReconciliationBreak.status == BreakStatus.open,
+            ReconciliationRun.statement_date == day,
+            ReconciliationRun.status == RunStatus.missing,
+        )
+        .order_by(ReconciliationBreak.id)
+        .with_for_update(of=ReconciliationBreak)
+    )
+    await close(
+        session,
+        list(missing),
+        by=BY_STATEMENT,
+        note=f"the statement of {day} came late: run {run_id}",
+        now=now,
     )

@@ -9,12 +9,21 @@ from app.auth.dependencies import AdminOrRegulator, InstitutionViewer
 from app.auth.principal import Principal
 from app.banks.endpoints import Slug, inbound_request
 from app.db.unit import Db
+from app.errors import documented_problem
 from app.institutions.repository import visible_institution
+from app.kit.clock import utcnow
 from app.kit.pagination import PageParams, PageRequest
-from app.models.reconciliation import RunStatus
-from app.reconciliation import service
+from app.models.reconciliation import BreakStatus, BreakType, RunStatus
+from app.reconciliation import breaks, service
 from app.reconciliation.intake import receive_statement
-from app.reconciliation.schemas import RunOut, RunPage, StatementReceived
+from app.reconciliation.schemas import (
+    BreakClose,
+    BreakItem,
+    BreakPage,
+    RunOut,
+    RunPage,
+    StatementReceived,
+)
 
 router = APIRouter(tags=["reconciliation"])
 
@@ -105,3 +114,55 @@ async def institution_runs(
         return await _page(session, caller, page, institution_id, statement_date, status)
 
     return await db.run(work)
+
+
+@router.get(
+    "/v1/regulator/reconciliations/breaks",
+    response_model=BreakPage,
+    summary="Reconciliation breaks across runs (regulator)",
+    description=(
+        "Every break of the jurisdiction's institutions (the operator: all), oldest opened first, "
+        "each with its `institution_id` and `run_id`; filters `institution_id`, `status` (`open` "
+        "finds what is still to settle), `type`."
+    ),
+)
+async def regulator_breaks(
+    caller: AdminOrRegulator,
+    db: Db,
+    page: PageParams,
+    institution_id: UUID | None = None,
+    status: BreakStatus | None = None,
+    type: BreakType | None = None,
+) -> BreakPage:
+    rows, next_cursor = await db.run(
+        lambda session: breaks.page(
+            session, caller, page, institution_id=institution_id, status=status, break_type=type
+        )
+    )
+    return BreakPage(items=[BreakItem.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/v1/regulator/reconciliations/breaks/{break_id}/close",
+    response_model=BreakItem,
+    summary="Close a reconciliation break by hand, with a note",
+    description=(
+        "For a difference settled outside the service (the bank corrected it, or it is "
+        "explained): the break closes in the caller's name (`closed_by`: the key's role and id), "
+        "now, with the `note`, and so does the YELLOW alert it raised once a day old. The "
+        "operator, or the regulator of the break's institution: `404 break_not_found` to a "
+        "regulator of another jurisdiction, `404` to any other role. `409 break_closed` when it "
+        "is closed already (nothing changes)."
+    ),
+    responses={
+        404: documented_problem("`break_not_found`"),
+        409: documented_problem("`break_closed`"),
+    },
+)
+async def close_break(
+    break_id: UUID, body: BreakClose, caller: AdminOrRegulator, db: Db
+) -> BreakItem:
+    closed = await db.run(
+        lambda session: breaks.close_by_hand(session, caller, break_id, body.note, utcnow())
+    )
+    return BreakItem.model_validate(closed)

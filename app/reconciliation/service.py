@@ -44,10 +44,9 @@ from app.models.instruction import ResultStatus
 from app.models.reconciliation import BreakStatus, BreakType, RunStatus
 from app.payments.service import BankPayment, PaymentResult, credit_payment
 from app.reconciliation import breaks, repository
+from app.reconciliation.breaks import BY_STATEMENT
 from app.reconciliation.matching import Break, Matcher, Movement, balance_breaks
 
-# Who opens the breaks a statement shows (a person closes them by name).
-BY_STATEMENT = "statement"
 # How far apart the bank's booking and the ledger's moment may be for a line quoting no reference
 # to match a movement of its amount.
 WINDOW = timedelta(hours=1)
@@ -295,22 +294,19 @@ async def _supersede_earlier_runs(
     )
     if not earlier:
         return []
-    for run in earlier:
-        if run.status in (RunStatus.clean, RunStatus.breaks):
-            run.status = RunStatus.superseded
-    for run in earlier:
-        note = (
-            f"the statement of {day} came (run {run_id})"
-            if run.status == RunStatus.missing
-            else f"superseded by a corrected statement of {day} (run {run_id})"
-        )
+    if any(run.status == RunStatus.missing for run in earlier):
+        await breaks.statement_arrived(session, institution_id, day, run_id, now)
+    replaced = [run for run in earlier if run.status in (RunStatus.clean, RunStatus.breaks)]
+    for run in replaced:
+        run.status = RunStatus.superseded
+    if replaced:
         await breaks.close(
             session,
             await breaks.open_breaks(
-                session, institution_id, types=list(BreakType), run_ids=[run.id]
+                session, institution_id, types=list(BreakType), run_ids=[r.id for r in replaced]
             ),
             by=BY_STATEMENT,
-            note=note,
+            note=f"superseded by a corrected statement of {day} (run {run_id})",
             now=now,
         )
     superseded = [run.id for run in earlier if run.status == RunStatus.superseded]

@@ -453,3 +453,31 @@ async def test_a_return_quoting_another_institutions_instruction_moves_nothing(
 async def _add(session, row) -> None:
     session.add(row)
     await session.flush()
+
+
+async def test_a_statement_that_comes_late_closes_its_days_statement_missing_break(
+    engine, database_url
+):
+    async with simulated_bank(engine, database_url, "gmbank", statements=NO_GRACE) as sim:
+        await paid(sim, 2)
+        end_of_today = datetime.combine(today() + timedelta(days=1), datetime.min.time(), SHANGHAI)
+        assert await sim.run_job("watch_reconciliation", end_of_today + timedelta(hours=13)) >= 1
+
+        async def runs() -> dict[str, dict[str, Any]]:
+            listed = await sim.service.get(
+                f"/v1/institutions/{sim.institution_id}/reconciliations", headers=sim.institution
+            )
+            return {run["status"]: run for run in listed.json()["items"]}
+
+        missing = (await runs())["missing"]
+        assert missing["statement_date"] == today().isoformat()
+        assert [(b["type"], b["status"]) for b in missing["breaks"]] == [
+            ("statement_missing", "open")
+        ]
+
+        came = await the_bank_statement(sim)
+
+        assert came["status"] == "clean"
+        [closed] = (await runs())["missing"]["breaks"]
+        assert (closed["status"], closed["closed_by"]) == ("closed", "statement")
+        assert came["id"] in closed["close_note"]

@@ -150,7 +150,7 @@ async def record_run(
     for instruction_id in settling:
         # The bank's statement is a result too: the instruction it lists was executed.
         await apply_outcome(session, instruction_id, Outcome(ResultStatus.settled))
-        side.in_escrow.add(instruction_id)
+        side.outside_escrow.discard(instruction_id)
     await _follow_movements(session, institution.id, run, side, listed, found, young, now)
     repairs: dict[int, Repair] = {}  # by id() of the break whose money is in the books now
     for difference in found:
@@ -163,14 +163,14 @@ async def record_run(
     connection = await session.connection()
     books = await institution_books(connection, institution.id)
     escrow = (await ledger.accounts(connection, institution.id))[books.escrow_cash.id]
-    after = {m.id: m for m in side.movements if m.at >= end and m.id in side.in_escrow}
+    after = {m.id: m for m in side.movements if m.at >= end and m.id not in side.outside_escrow}
     ledger_fen = escrow.normal_balance_fen - sum(map(_signed, after.values()))
     explained = sum(_signed(after[each]) for each in listed if each in after)
-    explained -= sum(_signed(m) for m in young if m.id in side.in_escrow)
+    explained -= sum(_signed(m) for m in young if m.id not in side.outside_escrow)
     for difference in found:
         if id(difference) in repairs:
             continue
-        booked = difference.movement_id in side.in_escrow
+        booked = difference.movement_id not in side.outside_escrow
         if difference.type is BreakType.missing_at_bank:
             explained -= difference.signed_fen if booked else 0  # the ledger's: not the bank's
         elif difference.type is BreakType.amount_mismatch and booked:
@@ -346,7 +346,7 @@ async def _reported_missing(
             ReconciliationBreak.movement_id.in_(list(carried)),
         )
     )
-    return set(rows.all())
+    return {movement_id for movement_id in rows if movement_id is not None}
 
 
 async def _follow_movements(

@@ -160,9 +160,12 @@ class Direction(StrEnum):
     debit = "debit"  # money out of it
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StatementLine:
-    """One booked movement of the escrow account on the statement's day, as the bank lists it."""
+    """One booked movement of the escrow account on the statement's day, as the bank lists it.
+    Not frozen, though nothing changes a line once read: a busy day's reader makes a million of
+    them, and a frozen dataclass costs four times as much to make (one `object.__setattr__` per
+    field)."""
 
     number: int  # where it stands in the file (line or row, 1-based): named in errors and breaks
     bank_reference: str  # the bank's serial of the movement (seqId, AcctSvcrRef, 流水号)

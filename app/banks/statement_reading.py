@@ -17,47 +17,94 @@ from app.kit.money import fen_from_digits, fen_from_yuan
 # No statement line is anywhere near this long; a file without line breaks must not be buffered
 # whole before it is refused.
 MAX_LINE_BYTES = 64 * 1024
+# Lines are split and decoded this many bytes at a time, whatever the size of the chunks: a file
+# handed over whole is not decoded whole.
+BLOCK_BYTES = 1024 * 1024
 
 
-def byte_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """The lines of a file given as chunks of any sizes, without their `\\n`. A line split across
-    chunks (a character too) is joined before it is yielded; a last line needs no `\\n`.
+def text_batches(chunks: Iterable[bytes], encoding: str) -> Iterator[list[str]]:
+    """The decoded lines of a file given as chunks of any sizes, without their `\\n` or a `\\r`
+    before it, a list of consecutive lines at a time: a format's loop pays no call per line. A
+    line split across chunks (a character too) is joined first; a last line needs no `\\n`.
 
     Splitting bytes at 0x0A is safe in UTF-8 and in GBK alike: neither uses that byte inside a
-    multibyte character. So each line is decoded whole, and a decoding error names its line."""
-    buffer = bytearray()  # grows in place: a line that comes a byte at a time is not recopied
-    number = 0
+    multibyte character. So lines are decoded a block at a time, and a decoding error still names
+    its line (the lines before it are given first, as a line-by-line reader would)."""
+    pending = bytearray()  # a line begun, its end yet to come: grows in place, never recopied
+    number = 0  # lines given so far
     for chunk in chunks:
-        searched = len(buffer)  # what came before holds no line break
-        buffer += chunk
-        start = 0
-        # One line at a time, even out of one big chunk: none is copied out before it is read.
-        while (end := buffer.find(b"\n", searched)) >= 0:
-            number += 1
-            yield bytes(buffer[start:end])
-            start = searched = end + 1
-        del buffer[:start]
-        if len(buffer) > MAX_LINE_BYTES:
-            raise StatementMalformed(f"longer than {MAX_LINE_BYTES} bytes", number + 1)
-    if buffer:
-        yield bytes(buffer)
-
-
-def text_lines(chunks: Iterable[bytes], encoding: str) -> Iterator[str]:
-    """The decoded lines of a file, without `\\n` or a `\\r` before it."""
-    for number, raw in enumerate(byte_lines(chunks), 1):
+        for start in range(0, len(chunk), BLOCK_BYTES):
+            piece = chunk[start : start + BLOCK_BYTES]
+            end = piece.rfind(b"\n") + 1
+            if end:
+                pending += piece[:end]
+                lines, problem = _decoded(bytes(pending), encoding, number)
+                pending = bytearray(piece[end:])
+                number += len(lines)
+                yield lines
+                if problem is not None:
+                    raise problem
+            else:
+                pending += piece
+            if len(pending) > MAX_LINE_BYTES:
+                raise StatementMalformed(f"longer than {MAX_LINE_BYTES} bytes", number + 1)
+    if pending:
+        last = bytes(pending)
         try:
-            text = raw.decode(encoding)
+            yield [last.decode(encoding).removesuffix("\r")]
         except UnicodeDecodeError as error:
-            raise StatementMalformed(
-                f"byte {error.start + 1} is not {encoding}: {raw[error.start : error.end]!r}",
-                number,
-            ) from None
-        yield text.removesuffix("\r")
+            raise _undecodable(error, last, encoding, number + 1) from None
+
+
+def _decoded(
+    block: bytes, encoding: str, before: int
+) -> tuple[list[str], StatementMalformed | None]:
+    """The lines of `block`, which ends with `\\n` (`before` lines came before it), up to the
+    first that does not decode, and the error naming that one."""
+    try:
+        text = block.decode(encoding)
+    except UnicodeDecodeError:
+        lines = []
+        for number, raw in enumerate(block.split(b"\n"), before + 1):
+            try:
+                lines.append(raw.decode(encoding).removesuffix("\r"))
+            except UnicodeDecodeError as error:
+                return lines, _undecodable(error, raw, encoding, number)
+        raise  # a codec that fails on the whole but on no line: not UTF-8 nor GBK
+    lines = text.replace("\r\n", "\n").split("\n")
+    lines.pop()  # what follows the last `\n`: nothing
+    return lines, None
+
+
+def _undecodable(
+    error: UnicodeDecodeError, raw: bytes, encoding: str, number: int
+) -> StatementMalformed:
+    return StatementMalformed(
+        f"byte {error.start + 1} is not {encoding}: {raw[error.start : error.end]!r}", number
+    )
 
 
 # A statement writes yuan with exactly two decimals (gmbank.md): "5700.9" is a file cut short.
 _TWO_DECIMALS = re.compile(r"[0-9]+\.[0-9]{2}")
+# Cached parsed booking times, at most: a busy day books a dozen lines a second, in time order.
+_TIMES_KEPT = 1024
+
+
+def _plain_fen(digits: str) -> int | None:
+    """Fen as nearly every line writes them, checked without a regular expression: ASCII digits,
+    no leading zero, too few to overflow a BIGINT. None leaves the full check to decide."""
+    if digits.isdigit() and digits.isascii() and digits[0] != "0" and len(digits) < 19:
+        return int(digits)
+    return None
+
+
+def _plain_yuan(text: str) -> int | None:
+    """Yuan as nearly every line writes them (`1234.50`), as `_plain_fen` checks fen."""
+    if len(text) > 3 and text[-3] == "." and (text[0] != "0" or text[1] == "."):
+        digits = text[:-3] + text[-2:]
+        if digits.isdigit() and digits.isascii() and len(digits) < 19:
+            return int(digits)
+    return None
 
 
 def _fen(text: str, in_yuan: bool) -> int:
@@ -79,8 +126,7 @@ def signed_fen(text: str, number: int, what: str, *, in_yuan: bool = False) -> i
     return -fen if negative else fen
 
 
-def amount_fen(text: str, number: int, *, in_yuan: bool = False) -> int:
-    """A detail line's amount: an exact number of fen, more than zero (the direction is apart)."""
+def _amount(text: str, number: int, in_yuan: bool) -> int:
     try:
         fen = _fen(text, in_yuan)
     except ValueError as error:
@@ -88,6 +134,32 @@ def amount_fen(text: str, number: int, *, in_yuan: bool = False) -> int:
     if fen <= 0:
         raise StatementMalformed(f"amount is {fen} fen: not an amount of money", number)
     return fen
+
+
+# A detail line's amount and balance: the common case checked first, anything else (a negative
+# balance, an amount of nothing, a malformed one) by the full check, which names what is wrong.
+
+
+def amount_fen(text: str, number: int) -> int:
+    """An amount in fen: exact, more than zero (the direction is apart)."""
+    return _plain_fen(text) or _amount(text, number, False)
+
+
+def amount_yuan(text: str, number: int) -> int:
+    """An amount in yuan, as fen: exact, more than zero."""
+    return _plain_yuan(text) or _amount(text, number, True)
+
+
+def balance_fen(text: str, number: int, what: str) -> int:
+    """A balance in fen (`-` when below zero), exactly."""
+    fen = _plain_fen(text)
+    return signed_fen(text, number, what) if fen is None else fen
+
+
+def balance_yuan(text: str, number: int, what: str) -> int:
+    """A balance in yuan, as fen (`-` when below zero), exactly."""
+    fen = _plain_yuan(text)
+    return signed_fen(text, number, what, in_yuan=True) if fen is None else fen
 
 
 def local_time(digits: str, number: int, what: str) -> datetime:
@@ -108,13 +180,26 @@ def local_time(digits: str, number: int, what: str) -> datetime:
         raise StatementMalformed(f"{what} is not a valid time: {digits!r}", number) from None
 
 
+class LocalTimes:
+    """`local_time`, each text parsed once while it recurs: a busy day's statement repeats each
+    second a dozen times, one line after another."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[str, datetime] = {}
+
+    def __call__(self, digits: str, number: int, what: str) -> datetime:
+        parsed = self._parsed.get(digits)
+        if parsed is None:
+            parsed = local_time(digits, number, what)
+            if len(self._parsed) >= _TIMES_KEPT:
+                self._parsed.clear()
+            self._parsed[digits] = parsed
+        return parsed
+
+
 def local_day(digits: str, number: int, what: str) -> date:
     """`yyyyMMdd`."""
     return local_time(digits + "000000", number, what).date()
-
-
-def optional(text: str) -> str | None:
-    return text or None
 
 
 class StatementTally:
@@ -136,37 +221,39 @@ class StatementTally:
 
     def count(self, line: StatementLine, account_no: str | None = None) -> StatementLine:
         """`line` once it holds; `account_no` is the line's own, where the format repeats it."""
-        if account_no is not None:
-            if self.account_no is None:
-                self.account_no = account_no
-            elif account_no != self.account_no:
+        if account_no is not None and account_no != self.account_no:
+            if self.account_no is not None:
                 raise StatementMalformed(
                     f"account {account_no} is not the statement's {self.account_no}", line.number
                 )
-        day = line.booked_at.astimezone(SHANGHAI).date()
-        if self.day is None:
-            self.day = day
-        elif day != self.day:
-            raise StatementMalformed(
-                f"booked on {day}, not the statement's day {self.day}", line.number
-            )
-        signed = line.amount_fen if line.direction is Direction.credit else -line.amount_fen
-        if line.balance_after_fen is not None:
-            if self._balance is None:
-                self._first_balance = (line.number, line.balance_after_fen - signed)
-            elif line.balance_after_fen != self._balance + signed:
+            self.account_no = account_no
+        day = line.booked_at.astimezone(SHANGHAI).date()  # no conversion when already Beijing's
+        if day != self.day:
+            if self.day is not None:
                 raise StatementMalformed(
-                    f"balance after is {line.balance_after_fen} fen, but {self._balance} fen "
-                    f"{'plus' if signed > 0 else 'minus'} {line.amount_fen} fen is "
+                    f"booked on {day}, not the statement's day {self.day}", line.number
+                )
+            self.day = day
+        amount = line.amount_fen
+        credit = line.direction is Direction.credit
+        balance = line.balance_after_fen
+        if balance is not None:
+            signed = amount if credit else -amount
+            if self._balance is None:
+                self._first_balance = (line.number, balance - signed)
+            elif balance != self._balance + signed:
+                raise StatementMalformed(
+                    f"balance after is {balance} fen, but {self._balance} fen "
+                    f"{'plus' if credit else 'minus'} {amount} fen is "
                     f"{self._balance + signed} fen",
                     line.number,
                 )
-            self._balance = line.balance_after_fen
+            self._balance = balance
         self.lines += 1
-        if line.direction is Direction.credit:
-            self.credits_fen += line.amount_fen
+        if credit:
+            self.credits_fen += amount
         else:
-            self.debits_fen += line.amount_fen
+            self.debits_fen += amount
         return line
 
     def summary(self, opening_fen: int, closing_fen: int, number: int | None) -> StatementSummary:

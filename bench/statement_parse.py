@@ -28,11 +28,11 @@ CHUNK = 64 * 1024
 CAMT_053 = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
 
 
-def _movements(lines: int) -> Iterator[tuple[int, datetime, bool, int, int]]:
+def movements(lines: int, day: date = DAY) -> Iterator[tuple[int, datetime, bool, int, int]]:
     """(number, booked at, credit?, amount, balance after) spread over the day: three credits of
     a payment for each debit of a payout."""
     balance = 0
-    start = datetime.combine(DAY, datetime.min.time(), SHANGHAI)
+    start = datetime.combine(day, datetime.min.time(), SHANGHAI)
     for n in range(lines):
         credit = n % 4 != 3
         amount = 12_345 if credit else 20_000
@@ -40,9 +40,20 @@ def _movements(lines: int) -> Iterator[tuple[int, datetime, bool, int, int]]:
         yield n, start + timedelta(seconds=n * 86_399 // max(lines, 1)), credit, amount, balance
 
 
-def _totals(lines: int) -> tuple[int, int]:
+def serial(n: int) -> str:
+    """The bank's serial of movement `n`."""
+    return f"{n:022d}"
+
+
+def reference(n: int, credit: bool) -> str:
+    """What movement `n` quotes: a payment its order number, a payout our instruction id."""
+    return f"ORDER{n:010d}" if credit else f"PO{n:030d}"
+
+
+def totals(lines: int) -> tuple[int, int]:
+    """The credits and the debits of the day."""
     credits = debits = 0
-    for _, _, credit, amount, _ in _movements(lines):
+    for _, _, credit, amount, _ in movements(lines):
         if credit:
             credits += amount
         else:
@@ -50,48 +61,49 @@ def _totals(lines: int) -> tuple[int, int]:
     return credits, debits
 
 
-def _ums(lines: int) -> Iterator[str]:
-    credits, debits = _totals(lines)
-    yield f"H|G00042|{ACCOUNT_NO}|{DAY:%Y%m%d}|0|{credits - debits}|{lines}\n"
-    for n, at, credit, amount, balance in _movements(lines):
+def _ums(lines: int, day: date, account_no: str) -> Iterator[str]:
+    credits, debits = totals(lines)
+    yield f"H|G00042|{account_no}|{day:%Y%m%d}|0|{credits - debits}|{lines}\n"
+    for n, at, credit, amount, balance in movements(lines, day):
         yield (
-            f"D|{n:022d}|{at:%Y%m%d%H%M%S}|{'C' if credit else 'D'}|{amount}|{balance}|"
-            f"6217000010002{n % 1000:03d}|张三{n % 97}|ORDER{n:010d}|学费 {n}\n"
+            f"D|{serial(n)}|{at:%Y%m%d%H%M%S}|{'C' if credit else 'D'}|{amount}|{balance}|"
+            f"6217000010002{n % 1000:03d}|张三{n % 97}|{reference(n, credit)}|学费 {n}\n"
         )
     yield f"T|{credits}|{debits}\n"
 
 
-def _gmbank(lines: int) -> Iterator[str]:
-    credits, debits = _totals(lines)
+def _gmbank(lines: int, day: date, account_no: str) -> Iterator[str]:
+    credits, debits = totals(lines)
     yield "账号,交易日期,交易时间,流水号,借贷标志,金额,余额,对方账号,对方户名,摘要,业务参考号\r\n"
-    for n, at, credit, amount, balance in _movements(lines):
+    for n, at, credit, amount, balance in movements(lines, day):
         yield (
-            f"{ACCOUNT_NO},{at:%Y%m%d},{at:%H%M%S},{n:022d},{'贷' if credit else '借'},"
+            f"{account_no},{at:%Y%m%d},{at:%H%M%S},{serial(n)},{'贷' if credit else '借'},"
             f"{yuan(amount)},{yuan(balance)},6217000010002{n % 1000:03d},张三{n % 97},学费 {n},"
-            f"ORDER{n:010d}\r\n"
+            f"{reference(n, credit)}\r\n"
         )
     yield f"期初余额,0.00\r\n期末余额,{yuan(credits - debits)}\r\n"
 
 
-def _iso20022(lines: int) -> Iterator[str]:
-    credits, debits = _totals(lines)
+def _iso20022(lines: int, day: date, account_no: str) -> Iterator[str]:
+    credits, debits = totals(lines)
     yield (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="{CAMT_053}"><BkToCstmrStmt>'
-        f"<GrpHdr><MsgId>STMT{DAY:%Y%m%d}</MsgId></GrpHdr><Stmt><Id>S1</Id>"
-        f"<FrToDt><FrDtTm>{DAY}T00:00:00+08:00</FrDtTm><ToDtTm>{DAY}T23:59:59+08:00</ToDtTm>"
-        f"</FrToDt><Acct><Id><Othr><Id>{ACCOUNT_NO}</Id></Othr></Id><Ccy>CNY</Ccy></Acct>\n"
+        f"<GrpHdr><MsgId>STMT{day:%Y%m%d}</MsgId></GrpHdr><Stmt><Id>S1</Id>"
+        f"<FrToDt><FrDtTm>{day}T00:00:00+08:00</FrDtTm><ToDtTm>{day}T23:59:59+08:00</ToDtTm>"
+        f"</FrToDt><Acct><Id><Othr><Id>{account_no}</Id></Othr></Id><Ccy>CNY</Ccy></Acct>\n"
     )
     for code, fen in (("OPBD", 0), ("CLBD", credits - debits)):
         yield (
             f'<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy="CNY">{yuan(fen)}</Amt>'
-            f"<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{DAY}</Dt></Dt></Bal>\n"
+            f"<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>\n"
         )
-    for n, at, credit, amount, _ in _movements(lines):
+    for n, at, credit, amount, _ in movements(lines, day):
         party = "Dbtr" if credit else "Cdtr"
         yield (
             f'<Ntry><Amt Ccy="CNY">{yuan(amount)}</Amt><CdtDbtInd>{"CRDT" if credit else "DBIT"}'
             f"</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><DtTm>{at.isoformat()}</DtTm></BookgDt>"
-            f"<AcctSvcrRef>{n:022d}</AcctSvcrRef><NtryDtls><TxDtls><Refs><EndToEndId>ORDER{n:010d}"
+            f"<AcctSvcrRef>{serial(n)}</AcctSvcrRef><NtryDtls><TxDtls><Refs><EndToEndId>"
+            f"{reference(n, credit)}"
             f"</EndToEndId></Refs><RltdPties><{party}><Pty><Nm>张三{n % 97}</Nm></Pty></{party}>"
             f"<{party}Acct><Id><Othr><Id>6217000010002{n % 1000:03d}</Id></Othr></Id></{party}Acct>"
             f"</RltdPties></TxDtls></NtryDtls></Ntry>\n"
@@ -102,13 +114,15 @@ def _iso20022(lines: int) -> Iterator[str]:
 _WRITERS = {"ums": (_ums, "utf-8"), "iso20022": (_iso20022, "utf-8"), "gmbank": (_gmbank, "gbk")}
 
 
-def synthetic(adapter: str, lines: int) -> Iterator[bytes]:
-    """A valid statement of `lines` movements in the bank's format, made as it is read: chunks
-    of about 64 KiB, so that the file itself is never in memory."""
+def synthetic(
+    adapter: str, lines: int, day: date = DAY, account_no: str = ACCOUNT_NO
+) -> Iterator[bytes]:
+    """A valid statement of `lines` movements (`movements`) in the bank's format, made as it is
+    read: chunks of about 64 KiB, so that the file itself is never in memory."""
     write, encoding = _WRITERS[adapter]
     pending: list[str] = []
     size = 0
-    for text in write(lines):
+    for text in write(lines, day, account_no):
         pending.append(text)
         size += len(text)
         if size >= CHUNK // 2:

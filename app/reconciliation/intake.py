@@ -18,6 +18,7 @@ from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from app.banks.config import BankSetup, cached_bank
 from app.banks.inbox import MAX_DETAIL, claim_nonce, reject, store_raw
@@ -130,7 +131,7 @@ async def _reconcile(
         raise StatementUnreadable(detail or "this statement was refused before", replayed=True)
 
     async def work(session: AsyncSession) -> ReconciliationRun:
-        message = await session.get_one(BankMessage, stored_id, with_for_update=True)
+        message = await _locked(session, stored_id)
         if message.status == MessageStatus.processed:  # another request read it meanwhile
             return await run_of_message(session, stored_id)
         run = await record_run(
@@ -169,11 +170,19 @@ async def _refuse(
 
 async def _mark(db: Database, stored_id: UUID, status: MessageStatus, detail: str) -> None:
     async def work(session: AsyncSession) -> None:
-        message = await session.get_one(BankMessage, stored_id, with_for_update=True)
+        message = await _locked(session, stored_id)
         message.status = status
         message.detail = detail[:MAX_DETAIL]
 
     await db.run(work)
+
+
+async def _locked(session: AsyncSession, stored_id: UUID) -> BankMessage:
+    """The stored statement's row, locked, without its file: the reader has the file already, and
+    a busy day's is a hundred megabytes."""
+    return await session.get_one(
+        BankMessage, stored_id, with_for_update=True, options=[defer(BankMessage.body)]
+    )
 
 
 async def _detail_of(session: AsyncSession, stored_id: UUID) -> str | None:

@@ -15,7 +15,6 @@ from lxml import etree
 from app.banks.iso20022.messages import (
     NOT_PROVIDED,
     XmlReader,
-    booked_at,
     checked_time,
     cny_fen,
     entry_amount_fen,
@@ -35,6 +34,7 @@ _XML = XmlReader(CAMT_053)
 _STMT, _ACCT, _PERIOD, _BAL, _NTRY = (
     f"{{{CAMT_053}}}{name}" for name in ("Stmt", "Acct", "FrToDt", "Bal", "Ntry")
 )
+_NAMESPACE = f"{{{CAMT_053}}}"
 _DIRECTIONS = {"CRDT": Direction.credit, "DBIT": Direction.debit}
 _BALANCES = ("OPBD", "CLBD")  # opening booked, closing booked
 
@@ -146,36 +146,76 @@ class _Statement:
             if self.account_no is None or self.day is None:
                 raise MalformedMessage("an entry before the statement's Acct and FrToDt")
             self.tally.expect(self.account_no, self.day)
-        status = _XML.text(element, "Sts/Cd") or _XML.text(element, "Sts")
+        entry = _Descendants(element)
+        status = entry.text("Sts/Cd") or entry.text("Sts")
         if status != "BOOK":
             return None  # pending or information only: no money moved
-        indicator = _XML.text(element, "CdtDbtInd")
+        indicator = entry.text("CdtDbtInd")
         if indicator not in _DIRECTIONS:
             raise MalformedMessage(f"CdtDbtInd is {indicator!r}, not CRDT or DBIT")
         direction = _DIRECTIONS[indicator]
-        details = _XML.findall(element, "NtryDtls/TxDtls")
-        if len(details) > 1:
+        details = entry.count(_DETAIL)
+        if details > 1:
             # A batch booking: one amount for several transfers, which cannot be matched singly.
-            raise MalformedMessage(f"a booked entry with {len(details)} TxDtls, not one")
-        detail = details[0] if details else None
-        end_to_end_id = _XML.text(detail, "Refs/EndToEndId")
-        party = "Dbtr" if direction is Direction.credit else "Cdtr"  # the other side
+            raise MalformedMessage(f"a booked entry with {details} TxDtls, not one")
+        end_to_end_id = entry.text(f"{_DETAIL}/Refs/EndToEndId")
+        party = f"{_DETAIL}/RltdPties/{'Dbtr' if direction is Direction.credit else 'Cdtr'}"
         return self.tally.count(
             StatementLine(
                 number=number,
-                bank_reference=_XML.required(element, "AcctSvcrRef"),
-                booked_at=booked_at(_XML, element),
+                bank_reference=entry.required("AcctSvcrRef"),
+                booked_at=checked_time(entry.required("BookgDt/DtTm"), "BookgDt/DtTm"),
                 direction=direction,
                 amount_fen=entry_amount_fen(_XML, element),
                 reference=None if end_to_end_id == NOT_PROVIDED else end_to_end_id,
-                counterparty_account_no=_XML.text(detail, f"RltdPties/{party}Acct/Id/Othr/Id"),
+                counterparty_account_no=entry.text(f"{party}Acct/Id/Othr/Id"),
                 # camt.053.001.08 names a party as Pty/Nm; older versions, bare Nm.
-                counterparty_name=_XML.text(detail, f"RltdPties/{party}/Pty/Nm")
-                or _XML.text(detail, f"RltdPties/{party}/Nm"),
-                memo=_XML.text(detail, "RmtInf/Ustrd") or _XML.text(element, "AddtlNtryInf"),
-                returned=detail is not None and _XML.find(detail, "RtrInf") is not None,
+                counterparty_name=entry.text(f"{party}/Pty/Nm") or entry.text(f"{party}/Nm"),
+                memo=entry.text(f"{_DETAIL}/RmtInf/Ustrd") or entry.text("AddtlNtryInf"),
+                returned=entry.count(f"{_DETAIL}/RtrInf") > 0,
             )
         )
+
+
+_DETAIL = "NtryDtls/TxDtls"  # an entry's one transfer, if it lists it
+
+
+class _Descendants:
+    """An entry's elements of the statement's namespace by their path of local names below it
+    (`BookgDt/DtTm`), found in one walk: as `XmlReader` would find them (the first in document
+    order), without the dozen path searches that cost five times the parsing."""
+
+    def __init__(self, element: Any) -> None:
+        self._first: dict[str, Any] = {}
+        self._more: dict[str, int] = {}
+        self._walk(element, "")
+
+    def _walk(self, parent: Any, above: str) -> None:
+        for child in parent:
+            tag = child.tag
+            if isinstance(tag, str) and tag.startswith(_NAMESPACE):
+                path = above + tag[len(_NAMESPACE) :]
+                if path in self._first:
+                    self._more[path] = self._more.get(path, 0) + 1
+                else:
+                    self._first[path] = child
+                if len(child):  # has children of its own
+                    self._walk(child, path + "/")
+
+    def count(self, path: str) -> int:
+        return (path in self._first) + self._more.get(path, 0)
+
+    def text(self, path: str) -> str | None:
+        """The element's text without surrounding whitespace; None when absent or empty."""
+        found = self._first.get(path)
+        text = None if found is None or found.text is None else found.text.strip()
+        return text or None
+
+    def required(self, path: str) -> str:
+        text = self.text(path)
+        if text is None:
+            raise MalformedMessage(f"{path} is missing")
+        return text
 
 
 class IsoStatement(StreamedStatement):

@@ -5,12 +5,13 @@
 Drops and recreates the database, migrates it, configures each bank (keys made here) with one
 institution whose escrow account it holds, and gives the ledger that account's day (today in
 Beijing, so that the ledger's balance at the day's cut-off is the one posted here): `--lines`
-movements of `bench.statement_parse.movements`, three payments for each payout. A payment is an
-enrollment paid with the line's serial as its `payment_reference` and the line's order number; a
-payout is an instruction sent that day, the line quoting its id. They are loaded with COPY, and the
-day's net is posted to the escrow cash account through the ledger service (against own funds), so
-that the ledger closes the day where the bank does. The matching statement file is written in the
-bank's format. None of this is timed.
+movements of `bench.statement_parse.Day`, spread over the day, every `--payout-every`-th a payout
+and the others payments. A payment is an enrollment paid with the line's serial as its
+`payment_reference` and the line's order number; a payout is an instruction sent and succeeded
+that day, the line quoting its id. They are loaded with COPY, and the day's net is posted to the
+escrow cash account through the ledger service (against own funds), so that the ledger closes the
+day where the bank does. The matching statement file is written in the bank's format. None of
+this is timed.
 
 Then, for each bank, in the same run:
 - *reconcile*: `prepaid-guard reconcile FILE --bank SLUG` in a child process, as an operator runs
@@ -38,7 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ from app.models import (
 )
 from bank_simulator.keys import bank_keys
 from bench.ledger_throughput import recreate_database
-from bench.statement_parse import movements, reference, serial, synthetic, totals
+from bench.statement_parse import Day, reference, serial, synthetic
 
 JURISDICTION = "BREC"
 
@@ -72,8 +73,9 @@ def _escrow_account() -> str:
     return f"62220{secrets.randbelow(10**11):011d}"
 
 
-async def prepare(db: Database, secret_key: str, adapter: str, lines: int, day: date) -> str:
-    """The bank, its institution and the ledger's day; the institution's escrow account."""
+async def prepare(db: Database, secret_key: str, adapter: str, spec: Day) -> None:
+    """The bank, its institution (whose escrow account is the day's) and the ledger's day."""
+    day = spec.day
     slug = f"{adapter[:3]}-bench"
     keys = bank_keys(adapter)
     await db.run(
@@ -81,7 +83,7 @@ async def prepare(db: Database, secret_key: str, adapter: str, lines: int, day: 
             session, secret_key, slug, adapter, "http://127.0.0.1:9/unused", keys.service_config
         )
     )
-    institution_id, course_id, escrow = uuid.uuid4(), uuid.uuid4(), _escrow_account()
+    institution_id, course_id = uuid.uuid4(), uuid.uuid4()
     now = utcnow()
 
     async def institution(session: Any) -> None:
@@ -94,7 +96,7 @@ async def prepare(db: Database, secret_key: str, adapter: str, lines: int, day: 
                 category="non_subject",
                 jurisdiction_code=JURISDICTION,
                 bank_slug=slug,
-                escrow_account_no=escrow,
+                escrow_account_no=spec.account_no,
                 basic_account_no=f"6228{secrets.randbelow(10**12):012d}",
                 basic_account_name=f"Bench school at {slug}",
                 created_at=now,
@@ -115,7 +117,7 @@ async def prepare(db: Database, secret_key: str, adapter: str, lines: int, day: 
             )
         )
         await session.flush()
-        credits, debits = totals(lines)
+        credits, debits = spec.totals()
         connection = await session.connection()
         books = await institution_books(connection, institution_id)
         # The day's payments less its payouts, in one entry: the escrow account ends the day at
@@ -135,7 +137,7 @@ async def prepare(db: Database, secret_key: str, adapter: str, lines: int, day: 
 
     await db.run(institution)
     enrollments, instructions = [], []
-    for n, at, credit, amount, _ in movements(lines, day):
+    for n, at, credit, amount, _ in spec.movements():
         if credit:
             enrollments.append(
                 (
@@ -149,7 +151,7 @@ async def prepare(db: Database, secret_key: str, adapter: str, lines: int, day: 
             instructions.append(
                 (
                     *(institution_id, reference(n, False), "payout", uuid.uuid4(), amount),
-                    *("6228", "Bench school", "sent", 1, at, at, slug, "PAYOUT"),
+                    *("6228", "Bench school", "succeeded", 1, at, at, at, slug, "PAYOUT"),
                 )
             )
     async with db.engine.begin() as connection:
@@ -173,11 +175,10 @@ async def prepare(db: Database, secret_key: str, adapter: str, lines: int, day: 
             columns=[
                 *("institution_id", "id", "kind", "transfer_id", "amount_fen"),
                 *("payee_account_no", "payee_name", "status", "attempts", "created_at"),
-                *("sent_at", "bank_slug", "memo"),
+                *("sent_at", "resolved_at", "bank_slug", "memo"),
             ],
         )
         await raw.execute("ANALYZE enrollments; ANALYZE instructions")
-    return escrow
 
 
 # The detail lines of each format, as PostgreSQL's COPY takes them: (columns, options, the lines'
@@ -261,7 +262,9 @@ def profile(url: str, secret_key: str, slug: str, path: Path, out: Path) -> None
     profiler.dump_stats(out)
 
 
-async def setup(url: str, secret_key: str, banks: list[str], lines: int, directory: Path) -> Any:
+async def setup(
+    url: str, secret_key: str, banks: list[str], lines: int, payout_every: int, directory: Path
+) -> Any:
     await recreate_database(url)
     await asyncio.to_thread(migrate.upgrade, url)
     engine = create_engine(url)
@@ -282,10 +285,11 @@ async def setup(url: str, secret_key: str, banks: list[str], lines: int, directo
     files = {}
     for adapter in banks:
         started = time.perf_counter()
-        escrow = await prepare(db, secret_key, adapter, lines, day)
+        spec = Day(lines, day, _escrow_account(), payout_every)
+        await prepare(db, secret_key, adapter, spec)
         files[adapter] = directory / f"statement-{adapter}"
         with files[adapter].open("wb") as file:
-            for chunk in synthetic(adapter, lines, day, escrow):
+            for chunk in synthetic(adapter, spec):
                 file.write(chunk)
         print(
             f"{adapter}: {lines:,} movements and their statement of {day} made in "
@@ -325,13 +329,18 @@ async def main() -> None:
     )
     parser.add_argument("--banks", default="ums", help="comma-separated: ums,gmbank,iso20022")
     parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument(
+        "--payout-every", type=int, default=100, help="every n-th movement is a payout"
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--profile", type=Path, help="profile the first bank's run in-process")
     args = parser.parse_args()
     banks = args.banks.split(",")
     secret_key = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory() as directory:
-        db, files = await setup(args.database_url, secret_key, banks, args.lines, Path(directory))
+        db, files = await setup(
+            args.database_url, secret_key, banks, args.lines, args.payout_every, Path(directory)
+        )
         try:
             if args.profile:
                 await asyncio.to_thread(

@@ -15,6 +15,7 @@ import argparse
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -28,16 +29,36 @@ CHUNK = 64 * 1024
 CAMT_053 = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
 
 
-def movements(lines: int, day: date = DAY) -> Iterator[tuple[int, datetime, bool, int, int]]:
-    """(number, booked at, credit?, amount, balance after) spread over the day: three credits of
-    a payment for each debit of a payout."""
-    balance = 0
-    start = datetime.combine(day, datetime.min.time(), SHANGHAI)
-    for n in range(lines):
-        credit = n % 4 != 3
-        amount = 12_345 if credit else 20_000
-        balance += amount if credit else -amount
-        yield n, start + timedelta(seconds=n * 86_399 // max(lines, 1)), credit, amount, balance
+@dataclass(frozen=True)
+class Day:
+    """A synthetic day of one escrow account: `lines` movements spread over `day`, every
+    `payout_every`-th the debit of a payout, the others credits of a payment."""
+
+    lines: int
+    day: date = DAY
+    account_no: str = ACCOUNT_NO
+    payout_every: int = 4
+
+    def movements(self) -> Iterator[tuple[int, datetime, bool, int, int]]:
+        """(number, booked at, credit?, amount, balance after), in time order."""
+        balance = 0
+        start = datetime.combine(self.day, datetime.min.time(), SHANGHAI)
+        for n in range(self.lines):
+            credit = n % self.payout_every != self.payout_every - 1
+            amount = 12_345 if credit else 20_000
+            balance += amount if credit else -amount
+            at = start + timedelta(seconds=n * 86_399 // max(self.lines, 1))
+            yield n, at, credit, amount, balance
+
+    def totals(self) -> tuple[int, int]:
+        """The credits and the debits of the day."""
+        credits = debits = 0
+        for _, _, credit, amount, _ in self.movements():
+            if credit:
+                credits += amount
+            else:
+                debits += amount
+        return credits, debits
 
 
 def serial(n: int) -> str:
@@ -50,21 +71,11 @@ def reference(n: int, credit: bool) -> str:
     return f"ORDER{n:010d}" if credit else f"PO{n:030d}"
 
 
-def totals(lines: int) -> tuple[int, int]:
-    """The credits and the debits of the day."""
-    credits = debits = 0
-    for _, _, credit, amount, _ in movements(lines):
-        if credit:
-            credits += amount
-        else:
-            debits += amount
-    return credits, debits
-
-
-def _ums(lines: int, day: date, account_no: str) -> Iterator[str]:
-    credits, debits = totals(lines)
+def _ums(spec: Day) -> Iterator[str]:
+    lines, day, account_no = spec.lines, spec.day, spec.account_no
+    credits, debits = spec.totals()
     yield f"H|G00042|{account_no}|{day:%Y%m%d}|0|{credits - debits}|{lines}\n"
-    for n, at, credit, amount, balance in movements(lines, day):
+    for n, at, credit, amount, balance in spec.movements():
         yield (
             f"D|{serial(n)}|{at:%Y%m%d%H%M%S}|{'C' if credit else 'D'}|{amount}|{balance}|"
             f"6217000010002{n % 1000:03d}|张三{n % 97}|{reference(n, credit)}|学费 {n}\n"
@@ -72,10 +83,11 @@ def _ums(lines: int, day: date, account_no: str) -> Iterator[str]:
     yield f"T|{credits}|{debits}\n"
 
 
-def _gmbank(lines: int, day: date, account_no: str) -> Iterator[str]:
-    credits, debits = totals(lines)
+def _gmbank(spec: Day) -> Iterator[str]:
+    account_no = spec.account_no
+    credits, debits = spec.totals()
     yield "账号,交易日期,交易时间,流水号,借贷标志,金额,余额,对方账号,对方户名,摘要,业务参考号\r\n"
-    for n, at, credit, amount, balance in movements(lines, day):
+    for n, at, credit, amount, balance in spec.movements():
         yield (
             f"{account_no},{at:%Y%m%d},{at:%H%M%S},{serial(n)},{'贷' if credit else '借'},"
             f"{yuan(amount)},{yuan(balance)},6217000010002{n % 1000:03d},张三{n % 97},学费 {n},"
@@ -84,8 +96,9 @@ def _gmbank(lines: int, day: date, account_no: str) -> Iterator[str]:
     yield f"期初余额,0.00\r\n期末余额,{yuan(credits - debits)}\r\n"
 
 
-def _iso20022(lines: int, day: date, account_no: str) -> Iterator[str]:
-    credits, debits = totals(lines)
+def _iso20022(spec: Day) -> Iterator[str]:
+    day, account_no = spec.day, spec.account_no
+    credits, debits = spec.totals()
     yield (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="{CAMT_053}"><BkToCstmrStmt>'
         f"<GrpHdr><MsgId>STMT{day:%Y%m%d}</MsgId></GrpHdr><Stmt><Id>S1</Id>"
@@ -97,7 +110,7 @@ def _iso20022(lines: int, day: date, account_no: str) -> Iterator[str]:
             f'<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy="CNY">{yuan(fen)}</Amt>'
             f"<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>\n"
         )
-    for n, at, credit, amount, _ in movements(lines, day):
+    for n, at, credit, amount, _ in spec.movements():
         party = "Dbtr" if credit else "Cdtr"
         yield (
             f'<Ntry><Amt Ccy="CNY">{yuan(amount)}</Amt><CdtDbtInd>{"CRDT" if credit else "DBIT"}'
@@ -114,15 +127,14 @@ def _iso20022(lines: int, day: date, account_no: str) -> Iterator[str]:
 _WRITERS = {"ums": (_ums, "utf-8"), "iso20022": (_iso20022, "utf-8"), "gmbank": (_gmbank, "gbk")}
 
 
-def synthetic(
-    adapter: str, lines: int, day: date = DAY, account_no: str = ACCOUNT_NO
-) -> Iterator[bytes]:
-    """A valid statement of `lines` movements (`movements`) in the bank's format, made as it is
-    read: chunks of about 64 KiB, so that the file itself is never in memory."""
+def synthetic(adapter: str, day: Day | int) -> Iterator[bytes]:
+    """A valid statement of the day (or of that many movements of the default day) in the bank's
+    format, made as it is read: chunks of about 64 KiB, so that the file itself is never in
+    memory."""
     write, encoding = _WRITERS[adapter]
     pending: list[str] = []
     size = 0
-    for text in write(lines, day, account_no):
+    for text in write(day if isinstance(day, Day) else Day(day)):
         pending.append(text)
         size += len(text)
         if size >= CHUNK // 2:

@@ -90,16 +90,10 @@ _TWO_DECIMALS = re.compile(r"[0-9]+\.[0-9]{2}")
 _TIMES_KEPT = 1024
 
 
-def _plain_fen(digits: str) -> int | None:
-    """Fen as nearly every line writes them, checked without a regular expression: ASCII digits,
-    no leading zero, too few to overflow a BIGINT. None leaves the full check to decide."""
-    if digits.isdigit() and digits.isascii() and digits[0] != "0" and len(digits) < 19:
-        return int(digits)
-    return None
-
-
 def _plain_yuan(text: str) -> int | None:
-    """Yuan as nearly every line writes them (`1234.50`), as `_plain_fen` checks fen."""
+    """Yuan as nearly every line writes them (`1234.50`), checked without a regular expression:
+    ASCII digits, no leading zero, too few to overflow a BIGINT. None leaves the full check to
+    decide."""
     if len(text) > 3 and text[-3] == "." and (text[0] != "0" or text[1] == "."):
         digits = text[:-3] + text[-2:]
         if digits.isdigit() and digits.isascii() and len(digits) < 19:
@@ -142,7 +136,9 @@ def _amount(text: str, number: int, in_yuan: bool) -> int:
 
 def amount_fen(text: str, number: int) -> int:
     """An amount in fen: exact, more than zero (the direction is apart)."""
-    return _plain_fen(text) or _amount(text, number, False)
+    if text.isdigit() and text.isascii() and text[0] != "0" and len(text) < 19:
+        return int(text)  # as nearly every line writes it, as `_plain_yuan` checks yuan
+    return _amount(text, number, False)
 
 
 def amount_yuan(text: str, number: int) -> int:
@@ -152,8 +148,9 @@ def amount_yuan(text: str, number: int) -> int:
 
 def balance_fen(text: str, number: int, what: str) -> int:
     """A balance in fen (`-` when below zero), exactly."""
-    fen = _plain_fen(text)
-    return signed_fen(text, number, what) if fen is None else fen
+    if text.isdigit() and text.isascii() and text[0] != "0" and len(text) < 19:
+        return int(text)  # as `amount_fen`
+    return signed_fen(text, number, what)
 
 
 def balance_yuan(text: str, number: int, what: str) -> int:
@@ -182,18 +179,18 @@ def local_time(digits: str, number: int, what: str) -> datetime:
 
 class LocalTimes:
     """`local_time`, each text parsed once while it recurs: a busy day's statement repeats each
-    second a dozen times, one line after another."""
+    second a dozen times, one line after another. `get(text) or parse(text, number, what)`: the
+    common case is one dictionary look-up."""
 
     def __init__(self) -> None:
         self._parsed: dict[str, datetime] = {}
+        self.get = self._parsed.get
 
-    def __call__(self, digits: str, number: int, what: str) -> datetime:
-        parsed = self._parsed.get(digits)
-        if parsed is None:
-            parsed = local_time(digits, number, what)
-            if len(self._parsed) >= _TIMES_KEPT:
-                self._parsed.clear()
-            self._parsed[digits] = parsed
+    def parse(self, digits: str, number: int, what: str) -> datetime:
+        parsed = local_time(digits, number, what)
+        if len(self._parsed) >= _TIMES_KEPT:
+            self._parsed.clear()
+        self._parsed[digits] = parsed
         return parsed
 
 

@@ -55,10 +55,11 @@ def _detail(row: list[str], number: int, booked_at: LocalTimes) -> tuple[str, St
         raise StatementMalformed("no 流水号", number)
     if flag not in _DIRECTIONS:
         raise StatementMalformed(f"借贷标志 is {flag!r}, not 贷 or 借", number)
+    moment = day + time
     line = StatementLine(  # by position: a million lines a day pay for keywords
         number,
         serial,  # bank_reference
-        booked_at(day + time, number, "交易日期 and 交易时间"),
+        booked_at.get(moment) or booked_at.parse(moment, number, "交易日期 and 交易时间"),
         _DIRECTIONS[flag],
         amount_yuan(amount, number),
         reference or None,

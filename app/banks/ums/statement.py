@@ -56,7 +56,7 @@ def _detail(fields: list[str], number: int, booked_at: LocalTimes) -> StatementL
     return StatementLine(  # by position: a million lines a day pay for keywords
         number,
         seq_id,  # bank_reference
-        booked_at(booked, number, "the booking time"),
+        booked_at.get(booked) or booked_at.parse(booked, number, "the booking time"),
         _DIRECTIONS[direction],
         amount_fen(amount, number),
         reference or None,

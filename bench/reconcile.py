@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.banks.config import configure_bank
 from app.db import migrate
@@ -155,7 +156,7 @@ async def prepare(db: Database, secret_key: str, adapter: str, spec: Day) -> Non
                 )
             )
     async with db.engine.begin() as connection:
-        raw = (await connection.get_raw_connection()).driver_connection
+        raw = await _driver(connection)
         await raw.copy_records_to_table(
             "enrollments",
             records=enrollments,
@@ -181,6 +182,13 @@ async def prepare(db: Database, secret_key: str, adapter: str, spec: Day) -> Non
         await raw.execute("ANALYZE enrollments; ANALYZE instructions")
 
 
+async def _driver(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under SQLAlchemy's, for COPY."""
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    return raw
+
+
 # The detail lines of each format, as PostgreSQL's COPY takes them: (columns, options, the lines'
 # bytes out of the whole file).
 def _floor_input(adapter: str, body: bytes) -> tuple[int, dict[str, Any], bytes]:
@@ -197,7 +205,7 @@ async def copy_floor(db: Database, adapter: str, body: bytes) -> tuple[float, in
     """Seconds to COPY the statement's lines into a fresh table and commit; rows copied."""
     columns, options, lines = _floor_input(adapter, body)
     async with db.engine.connect() as connection:
-        raw = (await connection.get_raw_connection()).driver_connection
+        raw = await _driver(connection)
         await raw.execute(
             "DROP TABLE IF EXISTS statement_floor; CREATE TABLE statement_floor ("
             + ", ".join(f"c{n} text" for n in range(columns))

@@ -377,8 +377,7 @@ async def _reconcile(slug: str, body: bytes, headers: dict[str, str]) -> Any:
     request = InboundRequest(headers=headers, body=body, received_at=utcnow())
     try:
         with Progress(transient=True) as progress:
-            # The file is read twice: to learn its account and day, then to match its lines.
-            task = progress.add_task("reading the statement", total=2 * len(body))
+            task = progress.add_task("reading the statement", total=len(body))
 
             def chunks() -> Iterator[bytes]:
                 for start in range(0, len(body), CHUNK_BYTES):

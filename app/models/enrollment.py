@@ -48,6 +48,7 @@ class Enrollment(Base):
         Index(None, "institution_id", "course_id", "student_id_hash"),
         # The expiry job looks for unpaid enrollments past their time.
         Index(None, "status", "expires_at"),
+        Index(None, "institution_id", "paid_at"),  # a statement's day of payments
     )
 
     institution_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)

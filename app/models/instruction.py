@@ -26,7 +26,10 @@ class Instruction(Base):
     two-phase ledger transfer that reserves its money, and sent by the dispatch job."""
 
     __tablename__ = "instructions"
-    __table_args__ = (Index(None, "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "institution_id", "sent_at"),  # a statement's day of instructions
+    )
 
     institution_id: Mapped[UUID] = mapped_column(ForeignKey("institutions.id"), primary_key=True)
     # The bank's reference: at most 32 characters of [A-Za-z0-9].

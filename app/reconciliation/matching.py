@@ -46,9 +46,10 @@ DIRECTION_OF_KIND = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Movement:
-    """One ledger movement of the escrow account that the bank should list."""
+class Movement(NamedTuple):
+    """One ledger movement of the escrow account that the bank should list. A tuple: a busy day
+    makes a million, and a tuple is made in a third of a frozen dataclass's time and, holding
+    no container, is soon left alone by the cyclic collector."""
 
     id: str  # stable: the instruction id, or the ledger entry key of a payment
     kind: MovementKind

@@ -1,9 +1,7 @@
 """The ledger's side of a statement: the movements of an institution's escrow account that a
 statement of one day may list, and which of them the ledger's escrow cash holds yet."""
 
-import gc
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -79,8 +77,7 @@ async def ledger_side(
     listed = await _listed_ahead(session, institution_id, start, superseded_runs)
 
     connection = await session.connection()
-    with _collector_paused():
-        await _payments(connection, institution_id, side, start, until, end)
+    await _payments(connection, institution_id, side, start, until, end)
     await _instructions(session, institution_id, side, start, until, end)
     await _carried(session, institution_id, side, start, superseded_runs)
     if listed:
@@ -146,19 +143,6 @@ async def _batches(
     result = await connection.stream(statement.execution_options(yield_per=BATCH_ROWS))
     async for rows in result.partitions():
         yield rows
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while a million movements pile up: they make no cycles,
-    and it would walk them all again each time they grow by a quarter (half the load's time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 async def _instructions(

@@ -24,6 +24,7 @@ from app.auth.scope import scoped_page
 from app.banks.config import BankSetup
 from app.banks.protocol import Direction, StatementReader
 from app.instructions.outcomes import Applied, Outcome, apply_outcome, apply_to, locked_instruction
+from app.kit.collector import collector_paused
 from app.kit.errors import Unprocessable
 from app.kit.pagination import PageRequest
 from app.kit.workdays import local_date
@@ -79,7 +80,21 @@ async def record_run(
     does not match and for a balance that does not roll forward or agree with the ledger, the
     repairs the statement proves (module doc), and the bank's closing balance as the institution's
     bank balance (when the statement is its latest). Raises StatementMalformed (from the reader),
-    UnknownEscrowAccount, StatementInFuture."""
+    UnknownEscrowAccount, StatementInFuture.
+
+    A busy day is a million lines and movements, none in a cycle: the cyclic collector is paused
+    while they are alive (`app.kit.collector`)."""
+    with collector_paused():
+        return await _record_run(session, bank, bank_message_id, read, now)
+
+
+async def _record_run(
+    session: AsyncSession,
+    bank: BankSetup,
+    bank_message_id: UUID,
+    read: Callable[[], StatementReader],
+    now: datetime,
+) -> ReconciliationRun:
     reader = read()
     lines = reader.lines()
     first = next(lines, None)

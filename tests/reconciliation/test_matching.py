@@ -318,9 +318,9 @@ def test_movements_must_name_one_movement_each():
     with pytest.raises(ValueError):
         Matcher([LEDGER[0], LEDGER[0]], window=WINDOW)
     with pytest.raises(ValueError):
-        Matcher([LEDGER[0], replace(LEDGER[1], bank_reference="S1")], window=WINDOW)
+        Matcher([LEDGER[0], LEDGER[1]._replace(bank_reference="S1")], window=WINDOW)
     with pytest.raises(ValueError):
-        Matcher([replace(LEDGER[0], direction=Direction.debit)], window=WINDOW)
+        Matcher([LEDGER[0]._replace(direction=Direction.debit)], window=WINDOW)
 
 
 # --- Properties ----------------------------------------------------------------------------------

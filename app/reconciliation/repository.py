@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, Select, or_, select
+from sqlalchemy import DateTime, Row, Select, Text, cast, literal, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.banks.protocol import Direction
@@ -101,37 +101,44 @@ async def _payments(
     memory next to the movements, and made positionally with names bound once."""
     add, optional = side.movements.append, side.optional.add
     credit, payment = Direction.credit, MovementKind.payment
-    paid = select(
-        Enrollment.id,
-        Enrollment.paid_fen,
-        Enrollment.paid_at,
-        Enrollment.payment_reference,
-        Enrollment.order_no,
-    ).where(
-        Enrollment.institution_id == institution_id,
-        Enrollment.paid_at >= start,
-        Enrollment.paid_at < until,
-    )
-    held = select(
-        SuspenseItem.id,
-        SuspenseItem.amount_fen,
-        SuspenseItem.received_at,
-        SuspenseItem.bank_reference,
-        SuspenseItem.order_no,
-    ).where(
-        SuspenseItem.institution_id == institution_id,
-        SuspenseItem.received_at >= start,
-        SuspenseItem.received_at < until,
-        SuspenseItem.resolved_at.is_(None),
-    )
-    queries: tuple[tuple[str, Select[*tuple[Any, ...]]], ...] = (
-        ("payment:", paid),
-        ("suspense:", held),
-    )
+    # On PostgreSQL the id becomes text and the moment arrives in UTC from the driver itself: a
+    # million UUID objects formatted and a million type conversions in Python spared. SQLite
+    # keeps its ids as bare hex and its moments naive, so there they go through their types.
+    native = connection.dialect.name == "postgresql"
+    queries: list[tuple[str, Select[*tuple[Any, ...]]]] = []
+    for prefix, table, fen, at, serial, done in (
+        (
+            "payment:",
+            Enrollment,
+            Enrollment.paid_fen,
+            Enrollment.paid_at,
+            Enrollment.payment_reference,
+            None,
+        ),
+        (
+            "suspense:",
+            SuspenseItem,
+            SuspenseItem.amount_fen,
+            SuspenseItem.received_at,
+            SuspenseItem.bank_reference,
+            SuspenseItem.resolved_at,
+        ),
+    ):
+        columns = (
+            (literal(prefix) + cast(table.id, Text), type_coerce(at, DateTime(timezone=True)))
+            if native
+            else (table.id, at)
+        )
+        query = select(columns[0], fen, columns[1], serial, table.order_no).where(
+            table.institution_id == institution_id, at >= start, at < until
+        )
+        if done is not None:
+            query = query.where(done.is_(None))
+        queries.append((prefix, query))
     for prefix, query in queries:
         async for rows in _batches(connection, query):
             for row_id, fen, at, serial, order_no in rows:
-                movement_id = f"{prefix}{row_id}"
+                movement_id = row_id if native else f"{prefix}{row_id}"
                 add(Movement(movement_id, payment, credit, fen, at, serial, order_no))
                 if at >= end:
                     optional(movement_id)

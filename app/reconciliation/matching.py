@@ -164,24 +164,54 @@ class Matcher:
         # Serials of the lines read that no movement's serial claimed (those are in _by_serial).
         self._seen_serials: set[str] = set()
         self._kept: list[StatementLine] = []
+        movements = list(movements)
+        # A day is a million movements: each index is made in one comprehension, and a clash
+        # (an id or a serial given twice) is found by the sizes, then named.
+        wrong = next((m for m in movements if DIRECTION_OF_KIND[m.kind] is not m.direction), None)
+        if wrong is not None:
+            raise ValueError(f"movement {wrong.id}: a {wrong.kind} is never a {wrong.direction}")
+        self._open = {m.id: m for m in movements}
+        if len(self._open) != len(movements):
+            raise ValueError(f"movement {_first_repeated(m.id for m in movements)} given twice")
+        self._by_serial = {serial: m for m in movements if (serial := m.bank_reference) is not None}
+        if len(self._by_serial) != sum(m.bank_reference is not None for m in movements):
+            serial = _first_repeated(m.bank_reference for m in movements if m.bank_reference)
+            raise ValueError(f"bank serial {serial} on two movements")
         for movement in movements:
-            if DIRECTION_OF_KIND[movement.kind] is not movement.direction:
-                raise ValueError(
-                    f"movement {movement.id}: a {movement.kind} is never a {movement.direction}"
-                )
-            if movement.id in self._open:
-                raise ValueError(f"movement {movement.id} given twice")
-            self._open[movement.id] = movement
-            if movement.bank_reference is not None:
-                if movement.bank_reference in self._by_serial:
-                    raise ValueError(f"bank serial {movement.bank_reference} on two movements")
-                self._by_serial[movement.bank_reference] = movement
             if movement.reference is not None:
                 first = self._by_reference[movement.direction].setdefault(
                     movement.reference, movement
                 )
                 if first is not movement:
                     self._more_by_reference[movement.reference, movement.direction].append(movement)
+
+    def take(
+        self, lines: Iterable[StatementLine], watched: set[str]
+    ) -> tuple[list[Break], set[str]]:
+        """`first_pass` over every line, as the service streams them, returning the breaks and
+        which of the `watched` movements a line matched. A line matching its movement by serial
+        and amount, nearly every line of a busy day, is settled here without a `Match` made."""
+        breaks: list[Break] = []
+        listed: set[str] = set()
+        by_serial, still_open = self._by_serial, self._open
+        for line in lines:
+            movement = by_serial.get(line.bank_reference)
+            if (
+                movement is not None
+                and movement.direction is line.direction
+                and movement.amount_fen == line.amount_fen
+                and movement.id in still_open
+            ):
+                del still_open[movement.id]
+                if movement.id in watched:
+                    listed.add(movement.id)
+                continue
+            outcome = self.first_pass(line)
+            if isinstance(outcome, Break):
+                breaks.append(outcome)
+            elif outcome is not None and outcome.movement_id in watched:
+                listed.add(outcome.movement_id)
+        return breaks, listed
 
     def first_pass(self, line: StatementLine) -> Outcome | None:
         """The line's outcome by serial or by reference, or None: kept for `finish`."""
@@ -387,6 +417,15 @@ class _Cursor:
     at: datetime
     left: int
     right: int
+
+
+def _first_repeated(values: Iterable[str | None]) -> str | None:
+    seen: set[str | None] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
 
 
 def _unmatched_line(line: StatementLine, returned_instructions: set[str]) -> Break:

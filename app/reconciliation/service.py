@@ -120,15 +120,9 @@ async def _record_run(
         session, institution.id, day, now, superseded_runs=superseded
     )
     watched = side.unsettled | side.carried | side.optional
-    listed: set[str] = set()  # the watched movements a line matched
-    found: list[Break] = []
     matcher = Matcher(side.movements, window=WINDOW)
-    for line in chain([] if first is None else [first], lines):
-        outcome = matcher.first_pass(line)
-        if isinstance(outcome, Break):
-            found.append(outcome)
-        elif outcome is not None and outcome.movement_id in watched:
-            listed.add(outcome.movement_id)
+    # `listed`: the watched movements a line matched.
+    found, listed = matcher.take(chain([] if first is None else [first], lines), watched)
     summary = reader.summary()
     end = cut_off(day)
     result = matcher.finish(grace_cutoff=end - bank.statements.grace)

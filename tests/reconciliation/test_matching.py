@@ -526,3 +526,21 @@ def test_window_matches_are_the_nearest_pairs_first_ties_to_the_lower_movement_i
             expected.add((number, movement_id))
     result = run(lines, ledger)
     assert {(m.line_number, m.movement_id) for m in result.matches} == expected
+
+
+@given(any_day(), st.integers(0, 180), st.data())
+def test_take_settles_every_line_as_the_first_pass_does(day, cutoff_minutes, data):
+    """The service's fast path over a whole statement ends with the same breaks, the same
+    movements listed and the same finish as the first pass line by line."""
+    ledger, lines = day
+    watched = set(data.draw(st.lists(st.sampled_from([m.id for m in ledger]))) if ledger else [])
+    one_by_one = Matcher(ledger, window=WINDOW)
+    outcomes = [one_by_one.first_pass(line) for line in lines]
+    fast = Matcher(ledger, window=WINDOW)
+
+    breaks, listed = fast.take(lines, watched)
+
+    assert breaks == [o for o in outcomes if isinstance(o, Break)]
+    assert listed == {o.movement_id for o in outcomes if isinstance(o, Match)} & watched
+    cutoff = DAY + timedelta(minutes=cutoff_minutes)
+    assert fast.finish(grace_cutoff=cutoff) == one_by_one.finish(grace_cutoff=cutoff)

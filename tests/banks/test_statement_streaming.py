@@ -100,6 +100,7 @@ def _resident_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+@pytest.mark.database_free
 @pytest.mark.parametrize("adapter", ["ums", "gmbank"])
 def test_a_file_of_200000_lines_is_read_in_flat_memory(adapter: str) -> None:
     """Lines stream: the reader holds a few of them, not the file nor the lines it gave. (The
@@ -116,6 +117,7 @@ def test_a_file_of_200000_lines_is_read_in_flat_memory(adapter: str) -> None:
     assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MiB"
 
 
+@pytest.mark.database_free
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads Linux's /proc")
 def test_a_camt053_of_200000_entries_is_read_in_flat_memory() -> None:
     """The same for the XML statement, whose tree libxml2 holds outside Python's allocator, so

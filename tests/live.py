@@ -11,9 +11,18 @@ from fastapi import FastAPI
 
 @contextlib.asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[str]:
-    """Serve `app` (whose lifespan the caller runs) and yield its base URL."""
+    """Serve `app` (whose lifespan the caller runs) and yield its base URL. Idle connections are
+    kept for the whole test: with uvicorn's 5 s default, a client reusing a connection after a
+    long job can write to one the server is closing that moment, and read nothing back."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="off",
+            timeout_keep_alive=600,
+        )
     )
     # The test runner owns the signals; uvicorn must not take SIGINT from it.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]

@@ -110,10 +110,12 @@ async def scoped_page(
     page: PageRequest,
     *,
     institution_id: UUID | None = None,
+    oldest_by: str = "created_at",
     **equal_to: Any,
 ) -> tuple[Sequence[Owned], str | None]:
-    """One page, oldest first, of the institutions' objects `model` the caller sees: optionally of
-    one institution, and with each column of `equal_to` whose value is not None equal to it."""
+    """One page, oldest first (by the moment column `oldest_by`, then id), of the institutions'
+    objects `model` the caller sees: optionally of one institution, and with each column of
+    `equal_to` whose value is not None equal to it."""
     table: Any = model
     query = select(table).where(institution_scope(caller, table.institution_id))
     if institution_id is not None:
@@ -121,4 +123,4 @@ async def scoped_page(
     for column, value in equal_to.items():
         if value is not None:
             query = query.where(getattr(table, column) == value)
-    return await paginate(session, query, page, table.created_at, table.id)
+    return await paginate(session, query, page, getattr(table, oldest_by), table.id)

@@ -14,9 +14,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.auth.scope import institution_scope, scoped
+from app.auth.scope import scoped, scoped_page
 from app.kit.errors import Conflict, NotFound
-from app.kit.pagination import PageRequest, paginate
+from app.kit.pagination import PageRequest
 from app.models import Alert, ReconciliationBreak, ReconciliationRun
 from app.models.alert import AlertKind
 from app.models.reconciliation import BreakStatus, BreakType, RunStatus
@@ -128,17 +128,15 @@ async def page(
 ) -> tuple[Sequence[ReconciliationBreak], str | None]:
     """The breaks the caller sees across runs, oldest opened first, filtered by institution,
     status and type."""
-    query = select(ReconciliationBreak).where(
-        institution_scope(caller, ReconciliationBreak.institution_id)
-    )
-    if institution_id is not None:
-        query = query.where(ReconciliationBreak.institution_id == institution_id)
-    if status is not None:
-        query = query.where(ReconciliationBreak.status == status)
-    if break_type is not None:
-        query = query.where(ReconciliationBreak.type == break_type)
-    return await paginate(
-        session, query, page_request, ReconciliationBreak.opened_at, ReconciliationBreak.id
+    return await scoped_page(
+        session,
+        caller,
+        ReconciliationBreak,
+        page_request,
+        institution_id=institution_id,
+        oldest_by="opened_at",
+        status=status,
+        type=break_type,
     )
 
 

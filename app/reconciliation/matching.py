@@ -59,6 +59,10 @@ class Movement(NamedTuple):
     bank_reference: str | None  # the serial the bank's notification or result carried
     reference: str | None  # a payment's order number; our instruction id for the others
 
+    @property
+    def signed_fen(self) -> int:
+        return signed(self.amount_fen, self.direction)
+
 
 class MatchRule(StrEnum):
     serial = "serial"
@@ -99,10 +103,21 @@ class Break:
     @property
     def signed_fen(self) -> int:
         """The amount the side that has it moved, credits positive (the bank's, when both)."""
-        amount = self.actual_fen if self.actual_fen is not None else self.expected_fen
-        if amount is None or self.direction is None:
-            return 0
-        return amount if self.direction is Direction.credit else -amount
+        return signed(
+            self.actual_fen if self.actual_fen is not None else self.expected_fen, self.direction
+        )
+
+    @property
+    def expected_signed_fen(self) -> int:
+        """The ledger's amount, credits positive."""
+        return signed(self.expected_fen, self.direction)
+
+
+def signed(amount_fen: int | None, direction: Direction | None) -> int:
+    """An amount with its direction's sign, credits positive; 0 when either is unknown."""
+    if amount_fen is None or direction is None:
+        return 0
+    return amount_fen if direction is Direction.credit else -amount_fen
 
 
 Outcome = Match | Break

@@ -173,9 +173,9 @@ async def _record_run(
     books = await institution_books(connection, institution.id)
     escrow = (await ledger.accounts(connection, institution.id))[books.escrow_cash.id]
     after = {m.id: m for m in side.movements if m.at >= end and m.id not in side.outside_escrow}
-    ledger_fen = escrow.normal_balance_fen - sum(map(_signed, after.values()))
-    explained = sum(_signed(after[each]) for each in listed if each in after)
-    explained -= sum(_signed(m) for m in young if m.id not in side.outside_escrow)
+    ledger_fen = escrow.normal_balance_fen - sum(m.signed_fen for m in after.values())
+    explained = sum(after[each].signed_fen for each in listed if each in after)
+    explained -= sum(m.signed_fen for m in young if m.id not in side.outside_escrow)
     for difference in found:
         if id(difference) in repairs:
             continue
@@ -183,7 +183,7 @@ async def _record_run(
         if difference.type is BreakType.missing_at_bank:
             explained -= difference.signed_fen if booked else 0  # the ledger's: not the bank's
         elif difference.type is BreakType.amount_mismatch and booked:
-            explained += difference.signed_fen - _signed_expected(difference)
+            explained += difference.signed_fen - difference.expected_signed_fen
         else:
             explained += difference.signed_fen
     found.extend(balance_breaks(summary, ledger_fen, explained))
@@ -217,11 +217,10 @@ async def _record_run(
             )
         )
     await _raise_money_out_alerts(session, bank.slug, institution.id, day, found, bank_message_id)
-    reported_at = cut_off(summary.day)
     # A corrected statement of the latest day corrects the balance too.
-    if institution.bank_balance_as_of is None or institution.bank_balance_as_of <= reported_at:
+    if institution.bank_balance_as_of is None or institution.bank_balance_as_of <= end:
         institution.bank_balance_fen = summary.closing_fen
-        institution.bank_balance_as_of = reported_at
+        institution.bank_balance_as_of = end
     await session.flush()
     return run
 
@@ -271,15 +270,6 @@ async def _lock_in_order(
             .order_by(Enrollment.id)
             .with_for_update()
         )
-
-
-def _signed(movement: Movement) -> int:
-    return movement.amount_fen if movement.direction is Direction.credit else -movement.amount_fen
-
-
-def _signed_expected(difference: Break) -> int:
-    amount = difference.expected_fen or 0
-    return amount if difference.direction is Direction.credit else -amount
 
 
 async def _supersede_earlier_runs(

@@ -107,6 +107,22 @@ class Simulated:
         assert response.status_code in (200, 201), response.text
         return response.json()
 
+    async def refund_in_full(self, enrollment: dict[str, Any]) -> dict[str, Any]:
+        """The parent asks for the enrollment's money back, the institution approves, the dispatch
+        job sends the refund to the bank: the refund as the service answered the request."""
+        refund = await self.service.post(
+            f"/v1/enrollments/{enrollment['id']}/refunds",
+            headers=auth(enrollment["parent_key"]),
+            json={"reason": "moving away"},
+        )
+        assert refund.status_code == 201, refund.text
+        approved = await self.service.post(
+            f"/v1/refunds/{refund.json()['id']}/approve", headers=self.institution
+        )
+        assert approved.status_code == 200, approved.text
+        await self.run_job("dispatch_instructions")
+        return refund.json()
+
     async def settle(self, outcome: str = "success", **options: Any) -> dict[str, Any]:
         response = await self.bank.post(
             "/sim/settle", json={"slug": self.slug, "outcome": outcome, **options}

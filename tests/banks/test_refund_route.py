@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from tests.banks.simulated import Simulated, simulated_bank
-from tests.factories import auth
 
 PAYER = {"payer_name": "王小明", "payer_account": "6222020200009876"}
 
@@ -18,17 +17,7 @@ async def refund_as_the_bank_got_it(sim: Simulated, payer: dict[str, str]) -> tu
     enrollment = await sim.enroll(3)
     paid = await sim.pay(enrollment["order_no"], enrollment["amount_fen"], **payer)
     assert paid["deliveries"][0]["status_code"] == 200, paid
-    refund = await sim.service.post(
-        f"/v1/enrollments/{enrollment['id']}/refunds",
-        headers=auth(enrollment["parent_key"]),
-        json={"reason": "moving away"},
-    )
-    assert refund.status_code == 201, refund.text
-    approved = await sim.service.post(
-        f"/v1/refunds/{refund.json()['id']}/approve", headers=sim.institution
-    )
-    assert approved.status_code == 200, approved.text
-    await sim.run_job("dispatch_instructions")
+    await sim.refund_in_full(enrollment)
     [instruction] = [i for i in await sim.bank_instructions() if i["kind"] == "refund"]
     assert instruction["status"] == "processing", instruction  # accepted by the bank
     assert instruction["amount_fen"] == enrollment["amount_fen"]

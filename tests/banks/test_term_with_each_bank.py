@@ -83,21 +83,11 @@ async def test_a_term_with_each_bank(engine, database_url, adapter):
         assert await sim.bank_balance() == 11 * PRICE
 
         # The second family asks for its money back; it goes back by the original route.
-        refund = await sim.service.post(
-            f"/v1/enrollments/{second['id']}/refunds",
-            headers=auth(second["parent_key"]),
-            json={"reason": "moving away"},
-        )
-        assert refund.status_code == 201, refund.text
-        approved = await sim.service.post(
-            f"/v1/refunds/{refund.json()['id']}/approve", headers=sim.institution
-        )
-        assert approved.status_code == 200, approved.text
-        await sim.run_job("dispatch_instructions")
+        refund = await sim.refund_in_full(second)
         await sim.settle("success")
         await follow_results(sim)
         seen = await sim.service.get(
-            f"/v1/refunds/{refund.json()['id']}", headers=auth(second["parent_key"])
+            f"/v1/refunds/{refund['id']}", headers=auth(second["parent_key"])
         )
         assert seen.json()["status"] == "settled", seen.text
         assert await sim.bank_balance() == 6 * PRICE

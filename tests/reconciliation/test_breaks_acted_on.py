@@ -18,7 +18,7 @@ from app.kit.clock import SHANGHAI, utcnow
 from app.models import Alert, Instruction
 from bank_simulator.state import Account, Direction, Transaction
 from tests.banks.simulated import Simulated, simulated_bank
-from tests.factories import auth, make_institution, make_jurisdiction
+from tests.factories import make_institution, make_jurisdiction
 
 ADAPTERS = ["ums", "iso20022", "gmbank"]
 NO_GRACE = {"grace_minutes": 0}
@@ -41,17 +41,7 @@ async def refunded(sim: Simulated, lessons: int, result: str = "now") -> dict[st
     """An enrollment paid, refunded in full, the refund executed by the bank; its result
     delivered (`result="now"`) or held by the bank (`"hold"`)."""
     enrollment = await paid(sim, lessons)
-    refund = await sim.service.post(
-        f"/v1/enrollments/{enrollment['id']}/refunds",
-        headers=auth(enrollment["parent_key"]),
-        json={"reason": "moving away"},
-    )
-    assert refund.status_code == 201, refund.text
-    approved = await sim.service.post(
-        f"/v1/refunds/{refund.json()['id']}/approve", headers=sim.institution
-    )
-    assert approved.status_code == 200, approved.text
-    await sim.run_job("dispatch_instructions")
+    await sim.refund_in_full(enrollment)
     [instruction] = [i for i in await sim.bank_instructions() if i["kind"] == "refund"]
     await sim.settle("success", instruction_ids=[instruction["id"]], deliver=result)
     if result == "now" and sim.adapter == "ums":  # ums results are asked for, not pushed
@@ -379,16 +369,7 @@ async def test_an_instruction_missing_at_the_bank_closes_when_the_bank_fails_it(
     """A refund sent that the day's statement does not list is missing at the bank; when the bank
     reports it failed, the statement was right (the money never left) and the break closes."""
     async with simulated_bank(engine, database_url, adapter, statements=NO_GRACE) as sim:
-        enrollment = await paid(sim, 3)
-        refund = await sim.service.post(
-            f"/v1/enrollments/{enrollment['id']}/refunds",
-            headers=auth(enrollment["parent_key"]),
-            json={"reason": "moving away"},
-        )
-        await sim.service.post(
-            f"/v1/refunds/{refund.json()['id']}/approve", headers=sim.institution
-        )
-        await sim.run_job("dispatch_instructions")
+        await sim.refund_in_full(await paid(sim, 3))
         [instruction] = [i for i in await sim.bank_instructions() if i["kind"] == "refund"]
 
         run = await the_bank_statement(sim)

@@ -20,6 +20,14 @@ class AlertKind(StrEnum):
         "unauthorized_debit"  # money left the escrow account without an instruction
     )
     reconciliation_break = "reconciliation_break"  # a break still open a day after it opened
+    # The alert engine's triggers (DOMAIN.md, alert levels).
+    floor_breach = "floor_breach"  # U <= B < R
+    shortfall = "shortfall"  # B < U
+    large_outflow = "large_outflow"  # one outflow above large_outflow_fen
+    daily_outflow = "daily_outflow"  # a day's outflows above daily_outflow_pct of the opening
+    consumption_spike = "consumption_spike"  # 突击消课
+    topup_overdue = "topup_overdue"  # YELLOW not cured within topup_deadline_workdays
+    complaint_burst = "complaint_burst"  # many complaints about one institution
 
 
 class Alert(Base):

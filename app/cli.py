@@ -402,7 +402,10 @@ def run_job(
     if job not in JOBS:
         typer.secho(f"no job {job!r}; jobs are {', '.join(sorted(JOBS))}", fg="red", err=True)
         raise typer.Exit(2)
-    handled = asyncio.run(_run_job(JOBS[job]))
+    from app.audit.context import Actor, acting_as
+
+    with acting_as(Actor("job", job)):  # what it moves in the ledger, the job moved
+        handled = asyncio.run(_run_job(JOBS[job]))
     typer.echo(f"{job}: handled {handled}")
 
 

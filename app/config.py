@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # Tests only: comma-separated names of crash points (app/kit/crashpoints.py) at which the
     # process kills itself. Refused in production.
     crash_points: str = ""
+    # Comma-separated addresses of reverse proxies in front of the service: only a request coming
+    # from one of them has its client's address read from X-Forwarded-For (for the audit trail).
+    # Empty: the address is the TCP peer's, and no header is believed.
+    trusted_proxies: str = ""
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_in_production(self) -> "Settings":
@@ -58,6 +62,10 @@ class Settings(BaseSettings):
     @property
     def crash_point_names(self) -> frozenset[str]:
         return frozenset(name.strip() for name in self.crash_points.split(",") if name.strip())
+
+    @property
+    def trusted_proxy_addresses(self) -> frozenset[str]:
+        return frozenset(name.strip() for name in self.trusted_proxies.split(",") if name.strip())
 
     @property
     def is_production(self) -> bool:

@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from app.api_keys.endpoints import router as api_keys_router
+from app.audit.endpoints import router as audit_router
+from app.audit.middleware import ClientAddressMiddleware
 from app.auth.dependencies import caller_of
 from app.balances.endpoints import router as balances_router
 from app.banks.endpoints import router as banks_router
@@ -105,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: the caller's address, for the audit trail, before anything acts.
+    app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxy_addresses)
 
     app.include_router(health_router)
     app.include_router(balances_router)
@@ -119,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(institutions_router)
     app.include_router(banks_router)
     app.include_router(reconciliation_router)
+    app.include_router(audit_router)
     return app
 
 

@@ -1,9 +1,11 @@
 from uuid import UUID
 
 from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api_keys import service
 from app.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from app.audit import service as audit
 from app.auth.dependencies import Admin
 from app.db.unit import Db
 from app.kit.pagination import Page, PageParams
@@ -28,7 +30,26 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 )
 async def issue_key(body: ApiKeyCreate, caller: Admin, db: Db, request: Request) -> ApiKeyCreated:
     secret = request.app.state.settings.secret_key.get_secret_value()
-    row, key = await db.run(lambda session: service.issue_operator_key(session, secret, body))
+
+    async def work(session: AsyncSession) -> tuple[ApiKey, str]:
+        row, key = await service.issue_operator_key(session, secret, body)
+        await audit.record(
+            session,
+            "api_key.create",
+            actor=caller,
+            institution_id=row.institution_id,
+            object_type="api_key",
+            object_id=row.id,
+            details={
+                "role": row.role,
+                "name": row.name,
+                "jurisdiction_code": row.jurisdiction_code,
+                "bank_slug": row.bank_slug,
+            },
+        )
+        return row, key
+
+    row, key = await db.run(work)
     return ApiKeyCreated(**ApiKeyOut.model_validate(row).model_dump(), key=key)
 
 
@@ -54,4 +75,17 @@ async def list_keys(
     "changes nothing. Operator only.",
 )
 async def revoke_key(key_id: UUID, caller: Admin, db: Db) -> ApiKey:
-    return await db.run(lambda session: service.revoke(session, key_id))
+    async def work(session: AsyncSession) -> ApiKey:
+        row = await service.revoke(session, key_id)
+        await audit.record(
+            session,
+            "api_key.revoke",
+            actor=caller,
+            institution_id=row.institution_id,
+            object_type="api_key",
+            object_id=row.id,
+            details={"role": row.role, "jurisdiction_code": row.jurisdiction_code},
+        )
+        return row
+
+    return await db.run(work)

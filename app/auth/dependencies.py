@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.types import Scope
 
+from app.audit.context import Actor, current_actor
 from app.auth.keys import same_key
 from app.auth.principal import (
     AdminPrincipal,
@@ -66,15 +67,16 @@ async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
 ) -> Principal:
-    known = getattr(request.state, PRINCIPAL, None)
-    if known is not None:  # authenticated already, by the idempotency layer
-        return known
-    token = _bearer(credentials)
-    principal = await _principal_for_token(
-        request.app.state.settings, request.app.state.engine, token
-    )
+    principal = getattr(request.state, PRINCIPAL, None)  # authenticated by the idempotency layer
     if principal is None:
-        raise Unauthorized("the API key is unknown or revoked")
+        token = _bearer(credentials)
+        principal = await _principal_for_token(
+            request.app.state.settings, request.app.state.engine, token
+        )
+        if principal is None:
+            raise Unauthorized("the API key is unknown or revoked")
+    # What the request moves in the ledger is moved by this key (the audit trail's money side).
+    current_actor.set(Actor(str(principal.role), str(principal.key_id or "environment")))
     return principal
 
 

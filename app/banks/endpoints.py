@@ -1,8 +1,11 @@
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
+from app.audit.context import Actor, acting_as
 from app.auth.dependencies import Admin
 from app.banks import config as bank_config
 from app.banks.inbox import page_of_messages, receive, retry_message
@@ -18,7 +21,7 @@ from app.db.unit import Db
 from app.errors import documented_problem
 from app.kit.clock import utcnow
 from app.kit.pagination import PageParams
-from app.models import Bank
+from app.models import Bank, BankMessage
 from app.models.bank_message import MessageStatus
 
 router = APIRouter(tags=["banks"])
@@ -60,13 +63,29 @@ def _out(bank: Bank, configured: list[str]) -> BankOut:
         "are set. Operator only."
     ),
 )
-async def put_bank(slug: Slug, body: BankPut, request: Request, _: Admin, db: Db) -> BankOut:
+async def put_bank(slug: Slug, body: BankPut, request: Request, caller: Admin, db: Db) -> BankOut:
     secret = request.app.state.settings.secret_key.get_secret_value()
-    bank, config = await db.run(
-        lambda session: bank_config.configure_bank(
+
+    async def work(session: AsyncSession) -> tuple[Bank, Any]:
+        bank, config = await bank_config.configure_bank(
             session, secret, slug, body.adapter, body.base_url, body.config, body.statements
         )
-    )
+        # Which fields were set, never their values: the secrets stay sealed.
+        await audit.record(
+            session,
+            "bank.configure",
+            actor=caller,
+            object_type="bank",
+            object_id=slug,
+            details={
+                "adapter": body.adapter,
+                "base_url": body.base_url,
+                "configured": bank_config.configured_fields(config),
+            },
+        )
+        return bank, config
+
+    bank, config = await db.run(work)
     bank_config.forget_bank(db, slug)
     return _out(bank, bank_config.configured_fields(config))
 
@@ -118,7 +137,8 @@ async def inbound_request(request: Request) -> tuple[InboundRequest, str | None]
 )
 async def notify(slug: Slug, request: Request, db: Db) -> Response:
     inbound, remote = await inbound_request(request)
-    bank, received = await receive(db, slug, inbound, remote)
+    with acting_as(Actor("bank", slug)):  # what the message moves, the bank moved
+        bank, received = await receive(db, slug, inbound, remote)
     reply = bank.adapter.reply(received.reply)
     return Response(content=reply.body, status_code=reply.status_code, media_type=reply.media_type)
 
@@ -157,5 +177,17 @@ async def list_messages(
         409: documented_problem("`bank_message_not_failed`"),
     },
 )
-async def retry(slug: Slug, message_id: UUID, _: Admin, db: Db) -> BankMessageOut:
-    return BankMessageOut.of(await retry_message(db, slug, message_id))
+async def retry(slug: Slug, message_id: UUID, caller: Admin, db: Db) -> BankMessageOut:
+    async def recorded(session: AsyncSession, message: BankMessage) -> None:
+        await audit.record(
+            session,
+            "bank_message.retry",
+            actor=caller,
+            object_type="bank_message",
+            object_id=message.id,
+            details={"bank_slug": slug, "status": str(message.status)},
+        )
+
+    with acting_as(Actor("bank", slug)):  # the money it moves is the bank's message's
+        message = await retry_message(db, slug, message_id, recorded)
+    return BankMessageOut.of(message)

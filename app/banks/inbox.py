@@ -25,7 +25,7 @@ acknowledged with the bank's own success reply (STYLE rule 7).
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -624,9 +624,15 @@ async def page_of_messages(
     return await paginate(session, query, page, BankMessage.received_at, BankMessage.id)
 
 
-async def retry_message(db: Database, slug: str, message_id: UUID) -> BankMessage:
+async def retry_message(
+    db: Database,
+    slug: str,
+    message_id: UUID,
+    then: Callable[[AsyncSession, BankMessage], Awaitable[None]] | None = None,
+) -> BankMessage:
     """Apply a failed message again now, whatever its count of tries (an operator's retry, once
-    the cause is fixed, e.g. the institution holding its account onboarded)."""
+    the cause is fixed, e.g. the institution holding its account onboarded). `then` runs in the
+    same unit of work once it is applied (the retry's audit record)."""
     secret = db.settings.secret_key.get_secret_value()
 
     async def work(session: AsyncSession) -> BankMessage:
@@ -636,6 +642,8 @@ async def retry_message(db: Database, slug: str, message_id: UUID) -> BankMessag
         if message.status != MessageStatus.failed:
             raise BankMessageNotFailed(f"message {message_id} is {message.status}, not failed")
         await _reapply(session, message_id, secret)
+        if then is not None:
+            await then(session, message)
         return message
 
     return await db.run(work)

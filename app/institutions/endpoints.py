@@ -3,7 +3,9 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
 from app.auth.dependencies import Admin, AdminOrRegulator, CurrentPrincipal
 from app.auth.principal import Principal
 from app.db.unit import Db
@@ -26,8 +28,27 @@ SCOPE = "The operator and the regulator of the institution's jurisdiction; 404 t
 
 
 def _log_decision(caller: Principal, institution: Institution, decision: str, reason: str) -> None:
-    # Until the alert history table exists, the log is the only trace of who decided what and why.
     logger.info("institution %s: %s by %s: %s", institution.id, decision, caller.identity, reason)
+
+
+async def _recorded(
+    session: AsyncSession,
+    caller: Principal,
+    action: str,
+    institution: Institution,
+    details: dict[str, str],
+) -> Institution:
+    """The decision in the audit trail, in the unit of work that made it."""
+    await audit.record(
+        session,
+        action,
+        actor=caller,
+        institution_id=institution.id,
+        object_type="institution",
+        object_id=institution.id,
+        details=details,
+    )
+    return institution
 
 
 @router.post(
@@ -43,7 +64,22 @@ def _log_decision(caller: Principal, institution: Institution, decision: str, re
     ),
 )
 async def create_institution(body: InstitutionCreate, caller: Admin, db: Db) -> Institution:
-    return await db.run(lambda session: service.create_institution(session, body))
+    async def work(session: AsyncSession) -> Institution:
+        institution = await service.create_institution(session, body)
+        return await _recorded(
+            session,
+            caller,
+            "institution.create",
+            institution,
+            {
+                "name": institution.name,
+                "uscc": institution.uscc,
+                "jurisdiction_code": institution.jurisdiction_code,
+                "bank_slug": institution.bank_slug,
+            },
+        )
+
+    return await db.run(work)
 
 
 @router.get(
@@ -92,7 +128,13 @@ async def get_institution(institution_id: UUID, caller: CurrentPrincipal, db: Db
 async def freeze(
     institution_id: UUID, body: StatusChange, caller: AdminOrRegulator, db: Db
 ) -> Institution:
-    institution = await db.run(lambda session: service.freeze(session, caller, institution_id))
+    async def work(session: AsyncSession) -> Institution:
+        institution = await service.freeze(session, caller, institution_id)
+        return await _recorded(
+            session, caller, "institution.freeze", institution, {"reason": body.reason}
+        )
+
+    institution = await db.run(work)
     _log_decision(caller, institution, "frozen", body.reason)
     return institution
 
@@ -109,7 +151,13 @@ async def freeze(
 async def unfreeze(
     institution_id: UUID, body: StatusChange, caller: AdminOrRegulator, db: Db
 ) -> Institution:
-    institution = await db.run(lambda session: service.unfreeze(session, caller, institution_id))
+    async def work(session: AsyncSession) -> Institution:
+        institution = await service.unfreeze(session, caller, institution_id)
+        return await _recorded(
+            session, caller, "institution.unfreeze", institution, {"reason": body.reason}
+        )
+
+    institution = await db.run(work)
     _log_decision(caller, institution, "unfrozen", body.reason)
     return institution
 
@@ -127,9 +175,17 @@ async def unfreeze(
 async def set_list(
     institution_id: UUID, body: ListChange, caller: AdminOrRegulator, db: Db
 ) -> Institution:
-    institution = await db.run(
-        lambda session: service.set_list(session, caller, institution_id, body.list_status)
-    )
+    async def work(session: AsyncSession) -> Institution:
+        institution = await service.set_list(session, caller, institution_id, body.list_status)
+        return await _recorded(
+            session,
+            caller,
+            "institution.list",
+            institution,
+            {"list_status": str(body.list_status), "reason": body.reason},
+        )
+
+    institution = await db.run(work)
     _log_decision(caller, institution, f"list {body.list_status}", body.reason)
     return institution
 

@@ -1,7 +1,9 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Path
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
 from app.auth.dependencies import Admin, AdminOrRegulator
 from app.db.unit import Db
 from app.jurisdictions import service
@@ -32,7 +34,19 @@ VALIDATION = (
     ),
 )
 async def create_jurisdiction(body: JurisdictionCreate, caller: Admin, db: Db) -> Jurisdiction:
-    return await db.run(lambda session: service.create_jurisdiction(session, body))
+    async def work(session: AsyncSession) -> Jurisdiction:
+        jurisdiction = await service.create_jurisdiction(session, body)
+        await audit.record(
+            session,
+            "jurisdiction.create",
+            actor=caller,
+            object_type="jurisdiction",
+            object_id=body.code,
+            details={"jurisdiction_code": body.code, "name": body.name},
+        )
+        return jurisdiction
+
+    return await db.run(work)
 
 
 @router.get(
@@ -57,4 +71,16 @@ async def get_jurisdiction(code: Code, caller: AdminOrRegulator, db: Db) -> Juri
 async def replace_profile(
     code: Code, profile: RuleProfile, caller: AdminOrRegulator, db: Db
 ) -> RuleProfile:
-    return await db.run(lambda session: service.replace_profile(session, caller, code, profile))
+    async def work(session: AsyncSession) -> RuleProfile:
+        replaced = await service.replace_profile(session, caller, code, profile)
+        await audit.record(
+            session,
+            "jurisdiction.profile",
+            actor=caller,
+            object_type="jurisdiction",
+            object_id=code,
+            details={"jurisdiction_code": code, "profile": replaced.model_dump(mode="json")},
+        )
+        return replaced
+
+    return await db.run(work)

@@ -197,9 +197,10 @@ _INSERT_POSTINGS = text("""
 _INSERT_ENTRIES_SET_BALANCES_AND_HEAD = text("""
     WITH new_entries AS (
         INSERT INTO ledger_entries (institution_id, seq, idempotency_key, kind, memo, posted_at,
-                                    posting_count, content_hash, prev_hash, hash)
+                                    posting_count, content_hash, prev_hash, hash,
+                                    actor_role, actor_id, address)
         SELECT :institution_id, seq, idempotency_key, kind, memo, :posted_at,
-               posting_count, content_hash, prev_hash, hash
+               posting_count, content_hash, prev_hash, hash, :actor_role, :actor_id, :address
           FROM unnest(CAST(:seq AS bigint[]), CAST(:idempotency_key AS varchar[]),
                       CAST(:kind AS varchar[]), CAST(:memo AS varchar[]),
                       CAST(:posting_count AS smallint[]), CAST(:content_hash AS varchar[]),
@@ -250,6 +251,10 @@ async def write_journal(
             {
                 "institution_id": institution_id,
                 "posted_at": now,
+                # One actor and address for the call's entries: scalars, like the moment.
+                "actor_role": entry_rows[-1]["actor_role"],
+                "actor_id": entry_rows[-1]["actor_id"],
+                "address": entry_rows[-1]["address"],
                 **_columns(
                     entry_rows,
                     (
@@ -336,6 +341,9 @@ async def stream_journal(connection: AsyncConnection, institution_id: UUID) -> A
             entries.c.content_hash,
             entries.c.prev_hash,
             entries.c.hash,
+            entries.c.actor_role,
+            entries.c.actor_id,
+            entries.c.address,
             postings.c.line_no,
             postings.c.account_id,
             postings.c.amount_fen,

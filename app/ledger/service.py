@@ -15,6 +15,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.audit.context import client_address, current_actor
 from app.kit.clock import utcnow
 from app.kit.money import INT64_MAX, is_fen
 from app.kit.workdays import local_date
@@ -258,6 +259,10 @@ async def _post_locked(
     balances = {account_id: account.balance_fen for account_id, account in known.items()}
     last_seq_of: dict[UUID, int] = {}  # each changed account's last entry in this batch
     now = utcnow()
+    # Who moves the money, and from where: the audit trail's money side, on the entry itself.
+    actor = current_actor.get()
+    actor_role, actor_id = (actor.role, actor.id) if actor is not None else (None, None)
+    address = client_address.get()
     last_seq, last_hash = tip if tip is not None else (0, GENESIS_HASH)
     entry_rows: list[dict] = []
     posting_rows: list[dict] = []
@@ -281,7 +286,7 @@ async def _post_locked(
         prev_hash = last_hash
         last_seq += 1
         last_seq_of.update(dict.fromkeys(after, last_seq))
-        last_hash = chain_hash(prev_hash, last_seq, now, digest)
+        last_hash = chain_hash(prev_hash, last_seq, now, digest, actor_role, actor_id, address)
         entry_rows.append(
             {
                 "institution_id": institution_id,
@@ -294,6 +299,9 @@ async def _post_locked(
                 "content_hash": digest,
                 "prev_hash": prev_hash,
                 "hash": last_hash,
+                "actor_role": actor_role,
+                "actor_id": actor_id,
+                "address": address,
             }
         )
         posting_rows.extend(
@@ -668,7 +676,13 @@ def _entry_problem(
     ):
         return "its content no longer matches its digest"
     if entry.prev_hash != expected_prev or entry.hash != chain_hash(
-        expected_prev, entry.seq, entry.posted_at, digest
+        expected_prev,
+        entry.seq,
+        entry.posted_at,
+        digest,
+        entry.actor_role,
+        entry.actor_id,
+        entry.address,
     ):
         return "its link in the chain is broken"
     return None

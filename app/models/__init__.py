@@ -3,6 +3,8 @@
 from app.db.base import Base
 from app.models.alert import Alert
 from app.models.api_key import ApiKey
+from app.models.audit_head import AuditHead
+from app.models.audit_record import AuditRecord
 from app.models.bank import Bank
 from app.models.bank_message import BankMessage
 from app.models.bank_nonce import BankNonce
@@ -28,6 +30,8 @@ from app.models.suspense_item import SuspenseItem
 __all__ = [
     "Alert",
     "ApiKey",
+    "AuditHead",
+    "AuditRecord",
     "Bank",
     "BankMessage",
     "BankNonce",

@@ -17,10 +17,11 @@ from app.db.base import Base, UtcDateTime
 
 class LedgerEntry(Base):
     """A journal entry: one business event. Append-only; its postings are written before it, in the
-    same transaction, and must sum to zero (checked by a trigger when the entry row arrives).
+        same transaction, and must sum to zero (checked by a trigger when the entry row arrives).
 
-    `content_hash` digests the entry and its postings; `hash` chains it to the previous entry of the
-    same institution, so an altered or removed entry breaks the chain at that point."""
+        `content_hash` digests the entry and its postings; `hash` chains it to the previous entry of the
+        same institution, so an altered or removed entry breaks the chain at that point. The actor and
+    address, when recorded, are part of the chained material too."""
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
@@ -41,3 +42,8 @@ class LedgerEntry(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Who caused the movement and from where (the audit trail's money side), covered by `hash`
+    # when set; entries posted before the trail have none.
+    actor_role: Mapped[str | None] = mapped_column(String(20))
+    actor_id: Mapped[str | None] = mapped_column(String(100))
+    address: Mapped[str | None] = mapped_column(String(64))

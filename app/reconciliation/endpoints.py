@@ -5,6 +5,8 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
+from app.audit.context import Actor, acting_as
 from app.auth.dependencies import AdminOrRegulator, InstitutionViewer
 from app.auth.principal import Principal
 from app.banks.endpoints import Slug, inbound_request
@@ -13,7 +15,7 @@ from app.errors import documented_problem
 from app.institutions.repository import visible_institution
 from app.kit.clock import utcnow
 from app.kit.pagination import PageParams, PageRequest
-from app.models.reconciliation import BreakStatus, BreakType, RunStatus
+from app.models.reconciliation import BreakStatus, BreakType, ReconciliationBreak, RunStatus
 from app.reconciliation import breaks, service
 from app.reconciliation.intake import receive_statement
 from app.reconciliation.schemas import (
@@ -44,7 +46,8 @@ router = APIRouter(tags=["reconciliation"])
 )
 async def receive(slug: Slug, request: Request, db: Db) -> StatementReceived:
     inbound, remote = await inbound_request(request)
-    intake = await receive_statement(db, slug, inbound, remote)
+    with acting_as(Actor("bank", slug)):  # what the statement moves, the bank moved
+        intake = await receive_statement(db, slug, inbound, remote)
     breaks = await db.run(lambda session: service.breaks_of(session, [intake.run]))
     run = RunOut.of(intake.run, breaks[intake.run.id])
     return StatementReceived(**run.model_dump(), replayed=intake.replayed)
@@ -162,7 +165,18 @@ async def regulator_breaks(
 async def close_break(
     break_id: UUID, body: BreakClose, caller: AdminOrRegulator, db: Db
 ) -> BreakItem:
-    closed = await db.run(
-        lambda session: breaks.close_by_hand(session, caller, break_id, body.note, utcnow())
-    )
+    async def work(session: AsyncSession) -> ReconciliationBreak:
+        closed = await breaks.close_by_hand(session, caller, break_id, body.note, utcnow())
+        await audit.record(
+            session,
+            "reconciliation_break.close",
+            actor=caller,
+            institution_id=closed.institution_id,
+            object_type="reconciliation_break",
+            object_id=closed.id,
+            details={"note": body.note, "type": str(closed.type)},
+        )
+        return closed
+
+    closed = await db.run(work)
     return BreakItem.model_validate(closed)

@@ -23,6 +23,7 @@ from app.courses.endpoints import router as courses_router
 from app.db.engine import create_engine
 from app.enrollments.endpoints import router as enrollments_router
 from app.errors import PROBLEM_RESPONSES, UnhandledErrorMiddleware, install_error_handlers
+from app.exports.endpoints import router as exports_router
 from app.health.endpoints import router as health_router
 from app.idempotency.middleware import IdempotencyMiddleware
 from app.institutions.endpoints import router as institutions_router
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(banks_router)
     app.include_router(reconciliation_router)
     app.include_router(audit_router)
+    app.include_router(exports_router)
     return app
 
 

@@ -1,6 +1,6 @@
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
@@ -15,7 +15,7 @@ from app.audit.endpoints import InvalidPeriod, trail_filter
 from app.auth.dependencies import AdminOrRegulator
 from app.db.unit import Db
 from app.errors import documented_problem
-from app.exports.formats import XlsxWriter, csv_stream, file_chunks
+from app.exports.formats import Row, XlsxWriter, csv_stream, file_chunks
 from app.exports.sources import EXPORTS, Export, ExportFilter
 from app.kit.clock import utcnow
 from app.kit.errors import NotFound
@@ -47,15 +47,15 @@ def _disposition(export: Export, what: str, scope: str, fmt: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
 
 
-async def _xlsx(export: Export, pages: AsyncIterator) -> str:
+async def _xlsx(export: Export, pages: AsyncIterator[Sequence[Row]]) -> str:
     """The workbook in a temporary file, built a page at a time; its path."""
-    writer = XlsxWriter(export.columns, export.title)
-    async for page in pages:
-        writer.append(page)
     handle, path = tempfile.mkstemp(prefix="prepaid-guard-export-", suffix=".xlsx")
     os.close(handle)
     try:
-        await anyio.to_thread.run_sync(writer.save, path)
+        writer = XlsxWriter(path, export.columns, export.title)
+        async for page in pages:
+            writer.append(page)
+        await anyio.to_thread.run_sync(writer.close)  # zips the sheet: seconds for a big one
     except BaseException:
         os.unlink(path)
         raise

@@ -1,5 +1,5 @@
 """How an export writes its cells and files: amounts in 元 from fen exactly, moments in
-Asia/Shanghai, CSV (UTF-8 with a BOM, so Excel reads Chinese right) and XLSX, both from pages of
+Asia/Shanghai, CSV (UTF-8 with a BOM, so Excel reads Chinese right) and XLSX (XlsxWriter), both from pages of
 rows so that an export of any size is never held in memory whole."""
 
 import codecs
@@ -12,8 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+import xlsxwriter
 
 from app.kit.clock import SHANGHAI
 from app.kit.money import is_fen
@@ -93,36 +92,32 @@ async def csv_stream(
             yield csv_lines(columns, page, first=False)
 
 
-def _xlsx_cells(sheet: Any, columns: Sequence[Column], row: Row) -> list[Any]:
-    cells = []
-    for column, value in zip(columns, row, strict=True):
-        if column.kind is Kind.yuan and value is not None:
-            # A number cell, so that a column sums; its value is the exact decimal, shown with
-            # two decimals.
-            cell = WriteOnlyCell(sheet, value=yuan_decimal(value))
-            cell.number_format = "0.00"
-            cells.append(cell)
-        else:
-            cells.append(text_cell(column, value))
-    return cells
-
-
 class XlsxWriter:
-    """A workbook in openpyxl's write-only mode: each row goes to a temporary file as it is
-    appended, so memory stays flat however many rows; `save` writes the .xlsx file."""
+    """A workbook written by XlsxWriter in its constant-memory mode: each row is flushed to the
+    sheet's temporary file once the next begins and strings are written inline (no table of
+    them), so memory stays flat however many rows; `close` writes the .xlsx file at `path`.
+    Amounts are number cells (so a column sums) holding the exact decimal, shown with two
+    decimals."""
 
-    def __init__(self, columns: Sequence[Column], title: str) -> None:
+    def __init__(self, path: str, columns: Sequence[Column], title: str) -> None:
         self.columns = columns
-        self.workbook = Workbook(write_only=True)
-        self.sheet = self.workbook.create_sheet(title)
-        self.sheet.append([column.heading for column in columns])
+        self.workbook = xlsxwriter.Workbook(path, {"constant_memory": True})
+        self.sheet = self.workbook.add_worksheet(title)
+        self.yuan = self.workbook.add_format({"num_format": "0.00"})
+        self.sheet.write_row(0, 0, [column.heading for column in columns])
+        self.next_row = 1
 
     def append(self, rows: Sequence[Row]) -> None:
         for row in rows:
-            self.sheet.append(_xlsx_cells(self.sheet, self.columns, row))
+            for index, (column, value) in enumerate(zip(self.columns, row, strict=True)):
+                if column.kind is Kind.yuan and value is not None:
+                    self.sheet.write_number(self.next_row, index, yuan_decimal(value), self.yuan)
+                else:
+                    self.sheet.write_string(self.next_row, index, text_cell(column, value))
+            self.next_row += 1
 
-    def save(self, path: str) -> None:
-        self.workbook.save(path)
+    def close(self) -> None:
+        self.workbook.close()
 
 
 def file_chunks(path: str, size: int = 64 * 1024) -> Iterator[bytes]:

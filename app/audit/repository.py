@@ -116,8 +116,9 @@ def trail_query(
             else false(),
         )
         money_scope = entries.c.institution_id.in_(institutions_of(jurisdiction_code))
+    # The entry's debit side; cast, as PostgreSQL sums bigints into numeric.
     amount = (
-        select(func.coalesce(func.sum(postings.c.amount_fen), 0))
+        select(sql_cast(func.coalesce(func.sum(postings.c.amount_fen), 0), BigInteger))
         .where(
             postings.c.institution_id == entries.c.institution_id,
             postings.c.entry_seq == entries.c.seq,

@@ -3,7 +3,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from sqlalchemy import Select, select, union
+from sqlalchemy import select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import repository as repo
@@ -100,7 +100,8 @@ async def audit_trail(
     return await db.run(work)
 
 
-def _chains(caller: Principal, institution_id: UUID | None) -> Select[Any] | list[UUID]:
+def _chains(caller: Principal, institution_id: UUID | None) -> Any:
+    """The chains the caller verifies: a list of ids, or a query of them."""
     if institution_id is not None:
         return [institution_id]
     if caller.role is Role.regulator:

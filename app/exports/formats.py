@@ -111,7 +111,11 @@ class XlsxWriter:
         for row in rows:
             for index, (column, value) in enumerate(zip(self.columns, row, strict=True)):
                 if column.kind is Kind.yuan and value is not None:
-                    self.sheet.write_number(self.next_row, index, yuan_decimal(value), self.yuan)
+                    # A Decimal, not a float: XlsxWriter writes it with `.16G`, which keeps a
+                    # Decimal's digits exactly.
+                    self.sheet.write_number(  # type: ignore[call-overload]
+                        self.next_row, index, yuan_decimal(value), self.yuan
+                    )
                 else:
                     self.sheet.write_string(self.next_row, index, text_cell(column, value))
             self.next_row += 1

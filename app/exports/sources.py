@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit
 from app.audit.chain import PLATFORM_CHAIN
+from app.balances.schemas import BalanceView
 from app.db.unit import Database
 from app.exports.formats import Column, Kind, Row
 from app.models import Alert, Institution, ReconciliationBreak, ReconciliationRun
@@ -84,8 +85,11 @@ async def balance_pages(db: Database, where: ExportFilter) -> AsyncIterator[Sequ
     """Through `balance_rows`, by id after the last one of the page before."""
     after: UUID | None = None
     while True:
-        rows = await db.run(
-            lambda session, after=after: balance_rows(
+
+        async def read(
+            session: AsyncSession, after: UUID | None = after
+        ) -> list[tuple[Institution, BalanceView]]:
+            return await balance_rows(
                 session,
                 where.jurisdiction_code,
                 level=where.level,
@@ -95,7 +99,8 @@ async def balance_pages(db: Database, where: ExportFilter) -> AsyncIterator[Sequ
                 after=after,
                 limit=PAGE_SIZE,
             )
-        )
+
+        rows = await db.run(read)
         yield [
             (
                 institution.name,
@@ -141,7 +146,7 @@ def _scoped(query: Select[Any], model: Any, where: ExportFilter) -> Select[Any]:
     return query
 
 
-async def _by_opening(db: Database, query: Select[Any], model: Any) -> AsyncIterator[Sequence[Any]]:
+async def _by_opening(db: Database, query: Any, model: Any) -> AsyncIterator[Sequence[Any]]:
     """`query`'s rows oldest first, a page per transaction, by (opened_at, id) after the last."""
     position: tuple[datetime, UUID] | None = None
     while True:
@@ -174,7 +179,7 @@ ALERT_COLUMNS = (
 
 
 async def alert_pages(db: Database, where: ExportFilter) -> AsyncIterator[Sequence[Row]]:
-    query = select(
+    query: Any = select(
         Institution.name,
         Institution.uscc,
         Alert.institution_id,
@@ -224,7 +229,7 @@ BREAK_COLUMNS = (
 
 
 async def break_pages(db: Database, where: ExportFilter) -> AsyncIterator[Sequence[Row]]:
-    query = select(
+    query: Any = select(
         Institution.name,
         Institution.uscc,
         ReconciliationBreak.institution_id,

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import repository as repo
@@ -197,17 +197,19 @@ class TrailFilter:
     action: str | None = None
 
 
-def trail_query(where: TrailFilter) -> Select[Any]:
-    query = repo.trail_query(
+def trail_page(where: TrailFilter, cursor: str | None, limit: int) -> Select[Any]:
+    """Up to `limit` rows of the trail, oldest first (moment, then actions before money, chain,
+    seq: a total order), from after `cursor`."""
+    return repo.trail_page(
         jurisdiction_code=where.jurisdiction_code,
         own_key_id=where.own_key_id,
         institution_id=where.institution_id,
         since=where.since,
         until=where.until,
+        action=where.action,
+        after=_decode_cursor(cursor) if cursor is not None else None,
+        limit=limit,
     )
-    if where.action is not None:
-        query = query.where(query.selected_columns.action == where.action)
-    return query
 
 
 def _position(row: Any) -> list[Any]:
@@ -218,7 +220,7 @@ def encode_cursor(row: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(_position(row)).encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str, UUID, int]:
+def _decode_cursor(cursor: str) -> repo.Position:
     try:
         at, source, institution_id, seq = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         return as_utc(datetime.fromisoformat(at)), str(source), UUID(institution_id), int(seq)
@@ -226,37 +228,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str, UUID, int]:
         raise InvalidCursor("the cursor is not one this list gave out") from None
 
 
-def ordered_after(query: Select[Any], cursor: str | None) -> Select[Any]:
-    """The trail oldest first (moment, then actions before money, chain, seq: a total order),
-    from after `cursor`."""
-    c = query.selected_columns
-    if cursor is not None:
-        at, source, institution_id, seq = _decode_cursor(cursor)
-        query = query.where(
-            or_(
-                c.at > at,
-                and_(
-                    c.at == at,
-                    or_(
-                        c.source > source,
-                        and_(
-                            c.source == source,
-                            or_(
-                                c.institution_id > institution_id,
-                                and_(c.institution_id == institution_id, c.seq > seq),
-                            ),
-                        ),
-                    ),
-                ),
-            )
-        )
-    return query.order_by(c.at, c.source, c.institution_id, c.seq)
-
-
 async def page(
     session: AsyncSession, where: TrailFilter, request: PageRequest
 ) -> tuple[list[Any], str | None]:
-    query = ordered_after(trail_query(where), request.cursor).limit(request.limit + 1)
+    query = trail_page(where, request.cursor, request.limit + 1)
     rows = list((await session.execute(query)).all())
     if len(rows) <= request.limit:
         return rows, None

@@ -303,10 +303,9 @@ async def audit_pages(db: Database, where: ExportFilter) -> AsyncIterator[Sequen
         until=where.until,
         action=where.action,
     )
-    query = audit.trail_query(trail)
     cursor: str | None = None
     while True:
-        page = audit.ordered_after(query, cursor).limit(PAGE_SIZE)
+        page = audit.trail_page(trail, cursor, PAGE_SIZE)
 
         async def read(session: AsyncSession, page: Select[Any] = page) -> list[Any]:
             return list((await session.execute(page)).all())

@@ -189,6 +189,19 @@ async def test_money_movements_carry_who_moved_them(engine, client):
     items = await trail(client, world.regulator_key, institution_id=str(world.institution_id))
     money = [item for item in items if item["source"] == "money"]
     assert money, "every journal entry is in the trail"
+    # Paged one at a time, actions and money interleave in the same order, none twice.
+    one_by_one = await trail(
+        client, world.regulator_key, institution_id=str(world.institution_id), limit=1
+    )
+    assert one_by_one == items
+    assert [i["action"] for i in items if i["source"] == "money"] == [i["action"] for i in money]
+    only_payouts = await trail(
+        client,
+        world.admin_key,
+        institution_id=str(world.institution_id),
+        action=money[-1]["action"],
+    )
+    assert only_payouts and {i["action"] for i in only_payouts} == {money[-1]["action"]}
     payout = money[-1]
     institution_key_id = await _key_id(client, world.admin_key, world.institution_key)
     assert payout["actor"] == {"role": "institution", "id": institution_key_id}

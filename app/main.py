@@ -32,6 +32,7 @@ from app.logging import RequestContextMiddleware, configure_logging
 from app.payouts.endpoints import router as payouts_router
 from app.reconciliation.endpoints import router as reconciliation_router
 from app.refunds.endpoints import router as refunds_router
+from app.winddown.endpoints import router as winddown_router
 
 DESCRIPTION = """
 Supervision of prepaid tuition: the escrow ledger, bank adapters and the regulator's views.
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(institutions_router)
     app.include_router(banks_router)
     app.include_router(reconciliation_router)
+    app.include_router(winddown_router)
     return app
 
 

@@ -16,6 +16,7 @@ from app.auth.dependencies import caller_of
 from app.balances.endpoints import router as balances_router
 from app.banks.endpoints import router as banks_router
 from app.body_limit import BodyLimitMiddleware
+from app.complaints.endpoints import router as complaints_router
 from app.config import Settings, get_settings
 from app.courses.endpoints import router as courses_router
 from app.db.engine import create_engine
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(banks_router)
     app.include_router(reconciliation_router)
     app.include_router(winddown_router)
+    app.include_router(complaints_router)
     return app
 
 

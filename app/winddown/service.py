@@ -9,7 +9,7 @@ left to deliver or answer for them), so their money is refunded too; lessons rel
 paid out are the institution's and stay releasable.
 
 Each enrollment is refunded once, however often the order is given or a run dies half-way:
-- the enrollments are gone through in id order, `BATCH` per transaction, and the wind-down's row
+- the enrollments are gone through in id order, `WIND_DOWN_BATCH_SIZE` (200) per transaction, and the wind-down's row
   (locked by each batch) carries the last one done, committed with the batch's refunds; a second
   order, or the same order after a crash, resumes after it, and two at once take turns;
 - a refund the wind-down makes has an id derived from the wind-down and the enrollment, and the
@@ -49,7 +49,6 @@ from app.refunds import service as refunds
 from app.winddown.errors import WindDownNotFound
 from app.winddown.schemas import RefundTally, WindDownSummary
 
-BATCH = 200
 # Who decided the lessons and refunds a wind-down settles (fits Lesson/Refund.decided_by).
 DECIDED_BY = "wind_down"
 NOTE = "the institution is wound down by the regulator: money not released goes back to the payer"
@@ -94,8 +93,10 @@ async def order(
     return wind_down
 
 
-async def run_batch(session: AsyncSession, institution_id: UUID, now: datetime) -> bool:
-    """Refund the next `BATCH` enrollments of the wind-down; False once none is left (and the
+async def run_batch(
+    session: AsyncSession, institution_id: UUID, now: datetime, batch_size: int
+) -> bool:
+    """Refund the next `batch_size` enrollments of the wind-down; False once none is left (and the
     wind-down is then completed)."""
     wind_down = await session.scalar(
         select(WindDown).where(WindDown.institution_id == institution_id).with_for_update()
@@ -105,7 +106,7 @@ async def run_batch(session: AsyncSession, institution_id: UUID, now: datetime) 
     query = select(Enrollment.id).where(Enrollment.institution_id == institution_id)
     if wind_down.last_enrollment_id is not None:
         query = query.where(Enrollment.id > wind_down.last_enrollment_id)
-    ids = (await session.scalars(query.order_by(Enrollment.id).limit(BATCH))).all()
+    ids = (await session.scalars(query.order_by(Enrollment.id).limit(batch_size))).all()
     wind_down.updated_at = now
     if not ids:
         wind_down.status = WindDownStatus.completed
@@ -168,7 +169,8 @@ async def wind_down(
 
 
 async def finish(db: Database, institution_id: UUID) -> None:
-    while await db.run(lambda session: run_batch(session, institution_id, utcnow())):
+    size = db.settings.wind_down_batch_size
+    while await db.run(lambda session: run_batch(session, institution_id, utcnow(), size)):
         crash_point("wind_down.batch_committed")
 
 

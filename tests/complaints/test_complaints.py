@@ -2,8 +2,10 @@
 lesson), the regulator lists and resolves them once, and a burst about one institution raises a
 YELLOW alert that resolution closes."""
 
+import asyncio
 import uuid
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -231,6 +233,36 @@ async def test_a_burst_raises_yellow_and_resolution_closes_it(engine, client):
     bursts = await _bursts(engine, world.institution_id)
     assert len(bursts) == 2
     assert [a.closed_at is None for a in sorted(bursts, key=lambda a: a.opened_at)] == [False, True]
+
+
+@pytest.mark.postgres_only
+async def test_complaints_filed_at_once_raise_one_alert(engine, live_client):
+    world = await make_world(engine, complaint_burst_count=3)
+    families = [await _family(engine, world) for _ in range(6)]
+    filed = await asyncio.gather(
+        *(_file(live_client, parent, enrollment) for enrollment, parent in families)
+    )
+    assert [f.status_code for f in filed] == [201] * 6, [f.text for f in filed]
+    assert len(await _bursts(engine, world.institution_id)) == 1
+
+
+@pytest.mark.postgres_only
+async def test_two_resolutions_at_once_one_decides(engine, live_client):
+    world = await make_world(engine)
+    enrollment, parent = await _family(engine, world)
+    complaint = (await _file(live_client, parent, enrollment)).json()
+    path = f"/v1/regulator/complaints/{complaint['id']}/resolve"
+    regulator = auth(world.regulator_key)
+    answers = await asyncio.gather(
+        *(
+            live_client.post(path, headers=regulator, json={"outcome": outcome, "note": "n"})
+            for outcome in ("upheld", "rejected")
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    [decided] = [a.json() for a in answers if a.status_code == 200]
+    seen = await live_client.get(f"/v1/complaints/{complaint['id']}", headers=parent)
+    assert seen.json()["outcome"] == decided["outcome"]
 
 
 @given(st.integers(0, 1000), st.integers(1, 1000))

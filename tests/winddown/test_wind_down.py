@@ -3,9 +3,11 @@ to its payer by the normal refund instructions, once, even when the order is rep
 once, or its process dies half-way; the summary follows the bank's results."""
 
 import asyncio
+import signal
 import uuid
 from datetime import timedelta
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,8 +23,19 @@ from app.models.lesson import LessonStatus
 from app.winddown import service
 from tests.banks.simulated import PRICE, Simulated, simulated_bank
 from tests.factories import auth, make_jurisdiction, make_key, make_paid_enrollment, make_world
+from tests.test_idempotency_unit import Service
 
 REASON = {"reason": "the school closed its doors (跑路)"}
+
+
+@pytest.fixture
+def batches_of(app):
+    """Sets the application's wind-down batch size, so a few enrollments make several batches."""
+
+    def set_size(size: int) -> None:
+        app.state.settings = app.state.settings.model_copy(update={"wind_down_batch_size": size})
+
+    return set_size
 
 
 def _path(institution_id) -> str:
@@ -180,10 +193,10 @@ async def _world_of(engine, count: int, **lessons):
 
 
 async def test_a_run_that_dies_after_a_batch_is_finished_by_the_next_order(
-    engine, client, monkeypatch
+    engine, client, monkeypatch, batches_of
 ):
     world, enrollments = await _world_of(engine, 5, released=1, pending=1)
-    monkeypatch.setattr(service, "BATCH", 2)
+    batches_of(2)
     deaths = []
 
     def die_once(name: str) -> None:
@@ -210,9 +223,9 @@ async def test_a_run_that_dies_after_a_batch_is_finished_by_the_next_order(
     assert resumed.json()["amount_fen"] == 5 * 40_000
 
 
-async def test_the_resume_job_finishes_a_run_that_died(engine, client, monkeypatch):
+async def test_the_resume_job_finishes_a_run_that_died(engine, client, monkeypatch, batches_of):
     world, _enrollments = await _world_of(engine, 3)
-    monkeypatch.setattr(service, "BATCH", 1)
+    batches_of(1)
     monkeypatch.setattr(service, "crash_point", _raise)
     headers = auth(world.regulator_key)
     died = await client.post(_path(world.institution_id), headers=headers, json=REASON)
@@ -230,10 +243,42 @@ def _raise(name: str) -> None:
     raise RuntimeError(name)
 
 
+async def test_a_process_killed_after_a_batch_leaves_the_rest_to_the_next_order(
+    engine, monkeypatch
+):
+    """The real thing: the service's process is SIGKILLed right after its first batch committed."""
+    world, enrollments = await _world_of(engine, 5, pending=1)
+    headers = auth(world.regulator_key)
+    monkeypatch.setenv("WIND_DOWN_BATCH_SIZE", "2")
+    doomed = await asyncio.to_thread(Service, "wind_down.batch_committed")
+    try:
+        async with httpx.AsyncClient(base_url=doomed.url, timeout=60) as http:
+            with pytest.raises(httpx.TransportError):  # the process died mid-request
+                await http.post(_path(world.institution_id), headers=headers, json=REASON)
+        assert doomed.process.wait(10) == -signal.SIGKILL
+    finally:
+        doomed.stop()
+    left = await _refunds(engine, world.institution_id)
+    assert len(left) == 2  # the first batch, committed
+
+    survivor = await asyncio.to_thread(Service)
+    try:
+        async with httpx.AsyncClient(base_url=survivor.url, timeout=60) as http:
+            finished = await http.post(_path(world.institution_id), headers=headers, json=REASON)
+    finally:
+        await asyncio.to_thread(survivor.stop)
+    assert finished.status_code == 202, finished.text
+    assert (finished.json()["status"], finished.json()["enrollments_covered"]) == ("completed", 5)
+    refunds = await _refunds(engine, world.institution_id)
+    assert sorted(str(r.enrollment_id) for r in refunds) == sorted(str(e.id) for e in enrollments)
+    assert {r.id for r in left} <= {r.id for r in refunds}
+    assert finished.json()["amount_fen"] == sum(r.amount_fen for r in refunds) == 5 * 50_000
+
+
 @pytest.mark.postgres_only
-async def test_orders_given_at_once_refund_each_enrollment_once(engine, live_client, monkeypatch):
+async def test_orders_given_at_once_refund_each_enrollment_once(engine, live_client, batches_of):
     world, _enrollments = await _world_of(engine, 7, pending=2)
-    monkeypatch.setattr(service, "BATCH", 2)
+    batches_of(2)
     headers = auth(world.regulator_key)
     answers = await asyncio.gather(
         *(

@@ -3,6 +3,7 @@ lesson), the regulator lists and resolves them once, and a burst about one insti
 YELLOW alert that resolution closes."""
 
 import asyncio
+import logging
 import uuid
 
 import pytest
@@ -89,6 +90,27 @@ async def test_a_parent_files_and_the_regulator_resolves_once(engine, client):
         params={"status": "open", "institution_id": str(world.institution_id)},
     )
     assert still_open.json()["items"] == []
+
+
+async def test_the_text_is_never_logged(engine, client, caplog):
+    world = await make_world(engine)
+    enrollment, parent = await _family(engine, world, pending=1)
+    [lesson] = await _lessons(engine, enrollment)
+    secret = f"my son Xiao Ming {uuid.uuid4().hex} cried"
+    with caplog.at_level(
+        logging.INFO
+    ):  # the service logs at INFO (the driver, at DEBUG, echoes SQL)
+        filed = await _file(client, parent, enrollment, text=secret, lesson_id=str(lesson.id))
+        assert filed.status_code == 201, filed.text
+        resolved = await client.post(
+            f"/v1/regulator/complaints/{filed.json()['id']}/resolve",
+            headers=auth(world.regulator_key),
+            json={"outcome": "upheld", "note": "seen"},
+        )
+        assert resolved.status_code == 200, resolved.text
+    assert caplog.records  # the requests were logged...
+    assert secret not in caplog.text  # ...without what the parent wrote
+    assert "Xiao Ming" not in caplog.text
 
 
 async def test_a_lesson_complaint_disputes_the_lesson(engine, client):

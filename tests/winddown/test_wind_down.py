@@ -293,6 +293,18 @@ async def test_orders_given_at_once_refund_each_enrollment_once(engine, live_cli
     assert {a.json()["amount_fen"] for a in answers} == {7 * 50_000}
 
 
+async def test_an_idempotency_key_replays_the_first_answer(engine, client):
+    world, _ = await _world_of(engine, 2)
+    headers = {**auth(world.regulator_key), "Idempotency-Key": f"wind-down-{uuid.uuid4()}"}
+    first = await client.post(_path(world.institution_id), headers=headers, json=REASON)
+    assert first.status_code == 202, first.text
+    again = await client.post(_path(world.institution_id), headers=headers, json=REASON)
+    assert again.status_code == 202, again.text
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json() == first.json()
+    assert len(await _refunds(engine, world.institution_id)) == 2
+
+
 async def test_a_payer_asking_after_the_wind_down_is_told_a_refund_is_under_way(engine, client):
     world, [enrollment] = await _world_of(engine, 1)
     parent = await make_key(engine, Role.parent, enrollment_id=enrollment.id)

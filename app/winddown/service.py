@@ -9,9 +9,10 @@ left to deliver or answer for them), so their money is refunded too; lessons rel
 paid out are the institution's and stay releasable.
 
 Each enrollment is refunded once, however often the order is given or a run dies half-way:
-- the enrollments are gone through in id order, `WIND_DOWN_BATCH_SIZE` (200) per transaction, and the wind-down's row
-  (locked by each batch) carries the last one done, committed with the batch's refunds; a second
-  order, or the same order after a crash, resumes after it, and two at once take turns;
+- the enrollments are gone through in id order, `WIND_DOWN_BATCH_SIZE` (200) per transaction, and
+  the wind-down's row (locked by each batch) carries the last one done, committed with the
+  batch's refunds; a second order, or the same order after a crash, resumes after it, and two at
+  once take turns;
 - a refund the wind-down makes has an id derived from the wind-down and the enrollment, and the
   unique (wind_down_id, enrollment_id) of refunds backs that in the database; its ledger
   reservation and instruction are keyed by the refund's id as every refund's are.
@@ -176,12 +177,12 @@ async def finish(db: Database, institution_id: UUID) -> None:
 
 async def resume_wind_downs(db: Database, as_of: datetime) -> int:
     """The job: finish every wind-down still running (one whose order died half-way)."""
-    running = await db.run(
-        lambda session: session.scalars(
-            select(WindDown.institution_id).where(WindDown.status == WindDownStatus.running)
-        )
-    )
-    institution_ids = list(running)
+
+    async def running(session: AsyncSession) -> list[UUID]:
+        query = select(WindDown.institution_id).where(WindDown.status == WindDownStatus.running)
+        return list((await session.scalars(query)).all())
+
+    institution_ids = await db.run(running)
     for institution_id in institution_ids:
         await finish(db, institution_id)
     return len(institution_ids)

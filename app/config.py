@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Working-day calendars of years published after the installed chinesecalendar (see
     # app/kit/workdays.py for the format).
     calendar_file: Path | None = None
+    # Enrollments a wind-down goes through per transaction (app/winddown): each batch commits on
+    # its own, so a county's thousands never make one long transaction.
+    wind_down_batch_size: int = Field(default=200, ge=1, le=5000)
     # Tests only: comma-separated names of crash points (app/kit/crashpoints.py) at which the
     # process kills itself. Refused in production.
     crash_points: str = ""

@@ -18,6 +18,7 @@ from app.auth.dependencies import caller_of
 from app.balances.endpoints import router as balances_router
 from app.banks.endpoints import router as banks_router
 from app.body_limit import BodyLimitMiddleware
+from app.complaints.endpoints import router as complaints_router
 from app.config import Settings, get_settings
 from app.courses.endpoints import router as courses_router
 from app.db.engine import create_engine
@@ -35,6 +36,7 @@ from app.logging import RequestContextMiddleware, configure_logging
 from app.payouts.endpoints import router as payouts_router
 from app.reconciliation.endpoints import router as reconciliation_router
 from app.refunds.endpoints import router as refunds_router
+from app.winddown.endpoints import router as winddown_router
 
 DESCRIPTION = """
 Supervision of prepaid tuition: the escrow ledger, bank adapters and the regulator's views.
@@ -126,6 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reconciliation_router)
     app.include_router(audit_router)
     app.include_router(exports_router)
+    app.include_router(winddown_router)
+    app.include_router(complaints_router)
     return app
 
 

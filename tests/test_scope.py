@@ -19,7 +19,9 @@ BODIES = {  # a valid body for each route that needs one, so that only scope can
     "/refunds": {"reason": "moving"},
     "/reject": {"reason": "no"},
     "/dispute": {"reason": "absent"},
+    "{complaint_id}/resolve": {"outcome": "rejected", "note": "scope probe"},
     "/resolve": {"in_favor_of": "parent"},
+    "/wind-down": {"reason": "scope probe"},
     "/freeze": {"reason": "audit"},
     "/unfreeze": {"reason": "audit"},
     "/list": {"list_status": "white", "reason": "audit"},
@@ -100,6 +102,13 @@ async def _world_with_everything(engine, client) -> tuple[Any, dict[str, str], d
             },
         )
     ).json()
+    complaint = (
+        await client.post(
+            "/v1/complaints",
+            headers=parent,
+            json={"enrollment_id": enrollment["id"], "category": "other", "text": "probe"},
+        )
+    ).json()
     found = await _break(engine, world.institution_id, world.escrow_account_no)
     ids = {
         "institution_id": str(world.institution_id),
@@ -110,6 +119,7 @@ async def _world_with_everything(engine, client) -> tuple[Any, dict[str, str], d
         "lesson_id": lessons[1]["id"],
         "payout_id": payout["id"],
         "refund_id": refund["id"],
+        "complaint_id": complaint["id"],
         "key_id": key["id"],
         "job": "release_payouts",
         # Bank routes: configuring is for the operator alone; a bank's callbacks authenticate by
@@ -175,6 +185,12 @@ async def _snapshot(client, world, ids, parent) -> list[Any]:
         (await client.get(f"/v1/enrollments/{ids['enrollment_id']}", headers=parent)).json(),
         (await client.get(f"/v1/lessons/{ids['lesson_id']}", headers=parent)).json(),
         (await client.get(f"/v1/refunds/{ids['refund_id']}", headers=parent)).json(),
+        (await client.get(f"/v1/complaints/{ids['complaint_id']}", headers=parent)).json(),
+        (  # never wound down: 404 before and after
+            await client.get(
+                f"/v1/regulator/institutions/{ids['institution_id']}/wind-down", headers=admin
+            )
+        ).status_code,
         (await client.get(f"/v1/jurisdictions/{ids['code']}", headers=admin)).json(),
         (await client.get("/v1/api-keys?limit=500", headers=admin)).status_code,
         (

@@ -18,6 +18,7 @@ from app.lessons.service import auto_confirm_lessons
 from app.payouts.service import release_payouts
 from app.reconciliation.watch import watch_reconciliation
 from app.refunds.service import auto_approve_refunds
+from app.winddown.service import resume_wind_downs
 
 Job = Callable[[Database, datetime], Awaitable[int]]
 Batch = Callable[[AsyncSession, datetime], Awaitable[int]]
@@ -59,4 +60,5 @@ JOBS: dict[str, Job] = {
     "purge_idempotency_records": purge_idempotency_records,
     "checkpoint_ledgers": checkpoint_ledgers,
     "watch_reconciliation": watch_reconciliation,
+    "resume_wind_downs": resume_wind_downs,
 }

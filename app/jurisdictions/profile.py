@@ -39,5 +39,9 @@ class RuleProfile(BaseModel):
     daily_outflow_pct: Percent = 30
     consumption_spike_factor: Positive = 3
     topup_deadline_workdays: NonNegative = 5
+    # Complaints: this many open complaints about one institution filed within this many days
+    # raise a YELLOW alert (complaint_burst), closed when fewer remain.
+    complaint_burst_count: Positive = 5
+    complaint_burst_days: Positive = 7
     # Our own: an enrollment not paid within this time is cancelled.
     unpaid_enrollment_expiry_minutes: Positive = 24 * 60

@@ -4,14 +4,14 @@ from collections.abc import Collection, Sequence
 from datetime import date
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.auth.scope import scoped
 from app.kit.pagination import PageRequest, paginate
 from app.lessons.errors import LessonNotFound
-from app.models import Lesson
+from app.models import Lesson, WindDown
 from app.models.lesson import LessonStatus
 
 
@@ -25,7 +25,33 @@ async def lessons_by_key(
 
 
 def _due(today: date) -> tuple[ColumnElement[bool], ...]:
-    return (Lesson.status == LessonStatus.pending_confirmation, Lesson.confirm_due_on < today)
+    # An institution being wound down gets nothing more by silence: its pending lessons go back
+    # to the payers (app.winddown), and auto-confirming one meanwhile would race that.
+    wound_down = exists().where(WindDown.institution_id == Lesson.institution_id)
+    return (
+        Lesson.status == LessonStatus.pending_confirmation,
+        Lesson.confirm_due_on < today,
+        ~wound_down,
+    )
+
+
+async def locked_held_lessons(
+    session: AsyncSession, institution_id: UUID, enrollment_ids: Collection[UUID]
+) -> Sequence[Lesson]:
+    """The lessons of these enrollments whose money is held (pending confirmation or disputed),
+    locked in id order."""
+    return (
+        await session.scalars(
+            select(Lesson)
+            .where(
+                Lesson.institution_id == institution_id,
+                Lesson.enrollment_id.in_(enrollment_ids),
+                Lesson.status.in_((LessonStatus.pending_confirmation, LessonStatus.disputed)),
+            )
+            .order_by(Lesson.id)
+            .with_for_update()
+        )
+    ).all()
 
 
 async def claim_due(session: AsyncSession, today: date, limit: int) -> Sequence[Lesson]:

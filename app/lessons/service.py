@@ -385,6 +385,27 @@ async def resolve_dispute(
     return lesson
 
 
+def return_held_lessons(
+    lessons: Sequence[Lesson],
+    enrollments: dict[UUID, Enrollment],
+    decided_by: str,
+    note: str,
+    now: datetime,
+) -> None:
+    """Lessons pending or disputed, locked with their enrollments, resolved for the parent: their
+    money, never released, is refundable again (a wind-down: nobody is left to deliver or answer
+    for them). No entry: the money never left prepaid."""
+    for lesson in lessons:
+        _decide(
+            enrollments[lesson.enrollment_id],
+            lesson,
+            LessonStatus.resolved_for_parent,
+            decided_by,
+            now,
+            note,
+        )
+
+
 async def auto_confirm_lessons(session: AsyncSession, as_of: datetime) -> int:
     """One batch of the auto-confirm job: lessons still pending after their working days to answer
     have fully passed (`confirm_due_on` before `as_of`'s local date) are auto-confirmed and released,

@@ -8,6 +8,7 @@ from app.models.audit_record import AuditRecord
 from app.models.bank import Bank
 from app.models.bank_message import BankMessage
 from app.models.bank_nonce import BankNonce
+from app.models.complaint import Complaint
 from app.models.course import Course
 from app.models.enrollment import Enrollment
 from app.models.idempotency_record import IdempotencyRecord
@@ -26,6 +27,7 @@ from app.models.reconciliation import PendingMovement, ReconciliationBreak, Reco
 from app.models.refund import Refund
 from app.models.security_event import SecurityEvent
 from app.models.suspense_item import SuspenseItem
+from app.models.wind_down import WindDown
 
 __all__ = [
     "Alert",
@@ -36,6 +38,7 @@ __all__ = [
     "BankMessage",
     "BankNonce",
     "Base",
+    "Complaint",
     "Course",
     "Enrollment",
     "IdempotencyRecord",
@@ -56,4 +59,5 @@ __all__ = [
     "Refund",
     "SecurityEvent",
     "SuspenseItem",
+    "WindDown",
 ]

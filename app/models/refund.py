@@ -8,6 +8,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     String,
+    UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -35,6 +36,8 @@ class Refund(Base):
             ["institution_id", "enrollment_id"], ["enrollments.institution_id", "enrollments.id"]
         ),
         Index(None, "status", "respond_by"),
+        # A wind-down refunds an enrollment once, however often it is ordered or resumed.
+        UniqueConstraint("wind_down_id", "enrollment_id"),
     )
 
     institution_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
@@ -49,5 +52,7 @@ class Refund(Base):
     decided_by: Mapped[str | None] = mapped_column(String(20))  # institution or auto
     transfer_id: Mapped[UUID | None] = mapped_column(Uuid)
     instruction_id: Mapped[str | None] = mapped_column(String(32))
+    # The wind-down that ordered or took over this refund (app.winddown), if any.
+    wind_down_id: Mapped[UUID | None] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

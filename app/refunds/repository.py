@@ -1,8 +1,9 @@
 """The refund queries that take pages."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from uuid import UUID
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -11,6 +12,10 @@ from app.kit.pagination import PageRequest
 from app.models import Refund
 from app.models.refund import RefundStatus
 from app.refunds.errors import RefundNotFound
+
+# A refund is open until it is settled, rejected, failed or returned; one at a time per enrollment
+# for a parent's requests.
+OPEN_STATUSES = (RefundStatus.requested, RefundStatus.approved, RefundStatus.sent)
 
 
 async def page(
@@ -35,3 +40,23 @@ async def visible_refund(session: AsyncSession, caller: Principal, refund_id: UU
     if refund is None:
         raise RefundNotFound(f"no refund {refund_id}")
     return refund
+
+
+async def locked_open_refunds(
+    session: AsyncSession, institution_id: UUID, enrollment_ids: Collection[UUID]
+) -> dict[UUID, list[Refund]]:
+    """The open refunds (requested, approved, sent) of these enrollments, locked, by enrollment."""
+    rows = await session.scalars(
+        select(Refund)
+        .where(
+            Refund.institution_id == institution_id,
+            Refund.enrollment_id.in_(enrollment_ids),
+            Refund.status.in_(OPEN_STATUSES),
+        )
+        .order_by(Refund.id)
+        .with_for_update()
+    )
+    found: dict[UUID, list[Refund]] = {}
+    for refund in rows:
+        found.setdefault(refund.enrollment_id, []).append(refund)
+    return found

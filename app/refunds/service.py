@@ -34,8 +34,8 @@ from app.refunds.errors import (
     RefundNotFound,
     RefundNotRequested,
 )
+from app.refunds.repository import OPEN_STATUSES
 
-OPEN_STATUSES = (RefundStatus.requested, RefundStatus.approved, RefundStatus.sent)
 # Who approved a refund asked for after the enrollment's `valid_until`: the rule, not a person.
 VALIDITY_ENDED = "validity_ended"
 AUTO_APPROVE_BATCH = 200
@@ -93,6 +93,37 @@ async def request_refund(
         # institution's say (rule 1), so the request is approved as it is made.
         return await approve_refund(session, institution_id, refund.id, decided_by=VALIDITY_ENDED)
     return refund
+
+
+async def order_refund(
+    session: AsyncSession,
+    institution_id: UUID,
+    enrollment_id: UUID,
+    *,
+    refund_id: UUID,
+    reason: str,
+    decided_by: str,
+    wind_down_id: UUID | None,
+    now: datetime,
+) -> Refund:
+    """A refund the regulator orders (a wind-down): made and approved at once, the institution
+    having no say, and instructed like any approved refund. The caller holds the enrollment's lock
+    and has checked something is refundable."""
+    refund = Refund(
+        institution_id=institution_id,
+        id=refund_id,
+        enrollment_id=enrollment_id,
+        reason=reason,
+        amount_fen=0,  # fixed at approval, below
+        status=RefundStatus.requested,
+        respond_by=local_date(now),
+        wind_down_id=wind_down_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(refund)
+    await session.flush()
+    return await approve_refund(session, institution_id, refund_id, decided_by=decided_by)
 
 
 async def get_refund(session: AsyncSession, institution_id: UUID, refund_id: UUID) -> Refund:

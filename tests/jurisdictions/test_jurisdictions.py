@@ -44,6 +44,8 @@ def test_the_defaults_are_those_of_domain_md():
         "daily_outflow_pct": 30,
         "consumption_spike_factor": 3,
         "topup_deadline_workdays": 5,
+        "complaint_burst_count": 5,
+        "complaint_burst_days": 7,
         "unpaid_enrollment_expiry_minutes": 1440,
     }
 

@@ -20,7 +20,8 @@ ENGLISH = (
     "student_name,student_id_number,payer_name,payer_phone,payer_account_no,course_id,"
     "lessons_remaining,unconsumed_yuan,valid_from,valid_until"
 )
-CHINESE = "学生姓名,学生身份证号,缴费人姓名,缴费人电话,缴费人账号,课程编号,剩余课时,未消费金额（元）,有效期起,有效期止"
+# Full-width parentheses, as a Chinese keyboard types them.
+CHINESE = "学生姓名,学生身份证号,缴费人姓名,缴费人电话,缴费人账号,课程编号,剩余课时,未消费金额（元）,有效期起,有效期止"  # noqa: RUF001
 
 
 @dataclass

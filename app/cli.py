@@ -508,7 +508,7 @@ async def _import_opening(
                     file_name,
                     utcnow(),
                     dry_run=dry_run,
-                    progress=lambda done: progress.update(task, completed=done),
+                    progress=lambda done, total: progress.update(task, completed=done, total=total),
                 )
                 if outcome.enrollments:
                     assert parent_keys is not None

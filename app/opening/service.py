@@ -147,10 +147,11 @@ async def import_opening_balances(
     now: datetime,
     *,
     dry_run: bool = False,
-    progress: Callable[[int], None] = lambda done: None,
+    progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> ImportOutcome:
     """Check the file and, unless `dry_run`, import it whole; raise why not (RowsRefused with every
-    refused row, StatementDisagrees with the figures). See the module's doc."""
+    refused row, StatementDisagrees with the figures). `progress` is told the rows written so far
+    and of how many. See the module's doc."""
     sha256 = hashlib.sha256(data).hexdigest()
     institution = await session.get(Institution, institution_id)
     if institution is None:
@@ -358,7 +359,7 @@ async def _write(
     rows: list[OpeningRow],
     sha256: str,
     now: datetime,
-    progress: Callable[[int], None],
+    progress: Callable[[int, int], None],
 ) -> list[Imported]:
     """The enrollments, their prepaid accounts, their entries and their parents' keys."""
     enrollments = [_enrollment(secret, institution_id, row, now) for row in rows]
@@ -407,7 +408,7 @@ async def _write(
                     parent_key,
                 )
             )
-            progress(len(imported))
+            progress(len(imported), len(rows))
     return imported
 
 

@@ -46,8 +46,9 @@ from app.ledger.types import EntryDraft
 from app.models import Course, Enrollment, Institution, OpeningImport, ReconciliationRun
 from app.models.api_key import Role
 from app.models.enrollment import EnrollmentStatus
-from app.models.reconciliation import RunStatus
+from app.models.reconciliation import BreakType, RunStatus
 from app.opening.csvfile import OpeningFile, OpeningRow, RowProblem, read
+from app.reconciliation import breaks
 
 ENTRY_KIND = "opening_balance"
 ACTOR = "cli:import-opening-balances"
@@ -236,6 +237,7 @@ async def import_opening_balances(
             created_at=now,
         )
     )
+    await _close_explained_break(session, institution_id, check, outcome.import_id, now)
     await record(
         session,
         "opening_balances.import",
@@ -255,6 +257,34 @@ async def import_opening_balances(
     )
     await session.flush()
     return outcome
+
+
+async def _close_explained_break(
+    session: AsyncSession,
+    institution_id: UUID,
+    check: StatementCheck,
+    import_id: UUID,
+    now: datetime,
+) -> None:
+    """Every statement read before the import found the bank holding more than the ledger: the
+    opening balances, not yet imported. Their balance_mismatch breaks are closed once the imports
+    account for exactly that difference; a break of any other difference stays open."""
+    explained = check.opening_fen - check.ledger_before_fen
+    found = await breaks.open_breaks(session, institution_id, types=[BreakType.balance_mismatch])
+    await breaks.close(
+        session,
+        [
+            each
+            for each in found
+            if each.amount_fen is not None
+            and each.expected_fen is not None
+            and each.amount_fen - each.expected_fen == explained
+        ],
+        by=ACTOR,
+        note=f"the {yuan(explained)} 元 the ledger lacked are the opening balances of import "
+        f"{import_id}",
+        now=now,
+    )
 
 
 async def _course_problems(

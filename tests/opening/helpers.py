@@ -12,8 +12,8 @@ from app.db.unit import Database
 from app.kit.clock import utcnow
 from app.kit.money import yuan
 from app.kit.workdays import local_date
-from app.models import ReconciliationRun
-from app.models.reconciliation import RunStatus
+from app.models import ReconciliationBreak, ReconciliationRun
+from app.models.reconciliation import BreakStatus, BreakType, RunStatus
 from tests.factories import World, make_course, make_world, valid_id_number
 
 ENGLISH = (
@@ -38,8 +38,8 @@ async def onboarded(engine: AsyncEngine, **profile) -> Onboarded:
 
 async def first_statement(engine: AsyncEngine, world: World, opening_fen: int) -> UUID:
     """The escrow account's first statement, of yesterday, as reconciliation records it (read from
-    the bank's file, its balance not yet in the ledger)."""
-    run_id = uuid.uuid4()
+    the bank's file, its balance not yet in the ledger: a balance_mismatch break); the break's id."""
+    run_id, break_id = uuid.uuid4(), uuid.uuid4()
     day = local_date(utcnow()) - timedelta(days=1)
 
     async def work(session):
@@ -61,9 +61,24 @@ async def first_statement(engine: AsyncEngine, world: World, opening_fen: int) -
                 created_at=utcnow(),
             )
         )
+        session.add(
+            ReconciliationBreak(
+                institution_id=world.institution_id,
+                id=break_id,
+                run_id=run_id,
+                type=BreakType.balance_mismatch,
+                status=BreakStatus.open,
+                amount_fen=opening_fen,
+                expected_fen=0,
+                detail=f"the bank closes the day at {opening_fen} fen; the ledger's escrow "
+                f"balance at the cut-off is 0 fen: {opening_fen} fen that no line explains",
+                opened_at=utcnow(),
+                opened_by="reconciliation",
+            )
+        )
 
     await Database(engine).run(work)
-    return run_id
+    return break_id
 
 
 def row(

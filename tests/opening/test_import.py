@@ -10,9 +10,10 @@ from app.db.unit import Database
 from app.kit.clock import utcnow
 from app.ledger import service as ledger
 from app.ledger.books import institution_books
-from app.models import Enrollment, LedgerEntry, OpeningImport
+from app.models import Enrollment, LedgerEntry, OpeningImport, ReconciliationBreak
 from app.opening.csvfile import OpeningFileInvalid
 from app.opening.service import (
+    ACTOR,
     ENTRY_KIND,
     InstitutionNotFound,
     NoFirstStatement,
@@ -53,7 +54,7 @@ async def escrow_cash(engine, institution_id) -> int:
 async def test_a_good_file_becomes_active_enrollments_whose_money_is_in_the_ledger(engine, client):
     place = await onboarded(engine)
     world = place.world
-    await first_statement(engine, world, opening_fen=1_234_567)
+    mismatch = await first_statement(engine, world, opening_fen=1_234_567)
     data = csv_file(
         row(place.course_id, 1_000_000, 40),
         row(place.course_id, 234_500, 7),
@@ -73,6 +74,11 @@ async def test_a_good_file_becomes_active_enrollments_whose_money_is_in_the_ledg
     assert all(e.order_no.startswith("OB") and e.paid_at is None for e in enrollments)
     assert [e.lesson_price_fen for e in enrollments] == [22, 33_500, 25_000]
     assert len({item.parent_key for item in outcome.enrollments}) == 3
+    # The first statement's difference with the ledger was these balances: explained now.
+    closed = await Database(engine).run(
+        lambda session: session.get(ReconciliationBreak, (world.institution_id, mismatch))
+    )
+    assert (closed.status, closed.closed_by) == ("closed", ACTOR)
 
     balance = await client.get(
         f"/v1/institutions/{world.institution_id}/balance", headers=auth(world.institution_key)
@@ -211,7 +217,7 @@ async def test_another_file_of_the_same_students_cannot_double_the_money(engine)
 async def test_a_dry_run_checks_everything_and_writes_nothing(engine):
     place = await onboarded(engine)
     world = place.world
-    await first_statement(engine, world, opening_fen=10_000)
+    mismatch = await first_statement(engine, world, opening_fen=10_000)
 
     outcome = await run_import(
         engine, world.institution_id, csv_file(row(place.course_id, 10_000)), dry_run=True
@@ -219,6 +225,10 @@ async def test_a_dry_run_checks_everything_and_writes_nothing(engine):
 
     assert outcome.dry_run and outcome.rows == 1 and outcome.import_id is None
     assert await enrollments_of(engine, world.institution_id) == []
+    still = await Database(engine).run(
+        lambda session: session.get(ReconciliationBreak, (world.institution_id, mismatch))
+    )
+    assert still.status == "open"
     with pytest.raises(StatementDisagrees):
         await run_import(
             engine, world.institution_id, csv_file(row(place.course_id, 9_999)), dry_run=True

@@ -2,6 +2,7 @@
 row named with its column and reason, amounts in 元 converted to fen exactly."""
 
 import uuid
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given
@@ -121,3 +122,12 @@ def test_blank_lines_are_skipped_and_rows_keep_their_spreadsheet_numbers():
 def test_a_file_that_cannot_be_read_is_refused_whole(data, said):
     with pytest.raises(OpeningFileInvalid, match=said.replace("(", r"\(").replace(")", r"\)")):
         read(data)
+
+
+def test_the_example_in_the_docs_reads_without_a_problem():
+    example = Path(__file__).parents[2] / "docs" / "examples" / "opening-balances.csv"
+
+    parsed = read(example.read_bytes())
+
+    assert parsed.problems == [] and len(parsed.rows) == 3
+    assert parsed.total_fen == 480_000 + 199_950 + 10_000

@@ -1,6 +1,7 @@
 """Importing opening balances (存量) into an institution's ledger, through the service the CLI
 runs: all or nothing, checked against the escrow account's first statement, once per file."""
 
+import asyncio
 import uuid
 
 import pytest
@@ -264,3 +265,27 @@ async def test_the_entries_are_opening_balance_entries(engine):
         )
     )
     assert list(kinds) == [ENTRY_KIND]
+
+
+@pytest.mark.postgres_only
+async def test_imports_of_one_institution_at_once_never_double_the_money(engine):
+    place = await onboarded(engine)
+    world = place.world
+    await first_statement(engine, world, opening_fen=30_000)
+    same = csv_file(row(place.course_id, 30_000))
+    other = csv_file(row(place.course_id, 30_000, name="王五"))
+
+    outcomes = await asyncio.gather(
+        *(run_import(engine, world.institution_id, data) for data in (same, same, other, same)),
+        return_exceptions=True,
+    )
+
+    imported = [o for o in outcomes if not isinstance(o, Exception) and not o.replayed]
+    assert len(imported) == 1
+    assert all(
+        isinstance(o, StatementDisagrees) or (not isinstance(o, Exception) and o.replayed)
+        for o in outcomes
+        if o is not imported[0]
+    ), outcomes
+    assert len(await enrollments_of(engine, world.institution_id)) == 1
+    assert await escrow_cash(engine, world.institution_id) == 30_000

@@ -32,6 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record
+from app.auth.principal import Principal
 from app.auth.service import issue_key
 from app.balances.service import profile_of
 from app.enrollments.identity import student_id
@@ -148,10 +149,12 @@ async def import_opening_balances(
     now: datetime,
     *,
     dry_run: bool = False,
+    actor: Principal | str = ACTOR,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> ImportOutcome:
     """Check the file and, unless `dry_run`, import it whole; raise why not (RowsRefused with every
-    refused row, StatementDisagrees with the figures). `progress` is told the rows written so far
+    refused row, StatementDisagrees with the figures). `actor` is who imports (the command, or the
+    operator's principal through the API); `progress` is told the rows written so far
     and of how many. See the module's doc."""
     sha256 = hashlib.sha256(data).hexdigest()
     institution = await session.get(Institution, institution_id)
@@ -220,6 +223,7 @@ async def import_opening_balances(
     if dry_run:
         return outcome
     outcome.import_id = uuid.uuid4()
+    by = actor if isinstance(actor, str) else actor.identity
     outcome.enrollments = await _write(
         session, secret, institution_id, parsed.rows, sha256, now, progress
     )
@@ -233,15 +237,15 @@ async def import_opening_balances(
             total_fen=parsed.total_fen,
             statement_run_id=check.run_id,
             statement_opening_fen=check.opening_fen,
-            imported_by=ACTOR,
+            imported_by=by[:100],
             created_at=now,
         )
     )
-    await _close_explained_break(session, institution_id, check, outcome.import_id, now)
+    await _close_explained_break(session, institution_id, check, outcome.import_id, now, by)
     await record(
         session,
         "opening_balances.import",
-        actor=ACTOR,
+        actor=actor,
         institution_id=institution_id,
         object_type="opening_import",
         object_id=outcome.import_id,
@@ -265,6 +269,7 @@ async def _close_explained_break(
     check: StatementCheck,
     import_id: UUID,
     now: datetime,
+    by: str,
 ) -> None:
     """Every statement read before the import found the bank holding more than the ledger: the
     opening balances, not yet imported. Their balance_mismatch breaks are closed once the imports
@@ -280,7 +285,7 @@ async def _close_explained_break(
             and each.expected_fen is not None
             and each.amount_fen - each.expected_fen == explained
         ],
-        by=ACTOR,
+        by=by,
         note=f"the {yuan(explained)} 元 the ledger lacked are the opening balances of import "
         f"{import_id}",
         now=now,

@@ -525,6 +525,9 @@ def _write_parent_keys(path: Path, enrollments: list[Any]) -> None:
     import csv
     import os
 
+    # The command refused a file that existed before it began: one here now is this import's own,
+    # from an attempt the database made it retry (a serialisation failure), whose keys never were.
+    path.unlink(missing_ok=True)
     # Created readable by this user only, before a key is in it.
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with open(descriptor, "w", newline="", encoding="utf-8-sig") as out:

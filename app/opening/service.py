@@ -31,6 +31,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.alerts.engine import evaluate
 from app.audit.service import record
 from app.auth.principal import Principal
 from app.auth.service import issue_key
@@ -182,16 +183,22 @@ async def import_opening_balances(
     parsed = read(data)
     problems = [*parsed.problems, *await _course_problems(session, institution_id, parsed)]
     profile = await profile_of(session, institution)
-    warnings = [
-        warning
-        for row in parsed.rows
-        for warning in _above_cap(
-            row,
-            profile.max_prepaid_lessons,
-            profile.max_prepaid_amount_fen,
-            profile.max_prepaid_months,
-        )
-    ]
+    warnings = sorted(
+        [
+            *(
+                warning
+                for row in parsed.rows
+                for warning in _above_cap(
+                    row,
+                    profile.max_prepaid_lessons,
+                    profile.max_prepaid_amount_fen,
+                    profile.max_prepaid_months,
+                )
+            ),
+            *_repeated(parsed.rows),
+        ],
+        key=lambda warning: warning.row,
+    )
     if problems:
         refused = sorted({problem.row for problem in problems})
         raise RowsRefused(
@@ -242,6 +249,8 @@ async def import_opening_balances(
         )
     )
     await _close_explained_break(session, institution_id, check, outcome.import_id, now, by)
+    # U and the ledger's balance grew alike; a floor set as a share of U may not be met any more.
+    await evaluate(session, institution_id, now, cause="opening balances imported", actor=by)
     await record(
         session,
         "opening_balances.import",
@@ -312,6 +321,22 @@ async def _course_problems(
         for row in parsed.rows
         if row.course_id not in found
     ]
+
+
+def _repeated(rows: list[OpeningRow]) -> list[RowProblem]:
+    """Rows of a student and course another row has already: imported (a student may hold two
+    packages of a course), reported in case the export repeated a line."""
+    first: dict[tuple[str, UUID], int] = {}
+    warnings = []
+    for row in rows:
+        seen = first.setdefault((row.student_id_number, row.course_id), row.row)
+        if seen != row.row:
+            warnings.append(
+                RowProblem(
+                    row.row, "student_id_number", f"the same student and course as row {seen}"
+                )
+            )
+    return warnings
 
 
 def _above_cap(

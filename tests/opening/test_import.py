@@ -22,7 +22,7 @@ from app.opening.service import (
     StatementDisagrees,
     import_opening_balances,
 )
-from tests.factories import auth, secret
+from tests.factories import auth, secret, valid_id_number
 from tests.opening.helpers import CHINESE, csv_file, first_statement, onboarded, row
 
 
@@ -251,6 +251,27 @@ async def test_rows_above_the_prepay_cap_are_imported_and_reported(engine):
     assert [(w.row, w.column) for w in outcome.warnings] == [
         (2, "lessons_remaining"),
         (2, "unconsumed_yuan"),
+    ]
+
+
+async def test_a_student_repeated_in_a_course_is_imported_and_reported(engine):
+    place = await onboarded(engine)
+    await first_statement(engine, place.world, opening_fen=300)
+    twice = valid_id_number()
+
+    outcome = await run_import(
+        engine,
+        place.world.institution_id,
+        csv_file(
+            row(place.course_id, 100, 1, id_number=twice),
+            row(place.course_id, 100, 1),
+            row(place.course_id, 100, 1, id_number=twice),
+        ),
+    )
+
+    assert outcome.rows == 3
+    assert [(w.row, w.reason) for w in outcome.warnings] == [
+        (4, "the same student and course as row 2")
     ]
 
 

@@ -158,6 +158,7 @@ async def import_opening_balances(
     operator's principal through the API); `progress` is told the rows written so far
     and of how many. See the module's doc."""
     sha256 = hashlib.sha256(data).hexdigest()
+    parsed = read(data)  # before the lock: the file alone needs no database
     institution = await session.get(Institution, institution_id)
     if institution is None:
         raise InstitutionNotFound(f"no institution {institution_id}")
@@ -180,7 +181,6 @@ async def import_opening_balances(
             replayed=True,
         )
 
-    parsed = read(data)
     problems = [*parsed.problems, *await _course_problems(session, institution_id, parsed)]
     profile = await profile_of(session, institution)
     warnings = sorted(

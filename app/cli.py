@@ -27,6 +27,7 @@ from app.db.unit import Database
 from app.kit import workdays
 from app.kit.clock import utcnow
 from app.kit.errors import DomainError
+from app.kit.money import yuan
 from app.ledger import service as ledger
 from app.ledger.errors import LedgerNotFound
 from app.ledger.types import VerifyReport
@@ -390,6 +391,151 @@ async def _reconcile(slug: str, body: bytes, headers: dict[str, str]) -> Any:
         return intake.run, breaks[intake.run.id], intake.replayed
     finally:
         await engine.dispose()
+
+
+@cli.command("import-opening-balances")
+def import_opening_balances(
+    file: Annotated[
+        Path, typer.Argument(help="The CSV of opening balances (docs/opening-balances.md).")
+    ],
+    institution: Annotated[UUID, typer.Option("--institution", help="The institution's id.")],
+    parent_keys: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write each imported enrollment's parent key (CSV, readable by this "
+            "user only; the keys are shown nowhere else). Required unless --dry-run; never "
+            "overwritten."
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Also write the refused rows and the warnings here, as CSV."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the file and the statement; write nothing.")
+    ] = False,
+) -> None:
+    """Import money collected before onboarding (存量) as active enrollments with opening balances,
+    all or nothing, checked against the escrow account's first statement. Prints the refused rows
+    (row, column, reason) and the rows above the prepay cap. The same file again changes nothing.
+    Exits 1 when the import is refused."""
+    from app.opening.service import ImportOutcome
+
+    if not dry_run and parent_keys is None:
+        raise typer.BadParameter(
+            "give --parent-keys FILE (or --dry-run)", param_hint="--parent-keys"
+        )
+    if parent_keys is not None and parent_keys.exists():
+        raise typer.BadParameter(f"{parent_keys} exists already", param_hint="--parent-keys")
+    try:
+        data = file.read_bytes()
+    except OSError as error:
+        typer.secho(f"prepaid-guard: cannot read {file}: {error.strerror}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    try:
+        outcome: ImportOutcome = asyncio.run(
+            _import_opening(institution, data, file.name, dry_run, parent_keys)
+        )
+    except BaseException as failure:
+        # A key file written for a transaction that did not commit names no key: removed.
+        if parent_keys is not None:
+            parent_keys.unlink(missing_ok=True)
+        if not isinstance(failure, DomainError):
+            raise
+        refusal = failure
+        problems = refusal.extra.get("problems", [])
+        warnings = refusal.extra.get("warnings", [])
+        _opening_report(report, problems, warnings)
+        typer.secho(f"{file}: {refusal.code}: {refusal.detail}", fg="red", err=True)
+        for problem in problems:
+            typer.secho(
+                f"  row {problem.row}, {problem.column or 'row'}: {problem.reason}",
+                fg="red",
+                err=True,
+            )
+        raise typer.Exit(1) from None
+    _opening_report(report, [], outcome.warnings)
+    for warning in outcome.warnings:
+        typer.secho(
+            f"  row {warning.row}, {warning.column}: {warning.reason} (imported all the same)",
+            fg="yellow",
+            err=True,
+        )
+    if outcome.replayed:
+        typer.echo(
+            f"{file}: imported before (import {outcome.import_id}, {outcome.rows} rows, "
+            f"{yuan(outcome.total_fen)} 元): nothing changed"
+        )
+        return
+    done = "would import" if dry_run else "imported"
+    typer.echo(
+        f"{file}: {done} {outcome.rows} enrollments, {yuan(outcome.total_fen)} 元, agreeing with "
+        f"the escrow account's first statement of {outcome.check.statement_date if outcome.check else '?'}"
+        + ("" if dry_run else f" (import {outcome.import_id}; parent keys in {parent_keys})")
+    )
+
+
+def _opening_report(path: Path | None, problems: list[Any], warnings: list[Any]) -> None:
+    if path is None:
+        return
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8-sig") as out:
+        writer = csv.writer(out)
+        writer.writerow(["row", "column", "reason", "outcome"])
+        for found, outcome in ((problems, "refused"), (warnings, "warning")):
+            writer.writerows([p.row, p.column, p.reason, outcome] for p in found)
+
+
+async def _import_opening(
+    institution_id: UUID, data: bytes, file_name: str, dry_run: bool, parent_keys: Path | None
+) -> Any:
+    from app.opening.service import import_opening_balances
+
+    settings = get_settings()
+    engine = create_engine(settings.database_url)
+    secret = settings.secret_key.get_secret_value()
+    try:
+        with Progress(transient=True) as progress:
+            task = progress.add_task("importing opening balances", total=None)
+
+            async def work(session: Any) -> Any:
+                outcome = await import_opening_balances(
+                    session,
+                    secret,
+                    institution_id,
+                    data,
+                    file_name,
+                    utcnow(),
+                    dry_run=dry_run,
+                    progress=lambda done, total: progress.update(task, completed=done, total=total),
+                )
+                if outcome.enrollments:
+                    assert parent_keys is not None
+                    progress.update(task, description="writing the parent keys")
+                    _write_parent_keys(parent_keys, outcome.enrollments)
+                return outcome
+
+            return await Database(engine, settings).run(work)
+    finally:
+        await engine.dispose()
+
+
+def _write_parent_keys(path: Path, enrollments: list[Any]) -> None:
+    import csv
+    import os
+
+    # The command refused a file that existed before it began: one here now is this import's own,
+    # from an attempt the database made it retry (a serialisation failure), whose keys never were.
+    path.unlink(missing_ok=True)
+    # Created readable by this user only, before a key is in it.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(descriptor, "w", newline="", encoding="utf-8-sig") as out:
+        writer = csv.writer(out)
+        writer.writerow(["row", "enrollment_id", "order_no", "student_name", "parent_key"])
+        writer.writerows(
+            [e.row, e.enrollment_id, e.order_no, e.student_name, e.parent_key] for e in enrollments
+        )
 
 
 @cli.command("run-job")

@@ -33,6 +33,7 @@ from app.jurisdictions.endpoints import router as jurisdictions_router
 from app.kit import crashpoints, workdays
 from app.lessons.endpoints import router as lessons_router
 from app.logging import RequestContextMiddleware, configure_logging
+from app.opening.endpoints import router as opening_router
 from app.payouts.endpoints import router as payouts_router
 from app.reconciliation.endpoints import router as reconciliation_router
 from app.refunds.endpoints import router as refunds_router
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exports_router)
     app.include_router(winddown_router)
     app.include_router(complaints_router)
+    app.include_router(opening_router)
     return app
 
 

@@ -22,6 +22,7 @@ from app.models.ledger_head import LedgerHead
 from app.models.ledger_posting import LedgerPosting
 from app.models.ledger_transfer import LedgerTransfer
 from app.models.lesson import Lesson
+from app.models.opening_import import OpeningImport
 from app.models.payout import Payout
 from app.models.reconciliation import PendingMovement, ReconciliationBreak, ReconciliationRun
 from app.models.refund import Refund
@@ -52,6 +53,7 @@ __all__ = [
     "LedgerPosting",
     "LedgerTransfer",
     "Lesson",
+    "OpeningImport",
     "Payout",
     "PendingMovement",
     "ReconciliationBreak",

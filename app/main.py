@@ -13,7 +13,6 @@ from fastapi_offline import FastAPIOffline
 
 from app.api_keys.endpoints import router as api_keys_router
 from app.auth.dependencies import caller_of
-from app.balances.endpoints import router as balances_router
 from app.banks.endpoints import router as banks_router
 from app.body_limit import BodyLimitMiddleware
 from app.config import Settings, get_settings
@@ -32,6 +31,7 @@ from app.logging import RequestContextMiddleware, configure_logging
 from app.payouts.endpoints import router as payouts_router
 from app.reconciliation.endpoints import router as reconciliation_router
 from app.refunds.endpoints import router as refunds_router
+from app.supervision.endpoints import router as supervision_router
 
 DESCRIPTION = """
 Supervision of prepaid tuition: the escrow ledger, bank adapters and the regulator's views.
@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health_router)
-    app.include_router(balances_router)
+    app.include_router(supervision_router)
     app.include_router(jobs_router)
     app.include_router(payouts_router)
     app.include_router(refunds_router)

@@ -3,7 +3,9 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
 from app.auth.dependencies import Admin, AdminOrRegulator, CurrentPrincipal
 from app.auth.principal import Principal
 from app.db.unit import Db
@@ -114,22 +116,42 @@ async def unfreeze(
     return institution
 
 
+LIST_DESCRIPTION = (
+    "`black` (黑名单) holds the institution like a freeze: alert level `FROZEN`, no new "
+    "enrollments, no payouts. `white` (白名单) and `none` lift a blacklisting (back to "
+    f"`GREEN` unless frozen). `reason` is required (`422 validation_error` without one). {SCOPE}"
+)
+
+
 @router.put(
     "/v1/institutions/{institution_id}/list",
     response_model=InstitutionOut,
     summary="White- or blacklist an institution",
-    description=(
-        "`black` (黑名单) holds the institution like a freeze: alert level `FROZEN`, no new "
-        "enrollments, no payouts. `white` (白名单) and `none` lift a blacklisting (back to "
-        f"`GREEN` unless frozen). {SCOPE}"
-    ),
+    description=LIST_DESCRIPTION,
+)
+@router.put(
+    "/v1/regulator/institutions/{institution_id}/list",
+    response_model=InstitutionOut,
+    summary="White- or blacklist an institution (regulator)",
+    description=LIST_DESCRIPTION,
 )
 async def set_list(
     institution_id: UUID, body: ListChange, caller: AdminOrRegulator, db: Db
 ) -> Institution:
-    institution = await db.run(
-        lambda session: service.set_list(session, caller, institution_id, body.list_status)
-    )
+    async def work(session: AsyncSession) -> Institution:
+        institution = await service.set_list(session, caller, institution_id, body.list_status)
+        await audit.record(
+            session,
+            "institution.list",
+            actor=caller,
+            institution_id=institution.id,
+            object_type="institution",
+            object_id=institution.id,
+            details={"list_status": body.list_status, "reason": body.reason},
+        )
+        return institution
+
+    institution = await db.run(work)
     _log_decision(caller, institution, f"list {body.list_status}", body.reason)
     return institution
 

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.balances.schemas import BalanceView
 from app.kit.clock import Timestamp
+from app.kit.money import INT64_MAX
 from app.models.institution import AlertLevel, InstitutionCategory, InstitutionStatus, ListStatus
 
 
@@ -34,9 +35,9 @@ class InstitutionBalance(BaseModel):
 class FloorChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    min_balance_floor_fen: Annotated[int, Field(strict=True, ge=0)] | None = Field(
-        description="The institution's minimum balance floor in fen, a whole number of 0 or more "
-        '(a JSON integer: `"5"`, `1.5` and `-1` are refused with 422). `null` removes the '
+    min_balance_floor_fen: Annotated[int, Field(strict=True, ge=0, le=INT64_MAX)] | None = Field(
+        description="The institution's minimum balance floor in fen, a whole number from 0 to "
+        '2^63 - 1 (a JSON integer: `"5"`, `1.5` and `-1` are refused with 422). `null` removes the '
         "institution's own floor, so the jurisdiction profile's `min_balance_floor_fen` applies "
         "again. F is then max(this floor, `min_balance_pct_of_unconsumed`% of U)."
     )

@@ -18,7 +18,8 @@ from app.supervision.errors import AsOfInFuture, InvalidAsOf
 AS_OF_DESCRIPTION = (
     "A past moment to see the view as it stood then, recomputed from the journal: ISO 8601 with "
     "its offset (`2026-03-01T18:00:00+08:00`), or a date (`2026-03-01`) meaning the end of that "
-    "day in Asia/Shanghai (its last microsecond). The bank's balance is then the closing balance "
+    "day in Asia/Shanghai (00:00 of the next, the cut-off of that day's bank statement). "
+    "The bank's balance is then the closing balance "
     "of the latest statement whose day had ended by then, and the alert level the one the "
     "institution had then. A moment without an offset: `422 invalid_as_of`; one in the future "
     "(a date: one whose day has not ended): `422 as_of_in_future`. Payouts count by their status "
@@ -35,7 +36,6 @@ def parse_as_of(value: str | None, now: datetime) -> datetime | None:
         if len(text) == 10:
             day = date.fromisoformat(text)
             moment = datetime.combine(day + timedelta(days=1), time(0), SHANGHAI)
-            moment -= timedelta(microseconds=1)
         else:
             moment = datetime.fromisoformat(text)
     except ValueError:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.balances.rules import Figures, floor_fen, holdback_fen
+from app.db.batch import among
 from app.jurisdictions.profile import RuleProfile
 from app.kit.clock import SHANGHAI, as_utc
 from app.kit.workdays import local_date
@@ -88,7 +89,7 @@ async def bank_reports(
             latest.label("latest"),
         )
         .where(
-            ReconciliationRun.institution_id.in_(earlier),
+            among(await session.connection(), ReconciliationRun.institution_id, earlier),
             ReconciliationRun.status.in_(STANDING_RUNS),
             # cut_off(day) <= moment exactly when the day ended before moment's local day began.
             ReconciliationRun.statement_date < local_date(moment),
@@ -152,7 +153,7 @@ async def figures_of(
         receipts = await session.execute(
             select(Enrollment.institution_id, Enrollment.paid_fen, func.count())
             .where(
-                Enrollment.institution_id.in_(group),
+                among(connection, Enrollment.institution_id, group),
                 Enrollment.paid_at > moment - relativedelta(months=months),
                 Enrollment.paid_at <= moment,
             )
@@ -181,7 +182,7 @@ async def figures_of(
     month_query = (
         select(Payout.institution_id, func.sum(Payout.amount_fen))
         .where(
-            Payout.institution_id.in_(ids),
+            among(connection, Payout.institution_id, ids),
             Payout.status.not_in(MONEY_BACK),
             Payout.created_at >= month_start,
         )

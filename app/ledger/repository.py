@@ -12,6 +12,7 @@ from uuid import UUID
 from sqlalchemy import Table, bindparam, func, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db.batch import among
 from app.db.dialect import insert_for
 from app.ledger.chain import GENESIS_HASH
 from app.ledger.types import (
@@ -177,7 +178,7 @@ async def totals_by_kind_of(
                 accounts.c.kind,
                 func.sum(accounts.c.balance_fen * accounts.c.normal).label("total"),
             )
-            .where(accounts.c.institution_id.in_(institution_ids))
+            .where(among(connection, accounts.c.institution_id, institution_ids))
             .group_by(accounts.c.institution_id, accounts.c.kind)
         )
     else:
@@ -199,7 +200,8 @@ async def totals_by_kind_of(
                 )
             )
             .where(
-                postings.c.institution_id.in_(institution_ids),
+                among(connection, postings.c.institution_id, institution_ids),
+                among(connection, accounts.c.institution_id, institution_ids),
                 entries.c.posted_at <= posted_until,
             )
             .group_by(accounts.c.institution_id, accounts.c.kind)
@@ -234,7 +236,8 @@ async def credited_to_kind_since(
             )
         )
         .where(
-            entries.c.institution_id.in_(institution_ids),
+            among(connection, entries.c.institution_id, institution_ids),
+            among(connection, accounts.c.institution_id, institution_ids),
             entries.c.kind == entry_kind,
             entries.c.posted_at >= since,
             accounts.c.kind == account_kind,

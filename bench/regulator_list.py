@@ -140,7 +140,7 @@ async def load(url: str, institutions: int, enrollments: int) -> str:
                 created,
             )
         )
-        specs = [(kind, None) for kind in INSTITUTION_KINDS]
+        specs: list[tuple[AccountKind, str | None]] = [(k, None) for k in INSTITUTION_KINDS]
         enrollment_ids = [uuid.uuid4() for _ in range(enrollments)]
         specs += [(AccountKind.prepaid, str(e)) for e in enrollment_ids]
         accounts = {}
@@ -343,13 +343,12 @@ async def page_through_http(base: str, key: str, limit: int) -> tuple[list[float
 
 
 PLAIN = """
-SELECT i.*, a.kind, sum(a.balance_fen * a.normal) AS total
+SELECT i.*, t.kind, t.total
 FROM (SELECT * FROM institutions WHERE jurisdiction_code = $1 AND id > $2 ORDER BY id LIMIT $3) i
-JOIN ledger_accounts a ON a.institution_id = i.id
-GROUP BY i.id, i.name, i.uscc, i.license_no, i.category, i.jurisdiction_code, i.bank_slug,
-    i.escrow_account_no, i.basic_account_no, i.basic_account_name, i.status, i.list_status,
-    i.alert_level, i.min_balance_floor_fen, i.bank_balance_fen, i.bank_balance_as_of,
-    i.created_at, i.updated_at, a.kind
+CROSS JOIN LATERAL (
+    SELECT a.kind, sum(a.balance_fen * a.normal) AS total
+    FROM ledger_accounts a WHERE a.institution_id = i.id GROUP BY a.kind
+) t
 ORDER BY i.id
 """
 

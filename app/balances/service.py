@@ -31,6 +31,13 @@ from app.models.reconciliation import RunStatus
 MONEY_BACK = (PayoutStatus.failed, PayoutStatus.returned)
 # Runs whose statement stands: a missing day reports no balance, a superseded one was corrected.
 STANDING_RUNS = (RunStatus.clean, RunStatus.breaks)
+# The kinds as plain strings, as `ledger.balances_by_kind_of` keys them.
+PREPAID = AccountKind.prepaid.value
+ESCROW_CASH = AccountKind.escrow_cash.value
+RELEASABLE = AccountKind.releasable.value
+PAYOUT_IN_TRANSIT = AccountKind.payout_in_transit.value
+REFUND_IN_TRANSIT = AccountKind.refund_in_transit.value
+SUSPENSE = AccountKind.suspense.value
 
 
 async def profile_of(session: AsyncSession, institution: Institution) -> RuleProfile:
@@ -197,24 +204,23 @@ async def figures_of(
     for institution in institutions:
         profile = profiles[institution.jurisdiction_code]
         kinds = totals[institution.id]
-        unconsumed = kinds[AccountKind.prepaid]
+        unconsumed = kinds.get(PREPAID, 0)
         floor_setting = (
             institution.min_balance_floor_fen
             if institution.min_balance_floor_fen is not None
             else profile.min_balance_floor_fen
         )
         found[institution.id] = Figures(
-            ledger_balance_fen=kinds[AccountKind.escrow_cash],
+            ledger_balance_fen=kinds.get(ESCROW_CASH, 0),
             bank_balance_fen=reports[institution.id].balance_fen,
             unconsumed_fen=unconsumed,
             holdback_fen=holdbacks.get(institution.id, 0),
             floor_fen=floor_fen(floor_setting, profile.min_balance_pct_of_unconsumed, unconsumed),
             releasable_fen=max(
-                0, kinds[AccountKind.releasable] - not_yet_payable.get(institution.id, 0)
+                0, kinds.get(RELEASABLE, 0) - not_yet_payable.get(institution.id, 0)
             ),
-            in_transit_fen=kinds[AccountKind.payout_in_transit]
-            + kinds[AccountKind.refund_in_transit],
-            suspense_fen=kinds[AccountKind.suspense],
+            in_transit_fen=kinds.get(PAYOUT_IN_TRANSIT, 0) + kinds.get(REFUND_IN_TRANSIT, 0),
+            suspense_fen=kinds.get(SUSPENSE, 0),
             month_payouts_fen=month_payouts.get(institution.id, 0),
             monthly_cap_multiple=profile.monthly_payout_cap_floor_multiple,
         )

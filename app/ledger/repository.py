@@ -167,10 +167,11 @@ async def totals_by_kind_of(
     connection: AsyncConnection,
     institution_ids: Sequence[UUID],
     posted_until: datetime | None = None,
-) -> dict[UUID, dict[AccountKind, int]]:
+) -> dict[UUID, dict[str, int]]:
     """`totals_by_kind` of many institutions in one GROUP BY, for a regulator's page of them: from
-    the maintained balances, or replayed from the journal up to `posted_until`. A read only, so it
-    may span institutions (and shards) where a write never does."""
+    the maintained balances, or replayed from the journal up to `posted_until`; keyed by the kind's
+    plain string (see `ledger.balances_by_kind_of`). A read only, so it may span institutions (and
+    shards) where a write never does."""
     if posted_until is None:
         query = (
             select(
@@ -206,9 +207,9 @@ async def totals_by_kind_of(
             )
             .group_by(accounts.c.institution_id, accounts.c.kind)
         )
-    found: dict[UUID, dict[AccountKind, int]] = {}
-    for row in await connection.execute(query):
-        found.setdefault(row.institution_id, {})[AccountKind(row.kind)] = int(row.total)
+    found: dict[UUID, dict[str, int]] = {}
+    for institution_id, kind, total in await connection.execute(query):
+        found.setdefault(institution_id, {})[kind] = int(total)
     return found
 
 

@@ -137,14 +137,13 @@ async def balances_by_kind_of(
     connection: AsyncConnection,
     institution_ids: Sequence[UUID],
     as_of: datetime | None = None,
-) -> dict[UUID, dict[AccountKind, int]]:
+) -> dict[UUID, dict[str, int]]:
     """`balances_by_kind` of many institutions in one query: as they stand, or as they stood at
-    `as_of`, replayed from the journal (as `balances_as_of` does for one)."""
+    `as_of`, replayed from the journal (as `balances_as_of` does for one). Each institution's
+    totals are keyed by the kind's plain string and a kind without an account is absent (read it
+    with `.get(kind.value, 0)`): an enum member hashes in Python, and a page reads thousands."""
     found = await repo.totals_by_kind_of(connection, institution_ids, as_of)
-    return {
-        institution_id: {**dict.fromkeys(AccountKind, 0), **found.get(institution_id, {})}
-        for institution_id in institution_ids
-    }
+    return {institution_id: found.get(institution_id, {}) for institution_id in institution_ids}
 
 
 async def credited_to_kind_since(

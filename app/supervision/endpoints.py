@@ -16,7 +16,9 @@ from app.institutions.repository import visible_institution
 from app.institutions.schemas import BankSlug
 from app.jurisdictions.schemas import JURISDICTION_CODE_PATTERN
 from app.kit.clock import as_utc
+from app.kit.collector import collector_paused
 from app.kit.pagination import Page, PageParams
+from app.models import Institution
 from app.models.alert import AlertKind
 from app.models.institution import AlertLevel
 from app.supervision import service
@@ -96,18 +98,27 @@ async def institutions(
     jurisdiction_code: JurisdictionParam = None,
 ) -> Page[InstitutionBalance]:
     after = decode_cursor(page.cursor) if page.cursor is not None else None
-    rows = await db.run(
-        lambda session: balance_rows(
-            session,
-            service.jurisdiction_of(caller, jurisdiction_code),
-            level=level,
-            q=q,
-            bank=bank,
-            as_of=as_of,
-            after=after,
-            limit=page.limit + 1,
+    # A page of 500 makes some 20,000 short-lived objects, none in a cycle: without the pause the
+    # cyclic collector walks the whole heap several times a page (a third of its time, measured).
+    with collector_paused():
+        return _page(
+            await db.run(
+                lambda session: balance_rows(
+                    session,
+                    service.jurisdiction_of(caller, jurisdiction_code),
+                    level=level,
+                    q=q,
+                    bank=bank,
+                    as_of=as_of,
+                    after=after,
+                    limit=page.limit + 1,
+                )
+            ),
+            page.limit,
         )
-    )
+
+
+def _page(rows: list[tuple[Institution, BalanceView]], limit: int) -> Page[InstitutionBalance]:
     items = [
         InstitutionBalance(
             id=institution.id,
@@ -125,9 +136,9 @@ async def institutions(
             created_at=institution.created_at,
             balance=view,
         )
-        for institution, view in rows[: page.limit]
+        for institution, view in rows[:limit]
     ]
-    more = len(rows) > page.limit
+    more = len(rows) > limit
     return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, case, distinct, func, select
+from sqlalchemy import ColumnElement, case, distinct, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.pagination import PageRequest, paginate
@@ -15,12 +15,12 @@ from app.models import Alert, Enrollment, Institution, LedgerAccount
 from app.models.enrollment import EnrollmentStatus
 
 
-def _in(query: Select[Any], column: Any, jurisdiction_code: str | None) -> Select[Any]:
-    """Only the institutions of the jurisdiction (all when None)."""
+def _of(column: Any, jurisdiction_code: str | None) -> ColumnElement[bool]:
+    """`column` (an institution id) of the jurisdiction's institutions; any when None."""
     if jurisdiction_code is None:
-        return query
-    return query.where(
-        column.in_(select(Institution.id).where(Institution.jurisdiction_code == jurisdiction_code))
+        return true()
+    return column.in_(
+        select(Institution.id).where(Institution.jurisdiction_code == jurisdiction_code)
     )
 
 
@@ -47,8 +47,8 @@ async def coverage(session: AsyncSession, jurisdiction_code: str | None) -> tupl
         func.coalesce(
             func.sum(case((Enrollment.status == EnrollmentStatus.active, 1), else_=0)), 0
         ),
-    ).where(unconsumed > 0)
-    row = (await session.execute(_in(query, Enrollment.institution_id, jurisdiction_code))).one()
+    ).where(unconsumed > 0, _of(Enrollment.institution_id, jurisdiction_code))
+    row = (await session.execute(query)).one()
     return int(row[0]), int(row[1])
 
 
@@ -58,10 +58,13 @@ async def ledger_totals(
     """The escrow cash and the prepaid liabilities of the institutions, summed by kind."""
     query = (
         select(LedgerAccount.kind, func.sum(LedgerAccount.balance_fen * LedgerAccount.normal))
-        .where(LedgerAccount.kind.in_((AccountKind.escrow_cash, AccountKind.prepaid)))
+        .where(
+            LedgerAccount.kind.in_((AccountKind.escrow_cash, AccountKind.prepaid)),
+            _of(LedgerAccount.institution_id, jurisdiction_code),
+        )
         .group_by(LedgerAccount.kind)
     )
-    rows = await session.execute(_in(query, LedgerAccount.institution_id, jurisdiction_code))
+    rows = await session.execute(query)
     return {AccountKind(kind): int(total) for kind, total in rows.all()}
 
 

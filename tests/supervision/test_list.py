@@ -5,7 +5,7 @@ import uuid
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from app.db.unit import Database
 from app.models import Enrollment, Institution
@@ -200,3 +200,30 @@ async def test_bulk_rows_equal_each_institutions_own_view(engine, profiles, ledg
             assert view.required_fen == view.unconsumed_fen + view.holdback_fen + view.floor_fen
 
     await Database(engine).run(check)
+
+
+async def test_a_page_costs_the_same_statements_however_many_institutions_it_holds(engine):
+    """The figures of a page are read set-based: 2 institutions or 12, the same statements."""
+    small = await county(engine, 2, holdback_pct=10)
+    large = await county(engine, 12, holdback_pct=10)
+    for world in (small[0], large[-1]):
+        await make_paid_enrollment(engine, world, lessons=3, released=1)
+    counts = []
+    for worlds in (small, large):
+        statements: list[str] = []
+
+        def count(conn, cursor, statement, *args, found=statements):
+            found.append(statement)
+
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        try:
+            rows = await Database(engine).run(
+                lambda session, code=worlds[0].jurisdiction_code: balance_rows(
+                    session, code, limit=500
+                )
+            )
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", count)
+        assert len(rows) == len(worlds)
+        counts.append(len(statements))
+    assert counts[0] == counts[1] <= 8, counts

@@ -15,7 +15,6 @@ from app.api_keys.endpoints import router as api_keys_router
 from app.audit.endpoints import router as audit_router
 from app.audit.middleware import ClientAddressMiddleware
 from app.auth.dependencies import caller_of
-from app.balances.endpoints import router as balances_router
 from app.banks.endpoints import router as banks_router
 from app.body_limit import BodyLimitMiddleware
 from app.complaints.endpoints import router as complaints_router
@@ -37,6 +36,7 @@ from app.opening.endpoints import router as opening_router
 from app.payouts.endpoints import router as payouts_router
 from app.reconciliation.endpoints import router as reconciliation_router
 from app.refunds.endpoints import router as refunds_router
+from app.supervision.endpoints import router as supervision_router
 from app.winddown.endpoints import router as winddown_router
 
 DESCRIPTION = """
@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxy_addresses)
 
     app.include_router(health_router)
-    app.include_router(balances_router)
+    app.include_router(supervision_router)
     app.include_router(jobs_router)
     app.include_router(payouts_router)
     app.include_router(refunds_router)

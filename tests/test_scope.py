@@ -29,6 +29,7 @@ BODIES = {  # a valid body for each route that needs one, so that only scope can
     "/lessons": {"lesson_key": "scope-probe", "occurred_at": None, "count": 1},
     "/jobs/{job}": {},
     "/close": {"note": "scope probe"},
+    "/floor": {"min_balance_floor_fen": 0},
 }
 
 

@@ -1,3 +1,4 @@
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -12,7 +13,9 @@ class BalanceView(BaseModel):
     institution_id: UUID
     ledger_balance_fen: int = Field(description="Escrow cash in the ledger.")
     bank_balance_fen: int | None = Field(description="The bank's last reported escrow balance.")
-    bank_balance_as_of: Timestamp | None
+    bank_balance_as_of: Timestamp | None = Field(
+        description="The moment the bank's balance stood at (its statement's cut-off)."
+    )
     balance_fen: int = Field(
         description="B: the lower of the ledger's and the bank's balance (the ledger's alone until "
         "the bank has reported one)."
@@ -49,14 +52,21 @@ class BalanceView(BaseModel):
     coverage_ratio: Decimal | None = Field(
         description="B / R as a decimal string rounded half-up to 4 places; null when R is 0."
     )
-    alert_level: str
+    alert_level: str = Field(description="GREEN, YELLOW, RED or FROZEN (at `as_of`, if asked).")
 
     @classmethod
-    def of(cls, institution: Institution, figures: Figures) -> "BalanceView":
+    def of(
+        cls,
+        institution: Institution,
+        figures: Figures,
+        *,
+        bank_balance_as_of: datetime | None,
+        alert_level: str,
+    ) -> "BalanceView":
         return cls(
             institution_id=institution.id,
-            bank_balance_as_of=institution.bank_balance_as_of,
+            bank_balance_as_of=bank_balance_as_of,
             coverage_ratio=figures.coverage_ratio,
-            alert_level=institution.alert_level,
+            alert_level=alert_level,
             **figures.named(),
         )

@@ -1,24 +1,43 @@
 """An institution's balance view: the figures of the minimum-balance rule, read from the ledger and
-the lifecycle's tables."""
+the lifecycle's tables.
 
+One computation serves one institution and a regulator's page of hundreds, now and as of a past
+moment: `figures_of` reads the inputs of every institution asked in a few set-based queries (the
+ledger's totals by kind in one GROUP BY, the hold-back's receipts, the releasable money not yet
+payable, the month's payouts), and the pure `Figures` of `app.balances.rules` does the arithmetic.
+`figures` is that for one institution."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from uuid import UUID
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.balances.rules import Figures, floor_fen, holdback_fen
+from app.db.batch import among
 from app.jurisdictions.profile import RuleProfile
-from app.kit.clock import SHANGHAI
+from app.kit.clock import SHANGHAI, as_utc
 from app.kit.workdays import local_date
 from app.ledger import service as ledger
-from app.ledger.books import institution_books
 from app.ledger.types import AccountKind
-from app.models import Enrollment, Institution, Jurisdiction, Payout
+from app.models import Enrollment, Institution, Jurisdiction, Payout, ReconciliationRun
 from app.models.payout import PayoutStatus
+from app.models.reconciliation import RunStatus
 
 # Payouts whose money came back to the escrow account do not count against the monthly cap.
 MONEY_BACK = (PayoutStatus.failed, PayoutStatus.returned)
+# Runs whose statement stands: a missing day reports no balance, a superseded one was corrected.
+STANDING_RUNS = (RunStatus.clean, RunStatus.breaks)
+# The kinds as plain strings, as `ledger.balances_by_kind_of` keys them.
+PREPAID = AccountKind.prepaid.value
+ESCROW_CASH = AccountKind.escrow_cash.value
+RELEASABLE = AccountKind.releasable.value
+PAYOUT_IN_TRANSIT = AccountKind.payout_in_transit.value
+REFUND_IN_TRANSIT = AccountKind.refund_in_transit.value
+SUSPENSE = AccountKind.suspense.value
 
 
 async def profile_of(session: AsyncSession, institution: Institution) -> RuleProfile:
@@ -26,68 +45,193 @@ async def profile_of(session: AsyncSession, institution: Institution) -> RulePro
     return RuleProfile(**jurisdiction.profile)
 
 
+async def profiles_of(session: AsyncSession, codes: set[str]) -> dict[str, RuleProfile]:
+    rows = await session.execute(
+        select(Jurisdiction.code, Jurisdiction.profile).where(Jurisdiction.code.in_(codes))
+    )
+    return {code: RuleProfile(**profile) for code, profile in rows.all()}
+
+
 def _local_midnight(day_offset: int, as_of: datetime) -> datetime:
     day = local_date(as_of) + timedelta(days=day_offset)
     return datetime.combine(day, time(0), SHANGHAI)
 
 
+@dataclass(frozen=True, slots=True)
+class BankReport:
+    """The escrow balance the bank reported, and the moment it stood at (a statement's cut-off)."""
+
+    balance_fen: int | None
+    as_of: datetime | None
+
+
+async def bank_reports(
+    session: AsyncSession, institutions: Sequence[Institution], moment: datetime | None = None
+) -> dict[UUID, BankReport]:
+    """The bank's balance of each institution as it last reported it: now (the institution's row),
+    or as of a past `moment`, the closing balance of the latest standing statement whose cut-off
+    (the end of its day, Asia/Shanghai) is at or before `moment`."""
+    reports = {
+        institution.id: BankReport(institution.bank_balance_fen, institution.bank_balance_as_of)
+        for institution in institutions
+    }
+    if moment is None:
+        return reports
+    earlier = [
+        institution.id
+        for institution in institutions
+        if institution.bank_balance_as_of is None or as_utc(institution.bank_balance_as_of) > moment
+    ]
+    if not earlier:
+        return reports
+    latest = func.row_number().over(
+        partition_by=ReconciliationRun.institution_id,
+        order_by=(ReconciliationRun.statement_date.desc(), ReconciliationRun.created_at.desc()),
+    )
+    ranked = (
+        select(
+            ReconciliationRun.institution_id,
+            ReconciliationRun.statement_date,
+            ReconciliationRun.closing_fen,
+            latest.label("latest"),
+        )
+        .where(
+            among(await session.connection(), ReconciliationRun.institution_id, earlier),
+            ReconciliationRun.status.in_(STANDING_RUNS),
+            # cut_off(day) <= moment exactly when the day ended before moment's local day began.
+            ReconciliationRun.statement_date < local_date(moment),
+        )
+        .subquery()
+    )
+    rows = await session.execute(
+        select(ranked.c.institution_id, ranked.c.statement_date, ranked.c.closing_fen).where(
+            ranked.c.latest == 1
+        )
+    )
+    found = {
+        institution_id: BankReport(
+            closing_fen, datetime.combine(statement_date + timedelta(days=1), time(0), SHANGHAI)
+        )
+        for institution_id, statement_date, closing_fen in rows.all()
+    }
+    for institution_id in earlier:
+        reports[institution_id] = found.get(institution_id, BankReport(None, None))
+    return reports
+
+
+async def figures_of(
+    session: AsyncSession,
+    institutions: Sequence[Institution],
+    moment: datetime,
+    *,
+    replay: bool = False,
+    profiles: dict[str, RuleProfile] | None = None,
+    reports: dict[UUID, BankReport] | None = None,
+) -> dict[UUID, Figures]:
+    """The figures of each institution at `moment`. Without `replay`, `moment` is "now" (a job's
+    or a test's now may differ from the clock's) and the ledger's maintained balances count; with
+    it, everything is as it stood at `moment`: balances replayed from the journal, the bank's
+    balance of the latest statement by then, receipts, releases and payouts made by then. `profiles`
+    and `reports` may be given when the caller has them already."""
+    if not institutions:
+        return {}
+    ids = [institution.id for institution in institutions]
+    if profiles is None:
+        profiles = await profiles_of(session, {i.jurisdiction_code for i in institutions})
+    connection = await session.connection()
+    until = moment if replay else None
+    totals = await ledger.balances_by_kind_of(connection, ids, until)
+    if reports is None:
+        reports = await bank_reports(session, institutions, until)
+
+    # Institutions sharing a profile share their moments: one query per distinct one, in practice
+    # one per jurisdiction on the page.
+    holdbacks: dict[UUID, int] = {}
+    by_holdback: dict[tuple[int, int], list[UUID]] = {}
+    by_lag: dict[int, list[UUID]] = {}
+    for institution in institutions:
+        profile = profiles[institution.jurisdiction_code]
+        if profile.holdback_pct:
+            key = (profile.holdback_pct, profile.holdback_months)
+            by_holdback.setdefault(key, []).append(institution.id)
+        by_lag.setdefault(profile.release_lag_days, []).append(institution.id)
+    for (pct, months), group in by_holdback.items():
+        # One row per institution and distinct amount: H rounds each receipt up on its own.
+        receipts = await session.execute(
+            select(Enrollment.institution_id, Enrollment.paid_fen, func.count())
+            .where(
+                among(connection, Enrollment.institution_id, group),
+                Enrollment.paid_at > moment - relativedelta(months=months),
+                Enrollment.paid_at <= moment,
+            )
+            .group_by(Enrollment.institution_id, Enrollment.paid_fen)
+        )
+        amounts: dict[UUID, list[tuple[int, int]]] = {}
+        for institution_id, paid_fen, count in receipts.all():
+            amounts.setdefault(institution_id, []).append((paid_fen, count))
+        holdbacks.update({i: holdback_fen(pct, amounts.get(i, [])) for i in group})
+
+    # T+lag: lessons released from local midnight (lag - 1) days ago on may not leave yet.
+    not_yet_payable: dict[UUID, int] = {}
+    for lag, group in by_lag.items():
+        not_yet_payable.update(
+            await ledger.credited_to_kind_since(
+                connection,
+                group,
+                AccountKind.releasable,
+                "lesson_release",
+                _local_midnight(1 - lag, moment),
+                until,
+            )
+        )
+
+    month_start = datetime.combine(local_date(moment).replace(day=1), time(0), SHANGHAI)
+    month_query = (
+        select(Payout.institution_id, func.sum(Payout.amount_fen))
+        .where(
+            among(connection, Payout.institution_id, ids),
+            Payout.status.not_in(MONEY_BACK),
+            Payout.created_at >= month_start,
+        )
+        .group_by(Payout.institution_id)
+    )
+    if replay:
+        # A payout's status is read as it is now: one failed or returned since counts as such.
+        month_query = month_query.where(Payout.created_at <= moment)
+    month_payouts = {i: int(total) for i, total in (await session.execute(month_query)).all()}
+
+    found = {}
+    for institution in institutions:
+        profile = profiles[institution.jurisdiction_code]
+        kinds = totals[institution.id]
+        unconsumed = kinds.get(PREPAID, 0)
+        floor_setting = (
+            institution.min_balance_floor_fen
+            if institution.min_balance_floor_fen is not None
+            else profile.min_balance_floor_fen
+        )
+        found[institution.id] = Figures(
+            ledger_balance_fen=kinds.get(ESCROW_CASH, 0),
+            bank_balance_fen=reports[institution.id].balance_fen,
+            unconsumed_fen=unconsumed,
+            holdback_fen=holdbacks.get(institution.id, 0),
+            floor_fen=floor_fen(floor_setting, profile.min_balance_pct_of_unconsumed, unconsumed),
+            releasable_fen=max(
+                0, kinds.get(RELEASABLE, 0) - not_yet_payable.get(institution.id, 0)
+            ),
+            in_transit_fen=kinds.get(PAYOUT_IN_TRANSIT, 0) + kinds.get(REFUND_IN_TRANSIT, 0),
+            suspense_fen=kinds.get(SUSPENSE, 0),
+            month_payouts_fen=month_payouts.get(institution.id, 0),
+            monthly_cap_multiple=profile.monthly_payout_cap_floor_multiple,
+        )
+    return found
+
+
 async def figures(
     session: AsyncSession, institution: Institution, profile: RuleProfile, as_of: datetime
 ) -> Figures:
-    connection = await session.connection()
-    totals = await ledger.balances_by_kind(connection, institution.id)
-    books = await institution_books(connection, institution.id)
-    unconsumed = totals[AccountKind.prepaid]
-
-    holdback = 0
-    if profile.holdback_pct:
-        since = as_of - relativedelta(months=profile.holdback_months)
-        # One row per distinct amount: H rounds each receipt up on its own (holdback_fen).
-        receipts = await session.execute(
-            select(Enrollment.paid_fen, func.count())
-            .where(
-                Enrollment.institution_id == institution.id,
-                Enrollment.paid_at > since,
-                Enrollment.paid_at <= as_of,
-            )
-            .group_by(Enrollment.paid_fen)
-        )
-        holdback = holdback_fen(profile.holdback_pct, receipts.all())
-
-    # T+lag: lessons released from local midnight (lag - 1) days ago on may not leave yet.
-    not_yet_payable = await ledger.credited_since(
-        connection,
-        institution.id,
-        books.releasable.id,
-        "lesson_release",
-        _local_midnight(1 - profile.release_lag_days, as_of),
+    """One institution's figures now (`as_of` being "now", as for `figures_of`)."""
+    found = await figures_of(
+        session, [institution], as_of, profiles={institution.jurisdiction_code: profile}
     )
-    month_start = datetime.combine(local_date(as_of).replace(day=1), time(0), SHANGHAI)
-    month_payouts = (
-        await session.scalar(
-            select(func.coalesce(func.sum(Payout.amount_fen), 0)).where(
-                Payout.institution_id == institution.id,
-                Payout.status.not_in(MONEY_BACK),
-                Payout.created_at >= month_start,
-            )
-        )
-        or 0
-    )
-    floor_setting = (
-        institution.min_balance_floor_fen
-        if institution.min_balance_floor_fen is not None
-        else profile.min_balance_floor_fen
-    )
-    return Figures(
-        ledger_balance_fen=totals[AccountKind.escrow_cash],
-        bank_balance_fen=institution.bank_balance_fen,
-        unconsumed_fen=unconsumed,
-        holdback_fen=holdback,
-        floor_fen=floor_fen(floor_setting, profile.min_balance_pct_of_unconsumed, unconsumed),
-        releasable_fen=max(0, totals[AccountKind.releasable] - not_yet_payable),
-        in_transit_fen=totals[AccountKind.payout_in_transit]
-        + totals[AccountKind.refund_in_transit],
-        suspense_fen=totals[AccountKind.suspense],
-        month_payouts_fen=int(month_payouts),
-        monthly_cap_multiple=profile.monthly_payout_cap_floor_multiple,
-    )
+    return found[institution.id]

@@ -162,15 +162,24 @@ async def unfreeze(
     return institution
 
 
+LIST_DESCRIPTION = (
+    "`black` (黑名单) holds the institution like a freeze: alert level `FROZEN`, no new "
+    "enrollments, no payouts. `white` (白名单) and `none` lift a blacklisting (back to "
+    f"`GREEN` unless frozen). `reason` is required (`422 validation_error` without one). {SCOPE}"
+)
+
+
 @router.put(
     "/v1/institutions/{institution_id}/list",
     response_model=InstitutionOut,
     summary="White- or blacklist an institution",
-    description=(
-        "`black` (黑名单) holds the institution like a freeze: alert level `FROZEN`, no new "
-        "enrollments, no payouts. `white` (白名单) and `none` lift a blacklisting (back to "
-        f"`GREEN` unless frozen). {SCOPE}"
-    ),
+    description=LIST_DESCRIPTION,
+)
+@router.put(
+    "/v1/regulator/institutions/{institution_id}/list",
+    response_model=InstitutionOut,
+    summary="White- or blacklist an institution (regulator)",
+    description=LIST_DESCRIPTION,
 )
 async def set_list(
     institution_id: UUID, body: ListChange, caller: AdminOrRegulator, db: Db

@@ -12,6 +12,7 @@ from uuid import UUID
 from sqlalchemy import Table, bindparam, func, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db.batch import among
 from app.db.dialect import insert_for
 from app.ledger.chain import GENESIS_HASH
 from app.ledger.types import (
@@ -160,6 +161,106 @@ async def totals_by_kind(
         .group_by(accounts.c.kind)
     )
     return {AccountKind(row.kind): int(row.total) for row in rows}
+
+
+async def totals_by_kind_of(
+    connection: AsyncConnection,
+    institution_ids: Sequence[UUID],
+    posted_until: datetime | None = None,
+) -> dict[UUID, dict[str, int]]:
+    """`totals_by_kind` of many institutions in one GROUP BY, for a regulator's page of them: from
+    the maintained balances, or replayed from the journal up to `posted_until`; keyed by the kind's
+    plain string (see `ledger.balances_by_kind_of`). A read only, so it may span institutions (and
+    shards) where a write never does."""
+    if posted_until is None:
+        query = (
+            select(
+                accounts.c.institution_id,
+                accounts.c.kind,
+                func.sum(accounts.c.balance_fen * accounts.c.normal).label("total"),
+            )
+            .where(among(connection, accounts.c.institution_id, institution_ids))
+            .group_by(accounts.c.institution_id, accounts.c.kind)
+        )
+    else:
+        query = (
+            select(
+                accounts.c.institution_id,
+                accounts.c.kind,
+                func.sum(postings.c.amount_fen * accounts.c.normal).label("total"),
+            )
+            .select_from(
+                postings.join(
+                    entries,
+                    (entries.c.institution_id == postings.c.institution_id)
+                    & (entries.c.seq == postings.c.entry_seq),
+                ).join(
+                    accounts,
+                    (accounts.c.institution_id == postings.c.institution_id)
+                    & (accounts.c.id == postings.c.account_id),
+                )
+            )
+            .where(
+                among(connection, postings.c.institution_id, institution_ids),
+                among(connection, accounts.c.institution_id, institution_ids),
+                entries.c.posted_at <= posted_until,
+            )
+            .group_by(accounts.c.institution_id, accounts.c.kind)
+        )
+    found: dict[UUID, dict[str, int]] = {}
+    for institution_id, kind, total in await connection.execute(query):
+        found.setdefault(institution_id, {})[kind] = int(total)
+    return found
+
+
+async def credited_to_kind_since(
+    connection: AsyncConnection,
+    institution_ids: Sequence[UUID],
+    account_kind: AccountKind,
+    entry_kind: str,
+    since: datetime,
+    until: datetime | None = None,
+) -> dict[UUID, int]:
+    """`credited_since` of many institutions in one GROUP BY: what entries of `entry_kind` posted
+    from `since` on (and until `until`) credited to each one's accounts of `account_kind`."""
+    query = (
+        select(entries.c.institution_id, func.sum(-postings.c.amount_fen).label("credited"))
+        .select_from(
+            entries.join(
+                postings,
+                (postings.c.institution_id == entries.c.institution_id)
+                & (postings.c.entry_seq == entries.c.seq),
+            ).join(
+                accounts,
+                (accounts.c.institution_id == postings.c.institution_id)
+                & (accounts.c.id == postings.c.account_id),
+            )
+        )
+        .where(
+            among(connection, entries.c.institution_id, institution_ids),
+            among(connection, accounts.c.institution_id, institution_ids),
+            entries.c.kind == entry_kind,
+            entries.c.posted_at >= since,
+            accounts.c.kind == account_kind,
+            postings.c.amount_fen < 0,
+        )
+        .group_by(entries.c.institution_id)
+    )
+    if until is not None:
+        query = query.where(entries.c.posted_at <= until)
+    return {row.institution_id: int(row.credited) for row in await connection.execute(query)}
+
+
+async def entry_hashes(
+    connection: AsyncConnection, institution_id: UUID, seqs: Sequence[int]
+) -> dict[int, str]:
+    """The chained hash of each of the institution's entries asked for that exists."""
+    rows = await connection.execute(
+        select(entries.c.seq, entries.c.hash).where(
+            entries.c.institution_id == institution_id, entries.c.seq.in_(seqs)
+        )
+    )
+    return {row.seq: row.hash for row in rows}
 
 
 async def institutions_of_accounts(

@@ -134,6 +134,34 @@ async def credited_since(
     return await repo.credited_since(connection, institution_id, account_id, kind, since)
 
 
+async def balances_by_kind_of(
+    connection: AsyncConnection,
+    institution_ids: Sequence[UUID],
+    as_of: datetime | None = None,
+) -> dict[UUID, dict[str, int]]:
+    """`balances_by_kind` of many institutions in one query: as they stand, or as they stood at
+    `as_of`, replayed from the journal (as `balances_as_of` does for one). Each institution's
+    totals are keyed by the kind's plain string and a kind without an account is absent (read it
+    with `.get(kind.value, 0)`): an enum member hashes in Python, and a page reads thousands."""
+    found = await repo.totals_by_kind_of(connection, institution_ids, as_of)
+    return {institution_id: found.get(institution_id, {}) for institution_id in institution_ids}
+
+
+async def credited_to_kind_since(
+    connection: AsyncConnection,
+    institution_ids: Sequence[UUID],
+    account_kind: AccountKind,
+    entry_kind: str,
+    since: datetime,
+    until: datetime | None = None,
+) -> dict[UUID, int]:
+    """`credited_since` of many institutions at once, by the kind of account credited, optionally
+    up to `until`."""
+    return await repo.credited_to_kind_since(
+        connection, institution_ids, account_kind, entry_kind, since, until
+    )
+
+
 async def accounts(connection: AsyncConnection, institution_id: UUID) -> dict[UUID, Account]:
     """Current balances, maintained with every posting: one row read per account."""
     return await repo.accounts_by_id(connection, institution_id)
@@ -515,6 +543,14 @@ async def checkpoints(connection: AsyncConnection, institution_id: UUID) -> list
 async def institutions(connection: AsyncConnection) -> list[UUID]:
     """Every institution that has a ledger."""
     return await repo.institution_ids(connection)
+
+
+async def entry_hashes(
+    connection: AsyncConnection, institution_id: UUID, seqs: Sequence[int]
+) -> dict[int, str]:
+    """The chained hashes of the entries `seqs` (entry 0, the empty journal, is `GENESIS_HASH`)."""
+    found = await repo.entry_hashes(connection, institution_id, [seq for seq in seqs if seq])
+    return {**({0: GENESIS_HASH} if 0 in seqs else {}), **found}
 
 
 async def verify(connection: AsyncConnection, institution_id: UUID) -> VerifyReport:

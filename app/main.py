@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from app.alerts.endpoints import router as alerts_router
 from app.api_keys.endpoints import router as api_keys_router
 from app.auth.dependencies import caller_of
 from app.balances.endpoints import router as balances_router
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(institutions_router)
     app.include_router(banks_router)
     app.include_router(reconciliation_router)
+    app.include_router(alerts_router)
     return app
 
 

@@ -2,6 +2,7 @@
 the lifecycle's tables."""
 
 from datetime import datetime, time, timedelta
+from uuid import UUID
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
@@ -26,6 +27,33 @@ async def profile_of(session: AsyncSession, institution: Institution) -> RulePro
     return RuleProfile(**jurisdiction.profile)
 
 
+def floor_setting(institution: Institution, profile: RuleProfile) -> int:
+    """The regulator's floor for the institution, else the jurisdiction profile's."""
+    if institution.min_balance_floor_fen is not None:
+        return institution.min_balance_floor_fen
+    return profile.min_balance_floor_fen
+
+
+async def holdback_of(
+    session: AsyncSession, institution_id: UUID, profile: RuleProfile, as_of: datetime
+) -> int:
+    """H at `as_of`: 0 without a query when the profile holds nothing back."""
+    if not profile.holdback_pct:
+        return 0
+    since = as_of - relativedelta(months=profile.holdback_months)
+    # One row per distinct amount: H rounds each receipt up on its own (holdback_fen).
+    receipts = await session.execute(
+        select(Enrollment.paid_fen, func.count())
+        .where(
+            Enrollment.institution_id == institution_id,
+            Enrollment.paid_at > since,
+            Enrollment.paid_at <= as_of,
+        )
+        .group_by(Enrollment.paid_fen)
+    )
+    return holdback_fen(profile.holdback_pct, receipts.all())
+
+
 def _local_midnight(day_offset: int, as_of: datetime) -> datetime:
     day = local_date(as_of) + timedelta(days=day_offset)
     return datetime.combine(day, time(0), SHANGHAI)
@@ -39,20 +67,7 @@ async def figures(
     books = await institution_books(connection, institution.id)
     unconsumed = totals[AccountKind.prepaid]
 
-    holdback = 0
-    if profile.holdback_pct:
-        since = as_of - relativedelta(months=profile.holdback_months)
-        # One row per distinct amount: H rounds each receipt up on its own (holdback_fen).
-        receipts = await session.execute(
-            select(Enrollment.paid_fen, func.count())
-            .where(
-                Enrollment.institution_id == institution.id,
-                Enrollment.paid_at > since,
-                Enrollment.paid_at <= as_of,
-            )
-            .group_by(Enrollment.paid_fen)
-        )
-        holdback = holdback_fen(profile.holdback_pct, receipts.all())
+    holdback = await holdback_of(session, institution.id, profile, as_of)
 
     # T+lag: lessons released from local midnight (lag - 1) days ago on may not leave yet.
     not_yet_payable = await ledger.credited_since(
@@ -73,17 +88,14 @@ async def figures(
         )
         or 0
     )
-    floor_setting = (
-        institution.min_balance_floor_fen
-        if institution.min_balance_floor_fen is not None
-        else profile.min_balance_floor_fen
-    )
     return Figures(
         ledger_balance_fen=totals[AccountKind.escrow_cash],
         bank_balance_fen=institution.bank_balance_fen,
         unconsumed_fen=unconsumed,
         holdback_fen=holdback,
-        floor_fen=floor_fen(floor_setting, profile.min_balance_pct_of_unconsumed, unconsumed),
+        floor_fen=floor_fen(
+            floor_setting(institution, profile), profile.min_balance_pct_of_unconsumed, unconsumed
+        ),
         releasable_fen=max(0, totals[AccountKind.releasable] - not_yet_payable),
         in_transit_fen=totals[AccountKind.payout_in_transit]
         + totals[AccountKind.refund_in_transit],

@@ -26,7 +26,7 @@ SCOPE = "The operator and the regulator of the institution's jurisdiction; 404 t
 
 
 def _log_decision(caller: Principal, institution: Institution, decision: str, reason: str) -> None:
-    # Until the alert history table exists, the log is the only trace of who decided what and why.
+    # The level history records the decision too (alert_level_changes); the log keeps the trace.
     logger.info("institution %s: %s by %s: %s", institution.id, decision, caller.identity, reason)
 
 
@@ -92,7 +92,9 @@ async def get_institution(institution_id: UUID, caller: CurrentPrincipal, db: Db
 async def freeze(
     institution_id: UUID, body: StatusChange, caller: AdminOrRegulator, db: Db
 ) -> Institution:
-    institution = await db.run(lambda session: service.freeze(session, caller, institution_id))
+    institution = await db.run(
+        lambda session: service.freeze(session, caller, institution_id, reason=body.reason)
+    )
     _log_decision(caller, institution, "frozen", body.reason)
     return institution
 
@@ -102,14 +104,17 @@ async def freeze(
     response_model=InstitutionOut,
     summary="Unfreeze an institution",
     description=(
-        "A frozen institution becomes `active` again, alert level `GREEN` unless it is "
-        f"blacklisted (then it stays `FROZEN`). {SCOPE}"
+        "A frozen institution becomes `active` again; its alert level becomes the worst of its "
+        "open alerts (`GREEN` when none), or stays `FROZEN` if it is blacklisted. The change is "
+        f"recorded in the level history. {SCOPE}"
     ),
 )
 async def unfreeze(
     institution_id: UUID, body: StatusChange, caller: AdminOrRegulator, db: Db
 ) -> Institution:
-    institution = await db.run(lambda session: service.unfreeze(session, caller, institution_id))
+    institution = await db.run(
+        lambda session: service.unfreeze(session, caller, institution_id, reason=body.reason)
+    )
     _log_decision(caller, institution, "unfrozen", body.reason)
     return institution
 
@@ -120,15 +125,17 @@ async def unfreeze(
     summary="White- or blacklist an institution",
     description=(
         "`black` (黑名单) holds the institution like a freeze: alert level `FROZEN`, no new "
-        "enrollments, no payouts. `white` (白名单) and `none` lift a blacklisting (back to "
-        f"`GREEN` unless frozen). {SCOPE}"
+        "enrollments, no payouts. `white` (白名单) and `none` lift a blacklisting (back to the "
+        f"worst open alert's level, `GREEN` when none, unless frozen). {SCOPE}"
     ),
 )
 async def set_list(
     institution_id: UUID, body: ListChange, caller: AdminOrRegulator, db: Db
 ) -> Institution:
     institution = await db.run(
-        lambda session: service.set_list(session, caller, institution_id, body.list_status)
+        lambda session: service.set_list(
+            session, caller, institution_id, body.list_status, reason=body.reason
+        )
     )
     _log_decision(caller, institution, f"list {body.list_status}", body.reason)
     return institution

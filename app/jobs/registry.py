@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.alerts.engine import evaluate_alerts
 from app.banks.inbox import process_inbox
 from app.banks.outbox import dispatch_instructions, poll_instructions
 from app.db.transaction import run_in_transaction
@@ -59,4 +60,5 @@ JOBS: dict[str, Job] = {
     "purge_idempotency_records": purge_idempotency_records,
     "checkpoint_ledgers": checkpoint_ledgers,
     "watch_reconciliation": watch_reconciliation,
+    "evaluate_alerts": evaluate_alerts,
 }

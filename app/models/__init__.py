@@ -2,6 +2,7 @@
 
 from app.db.base import Base
 from app.models.alert import Alert
+from app.models.alert_level_change import AlertLevelChange
 from app.models.api_key import ApiKey
 from app.models.bank import Bank
 from app.models.bank_message import BankMessage
@@ -27,6 +28,7 @@ from app.models.suspense_item import SuspenseItem
 
 __all__ = [
     "Alert",
+    "AlertLevelChange",
     "ApiKey",
     "Bank",
     "BankMessage",

@@ -91,9 +91,10 @@ async def close_alerts(
             Alert.closed_at.is_(None),
         )
         .values(closed_at=now)
+        .returning(Alert.key)
         .execution_options(synchronize_session=False)
     )
-    closed = int(result.rowcount or 0)
+    closed = len(result.all())
     if closed and settle:
         await levels.settle_by_id(
             session, institution_id, now=now, cause=f"closed: {reason}", actor=actor

@@ -290,3 +290,19 @@ async def _recorded_back(engine, sim, enrollment, *, per_day: int, days: int) ->
                 .values(created_at=back, occurred_at=back)
             )
         )
+
+
+async def test_a_frozen_institution_still_refunds(engine, sim):
+    enrollment = await paid_enrollment(sim, 10)
+    frozen = await sim.service.post(
+        f"/v1/regulator/institutions/{sim.institution_id}/freeze",
+        headers=sim.regulator,
+        json={"reason": "licence under review"},
+    )
+    assert frozen.json()["alert_level"] == "FROZEN"
+
+    refund = await sim.refund_in_full(enrollment)
+
+    assert refund["amount_fen"] == 100_000
+    assert [i["amount_fen"] for i in await sim.bank_instructions()] == [100_000]
+    assert (await payout(sim)).json()["code"] == "payouts_suspended"

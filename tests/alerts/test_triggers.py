@@ -5,9 +5,12 @@ ends, with every change of the level in the history."""
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select, update
 
+from app.db.unit import Database
 from app.kit.clock import utcnow
 from app.kit.workdays import local_date
+from app.models import Institution, Lesson
 from bank_simulator.state import Direction
 from tests.alerts.helpers import (
     alerts,
@@ -19,7 +22,7 @@ from tests.alerts.helpers import (
     payout,
     set_profile,
 )
-from tests.banks.simulated import PRICE, simulated_bank
+from tests.banks.simulated import simulated_bank
 from tests.reconciliation.test_breaks_acted_on import send, tampered
 
 
@@ -246,15 +249,9 @@ async def test_a_lesson_spike_suspends_payouts_for_the_day(engine, database_url)
         }
         await sim.run_job("evaluate_alerts", today + timedelta(days=1))
         assert await level(sim) == "GREEN"
-        assert PRICE  # the simulated course's price, for the reader of _recorded_back
 
 
 async def _onboarded_days_ago(engine, sim, days: int) -> None:
-    from sqlalchemy import update
-
-    from app.db.unit import Database
-    from app.models import Institution
-
     await Database(engine).run(
         lambda s: s.execute(
             update(Institution)
@@ -267,11 +264,6 @@ async def _onboarded_days_ago(engine, sim, days: int) -> None:
 async def _recorded_back(engine, sim, enrollment, *, per_day: int, days: int) -> None:
     """Lessons recorded through the API on each of the `days` days before today, then moved back
     to those days (recorded and given then): the trailing history a spike is measured against."""
-    from sqlalchemy import select, update
-
-    from app.db.unit import Database
-    from app.models import Lesson
-
     now = utcnow()
     await delivered(sim, enrollment, per_day * days, now)
     ids = await Database(engine).run(

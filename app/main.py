@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from app.alerts.endpoints import router as alerts_router
 from app.api_keys.endpoints import router as api_keys_router
 from app.audit.endpoints import router as audit_router
 from app.audit.middleware import ClientAddressMiddleware
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(winddown_router)
     app.include_router(complaints_router)
     app.include_router(opening_router)
+    app.include_router(alerts_router)
     return app
 
 

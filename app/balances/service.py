@@ -52,6 +52,33 @@ async def profiles_of(session: AsyncSession, codes: set[str]) -> dict[str, RuleP
     return {code: RuleProfile(**profile) for code, profile in rows.all()}
 
 
+def floor_setting(institution: Institution, profile: RuleProfile) -> int:
+    """The regulator's floor for the institution, else the jurisdiction profile's."""
+    if institution.min_balance_floor_fen is not None:
+        return institution.min_balance_floor_fen
+    return profile.min_balance_floor_fen
+
+
+async def holdback_of(
+    session: AsyncSession, institution_id: UUID, profile: RuleProfile, as_of: datetime
+) -> int:
+    """H at `as_of`: 0 without a query when the profile holds nothing back."""
+    if not profile.holdback_pct:
+        return 0
+    since = as_of - relativedelta(months=profile.holdback_months)
+    # One row per distinct amount: H rounds each receipt up on its own (holdback_fen).
+    receipts = await session.execute(
+        select(Enrollment.paid_fen, func.count())
+        .where(
+            Enrollment.institution_id == institution_id,
+            Enrollment.paid_at > since,
+            Enrollment.paid_at <= as_of,
+        )
+        .group_by(Enrollment.paid_fen)
+    )
+    return holdback_fen(profile.holdback_pct, receipts.all())
+
+
 def _local_midnight(day_offset: int, as_of: datetime) -> datetime:
     day = local_date(as_of) + timedelta(days=day_offset)
     return datetime.combine(day, time(0), SHANGHAI)
@@ -205,17 +232,16 @@ async def figures_of(
         profile = profiles[institution.jurisdiction_code]
         kinds = totals[institution.id]
         unconsumed = kinds.get(PREPAID, 0)
-        floor_setting = (
-            institution.min_balance_floor_fen
-            if institution.min_balance_floor_fen is not None
-            else profile.min_balance_floor_fen
-        )
         found[institution.id] = Figures(
             ledger_balance_fen=kinds.get(ESCROW_CASH, 0),
             bank_balance_fen=reports[institution.id].balance_fen,
             unconsumed_fen=unconsumed,
             holdback_fen=holdbacks.get(institution.id, 0),
-            floor_fen=floor_fen(floor_setting, profile.min_balance_pct_of_unconsumed, unconsumed),
+            floor_fen=floor_fen(
+                floor_setting(institution, profile),
+                profile.min_balance_pct_of_unconsumed,
+                unconsumed,
+            ),
             releasable_fen=max(
                 0, kinds.get(RELEASABLE, 0) - not_yet_payable.get(institution.id, 0)
             ),

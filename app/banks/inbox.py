@@ -35,6 +35,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.alerts.engine import evaluate_money
 from app.alerts.service import raise_alert
 from app.banks.config import BankSetup, cached_bank, load_bank
 from app.banks.protocol import (
@@ -353,6 +354,20 @@ async def _foreign(session: AsyncSession, slug: str, events: Sequence[BankEvent]
     return found
 
 
+async def _lock_institutions(session: AsyncSession, events: Sequence[BankEvent]) -> None:
+    """The rows of the institutions whose accounts the events name, in the order of their ids,
+    before anything else of theirs (the lock order of payouts): a credit or a debit may move an
+    institution's alert level. (A result is locked with its instruction, `locked_instruction`.)"""
+    accounts = sorted({event.account_no for event in events if event.account_no})
+    if accounts:
+        await session.execute(
+            select(Institution.id)
+            .where(Institution.escrow_account_no.in_(accounts))
+            .order_by(Institution.id)
+            .with_for_update()
+        )
+
+
 async def _apply(
     session: AsyncSession,
     source: Source,
@@ -362,6 +377,7 @@ async def _apply(
     """Apply the message's events, or none of them when any is not its bank's to speak of."""
     foreign = await _foreign(session, source.slug, notification.events)
     if not foreign:
+        await _lock_institutions(session, notification.events)
         for event in notification.events:
             await apply_event(session, source, event)
         return MessageStatus.processed
@@ -390,6 +406,7 @@ async def _apply(
             AlertKind.foreign_bank_message,
             AlertLevel.red,
             key=f"{source.slug}:{source.message_id}",
+            actor=f"bank:{source.slug}",
             reason=(
                 f"bank {source.slug!r} sent message {source.message_id} about this institution, "
                 f"which it does not hold: {detail}; refused, nothing applied"
@@ -428,6 +445,14 @@ async def _payment(session: AsyncSession, slug: str, event: PaymentReceived) -> 
             payer_account_no=event.payer_account_no,
         ),
     )
+    if not outcome.replayed:
+        await evaluate_money(
+            session,
+            outcome.institution_id,
+            utcnow(),
+            cause=f"payment {event.bank_reference} of {event.amount_fen} fen",
+            actor=f"bank:{slug}",
+        )
     if outcome.result is PaymentResult.suspense and not outcome.replayed:
         await raise_alert(
             session,
@@ -435,6 +460,7 @@ async def _payment(session: AsyncSession, slug: str, event: PaymentReceived) -> 
             AlertKind.suspense,
             AlertLevel.yellow,
             key=f"{slug}:{event.bank_reference}",
+            actor=f"bank:{slug}",
             reason=(
                 f"{event.amount_fen} fen received (bank reference {event.bank_reference}, order "
                 f"{event.order_no!r}) held in suspense: {outcome.reason}"
@@ -473,6 +499,7 @@ async def _result(session: AsyncSession, source: Source, event: InstructionResul
         AlertKind.unknown_instruction,
         AlertLevel.red,
         key=f"{source.slug}:{event.instruction_id}:{event.status}",
+        actor=f"bank:{source.slug}",
         reason=(
             f"the bank reports {event.status} for instruction {event.instruction_id!r}, "
             "which we never sent"
@@ -535,6 +562,7 @@ async def _unauthorized_debit(
         AlertKind.unauthorized_debit,
         AlertLevel.red,
         key=f"{source.slug}:{reference}",
+        actor=f"bank:{source.slug}",
         reason=f"money left without an instruction: {what}; bank {source.slug!r} message "
         f"{source.message_id}",
         bank_message_id=source.stored_id,

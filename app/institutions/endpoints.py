@@ -28,6 +28,7 @@ SCOPE = "The operator and the regulator of the institution's jurisdiction; 404 t
 
 
 def _log_decision(caller: Principal, institution: Institution, decision: str, reason: str) -> None:
+    # The level history records the decision too (alert_level_changes); the log keeps the trace.
     logger.info("institution %s: %s by %s: %s", institution.id, decision, caller.identity, reason)
 
 
@@ -129,7 +130,7 @@ async def freeze(
     institution_id: UUID, body: StatusChange, caller: AdminOrRegulator, db: Db
 ) -> Institution:
     async def work(session: AsyncSession) -> Institution:
-        institution = await service.freeze(session, caller, institution_id)
+        institution = await service.freeze(session, caller, institution_id, reason=body.reason)
         return await _recorded(
             session, caller, "institution.freeze", institution, {"reason": body.reason}
         )
@@ -144,15 +145,16 @@ async def freeze(
     response_model=InstitutionOut,
     summary="Unfreeze an institution",
     description=(
-        "A frozen institution becomes `active` again, alert level `GREEN` unless it is "
-        f"blacklisted (then it stays `FROZEN`). {SCOPE}"
+        "A frozen institution becomes `active` again; its alert level becomes the worst of its "
+        "open alerts (`GREEN` when none), or stays `FROZEN` if it is blacklisted. The change is "
+        f"recorded in the level history. {SCOPE}"
     ),
 )
 async def unfreeze(
     institution_id: UUID, body: StatusChange, caller: AdminOrRegulator, db: Db
 ) -> Institution:
     async def work(session: AsyncSession) -> Institution:
-        institution = await service.unfreeze(session, caller, institution_id)
+        institution = await service.unfreeze(session, caller, institution_id, reason=body.reason)
         return await _recorded(
             session, caller, "institution.unfreeze", institution, {"reason": body.reason}
         )
@@ -164,8 +166,9 @@ async def unfreeze(
 
 LIST_DESCRIPTION = (
     "`black` (黑名单) holds the institution like a freeze: alert level `FROZEN`, no new "
-    "enrollments, no payouts. `white` (白名单) and `none` lift a blacklisting (back to "
-    f"`GREEN` unless frozen). `reason` is required (`422 validation_error` without one). {SCOPE}"
+    "enrollments, no payouts. `white` (白名单) and `none` lift a blacklisting (back to the "
+    "worst open alert's level, `GREEN` when none, unless frozen). "
+    f"`reason` is required (`422 validation_error` without one). {SCOPE}"
 )
 
 
@@ -185,7 +188,9 @@ async def set_list(
     institution_id: UUID, body: ListChange, caller: AdminOrRegulator, db: Db
 ) -> Institution:
     async def work(session: AsyncSession) -> Institution:
-        institution = await service.set_list(session, caller, institution_id, body.list_status)
+        institution = await service.set_list(
+            session, caller, institution_id, body.list_status, reason=body.reason
+        )
         return await _recorded(
             session,
             caller,

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError
 
+from app.alerts import levels
 from app.auth.principal import Principal
 from app.db.unique import flush_or_retry
 from app.institutions import repository
@@ -81,16 +82,13 @@ async def page(
     return await paginate(session, query, request, Institution.created_at, Institution.id)
 
 
-def _settle_alert_level(institution: Institution) -> None:
-    """FROZEN while frozen, revoked or blacklisted (DOMAIN.md, alert levels). Lifting the last of
-    those returns it to GREEN; the alerts job re-evaluates YELLOW and RED from the figures."""
-    held = institution.status != InstitutionStatus.active or (
-        institution.list_status == ListStatus.black
-    )
-    if held:
-        institution.alert_level = AlertLevel.frozen
-    elif institution.alert_level == AlertLevel.frozen:
-        institution.alert_level = AlertLevel.green
+async def _settle_alert_level(
+    session: AsyncSession, institution: Institution, *, cause: str, actor: str
+) -> None:
+    """FROZEN while frozen, revoked or blacklisted (DOMAIN.md, alert levels); lifting the last of
+    those returns it to the worst of its open alerts (GREEN when none), never blindly to GREEN.
+    The change is recorded with its cause and actor (`alert_level_changes`)."""
+    await levels.settle(session, institution, now=utcnow(), cause=cause, actor=actor)
 
 
 async def _change(
@@ -98,6 +96,8 @@ async def _change(
     caller: Principal,
     institution_id: UUID,
     *,
+    decision: str,
+    reason: str | None,
     status: tuple[InstitutionStatus, InstitutionStatus] | None = None,
     list_status: ListStatus | None = None,
 ) -> Institution:
@@ -108,33 +108,55 @@ async def _change(
         institution.status = status[1]
     if list_status is not None:
         institution.list_status = list_status
-    _settle_alert_level(institution)
     institution.updated_at = utcnow()
     await session.flush()
+    cause = decision if not reason else f"{decision}: {reason}"
+    await _settle_alert_level(session, institution, cause=cause, actor=caller.identity)
     return institution
 
 
-async def freeze(session: AsyncSession, caller: Principal, institution_id: UUID) -> Institution:
+async def freeze(
+    session: AsyncSession, caller: Principal, institution_id: UUID, *, reason: str | None = None
+) -> Institution:
     """冻结: no new enrollments, no payouts; refunds go on."""
     return await _change(
         session,
         caller,
         institution_id,
+        decision="frozen",
+        reason=reason,
         status=(InstitutionStatus.active, InstitutionStatus.frozen),
     )
 
 
-async def unfreeze(session: AsyncSession, caller: Principal, institution_id: UUID) -> Institution:
+async def unfreeze(
+    session: AsyncSession, caller: Principal, institution_id: UUID, *, reason: str | None = None
+) -> Institution:
+    """Active again; the level is the worst open alert's (still FROZEN if blacklisted)."""
     return await _change(
         session,
         caller,
         institution_id,
+        decision="unfrozen",
+        reason=reason,
         status=(InstitutionStatus.frozen, InstitutionStatus.active),
     )
 
 
 async def set_list(
-    session: AsyncSession, caller: Principal, institution_id: UUID, list_status: ListStatus
+    session: AsyncSession,
+    caller: Principal,
+    institution_id: UUID,
+    list_status: ListStatus,
+    *,
+    reason: str | None = None,
 ) -> Institution:
     """White or black list; black holds the institution like a freeze, whatever its status."""
-    return await _change(session, caller, institution_id, list_status=list_status)
+    return await _change(
+        session,
+        caller,
+        institution_id,
+        decision=f"list {list_status}",
+        reason=reason,
+        list_status=list_status,
+    )

@@ -14,8 +14,10 @@ A result that repeats the current status changes nothing; one that contradicts a
 back where it came from: a payout's to releasable, a refund's to the enrollment's prepaid account
 (and the enrollment's refunded amount is reduced again).
 
-Lock order: the instruction, then the refund's enrollment, then the ledger (as lessons and refunds
-take enrollment before ledger).
+Lock order: the institution's row, the instruction, then the refund's enrollment, then the ledger
+(as lessons and refunds take enrollment before ledger, and payouts the institution before the
+ledger). Money that left or came back re-evaluates the institution's balance triggers (the alert
+engine) in the same transaction.
 """
 
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.alerts import engine, levels
 from app.alerts.service import raise_alert
 from app.enrollments.repository import locked_enrollments
 from app.kit.clock import utcnow
@@ -59,6 +62,15 @@ class Outcome:
 
 
 async def locked_instruction(session: AsyncSession, instruction_id: str) -> Instruction | None:
+    """The instruction under its row lock, taken after its institution's: an outcome moves the
+    institution's money and may move its alert level, and the institution's row comes before
+    everything else of it (the payout's lock order)."""
+    institution_id = await session.scalar(
+        select(Instruction.institution_id).where(Instruction.id == instruction_id)
+    )
+    if institution_id is None:
+        return None
+    await levels.lock(session, institution_id)
     return await session.scalar(
         select(Instruction).where(Instruction.id == instruction_id).with_for_update()
     )
@@ -83,6 +95,7 @@ async def apply_to(session: AsyncSession, instruction: Instruction, outcome: Out
         return Applied.unchanged
     if outcome.status is ResultStatus.settled and current in OPEN:
         await _settle(session, instruction)
+        await _evaluate(session, instruction, outcome)
         return Applied.changed
     if outcome.status is ResultStatus.failed and current in OPEN:
         await _give_back(session, instruction, InstructionStatus.failed, outcome.reason)
@@ -99,9 +112,11 @@ async def apply_to(session: AsyncSession, instruction: Instruction, outcome: Out
             note=f"the bank failed {instruction.kind} {instruction.id}: the money never left",
             now=utcnow(),
         )
+        await _evaluate(session, instruction, outcome)
         return Applied.changed
     if outcome.status is ResultStatus.returned and current in (*OPEN, InstructionStatus.succeeded):
         await _give_back(session, instruction, InstructionStatus.returned, outcome.reason)
+        await _evaluate(session, instruction, outcome)
         return Applied.changed
     if _same(current, outcome.status):
         return Applied.unchanged
@@ -111,12 +126,24 @@ async def apply_to(session: AsyncSession, instruction: Instruction, outcome: Out
         AlertKind.conflicting_result,
         AlertLevel.red,
         key=f"{instruction.id}:{outcome.status}",
+        actor=f"bank:{instruction.bank_slug}",
         reason=(
             f"the bank reports {instruction.kind} {instruction.id} {outcome.status}, but it is "
             f"already {current}; nothing was moved"
         ),
     )
     return Applied.conflicting
+
+
+async def _evaluate(session: AsyncSession, instruction: Instruction, outcome: Outcome) -> None:
+    """Money left or came back: the balance triggers, in this transaction."""
+    await engine.evaluate_money(
+        session,
+        instruction.institution_id,
+        utcnow(),
+        cause=f"{instruction.kind} {instruction.id} {outcome.status}",
+        actor=f"bank:{instruction.bank_slug}",
+    )
 
 
 def _same(current: InstructionStatus, status: ResultStatus) -> bool:
@@ -195,6 +222,7 @@ async def _give_back(
         AlertKind.returned_payment if returned else AlertKind.instruction_failed,
         AlertLevel.yellow,
         key=instruction.id,
+        actor=f"bank:{instruction.bank_slug}",
         reason=(
             f"{instruction.kind} {instruction.id} of {yuan(instruction.amount_fen)} yuan "
             f"{'came back (退票)' if returned else 'failed'}: {reason or 'no reason given'}; "

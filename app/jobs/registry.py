@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.alerts.engine import evaluate_alerts
 from app.banks.inbox import process_inbox
 from app.banks.outbox import dispatch_instructions, poll_instructions
 from app.db.transaction import run_in_transaction
@@ -61,4 +62,5 @@ JOBS: dict[str, Job] = {
     "checkpoint_ledgers": checkpoint_ledgers,
     "watch_reconciliation": watch_reconciliation,
     "resume_wind_downs": resume_wind_downs,
+    "evaluate_alerts": evaluate_alerts,
 }

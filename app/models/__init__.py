@@ -2,6 +2,7 @@
 
 from app.db.base import Base
 from app.models.alert import Alert
+from app.models.alert_level_change import AlertLevelChange
 from app.models.api_key import ApiKey
 from app.models.audit_head import AuditHead
 from app.models.audit_record import AuditRecord
@@ -32,6 +33,7 @@ from app.models.wind_down import WindDown
 
 __all__ = [
     "Alert",
+    "AlertLevelChange",
     "ApiKey",
     "AuditHead",
     "AuditRecord",

@@ -1,8 +1,9 @@
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, Uuid
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, UtcDateTime
@@ -48,5 +49,8 @@ class Alert(Base):
     reason: Mapped[str] = mapped_column(String(500))
     # The bank's message the alert is about, kept raw in the inbox.
     bank_message_id: Mapped[UUID | None] = mapped_column(ForeignKey("bank_messages.id"))
+    # The numbers that opened it (fen, counts, the day), for API consumers; None for alerts raised
+    # before the engine kept them, and for those with nothing to count.
+    figures: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

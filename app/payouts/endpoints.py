@@ -26,7 +26,9 @@ router = APIRouter(prefix="/v1/payouts", tags=["payouts"])
         "`payout_allowance_fen`, the most the minimum-balance rule (DOMAIN.md rule 8) allows now. "
         "Refusals, each carrying the balance view's figures (and `requested_fen` when an amount "
         "was asked): `409 payouts_suspended` (alert level YELLOW, RED or FROZEN, or the "
-        "institution frozen or blacklisted); `409 nothing_releasable` (the allowance is 0: no "
+        "institution frozen or blacklisted; the alert engine evaluates the institution's figures, "
+        "the day's outflows and the lesson spike first, under the payout's locks, so a cause "
+        "committed before the payout is always seen); `409 nothing_releasable` (the allowance is 0: no "
         "released money payable yet, or no room above the required balance "
         "`R = U + H + F`); `409 monthly_cap_reached` (this month's payouts have reached "
         "`monthly_payout_cap_floor_multiple` times F, or the amount is more than the cap "
@@ -42,9 +44,17 @@ async def create_payout(
     db: Db,
 ) -> Payout:
     institution_id = caller.institution_id
+    now = utcnow()
+    # The alert engine first, committed on its own (without an Idempotency-Key): an alert it opens
+    # is recorded even though the payout it suspends is refused and rolls back.
+    await db.run(
+        lambda session: service.evaluate_before_payout(
+            session, institution_id, now, actor=caller.identity
+        )
+    )
     return await db.run(
         lambda session: service.create_payout(
-            session, institution_id, body.amount_fen, "request", utcnow()
+            session, institution_id, body.amount_fen, "request", now, actor=caller.identity
         )
     )
 

@@ -5,7 +5,10 @@ Each payout reserves its money with a two-phase ledger transfer (releasable to p
 and writes its bank instruction to the outbox, in the same transaction; the dispatch job sends it
 and the bank's result posts or voids the transfer. Locks, in this order: the institution's row, so
 a freeze, a blacklisting or a new alert level decided meanwhile is either seen or waits for the
-payout; then the institution's ledger, so two payouts can never both fit the same headroom.
+payout; then the institution's ledger, so two payouts can never both fit the same headroom. Under
+both, the alert engine evaluates the institution (its figures, the day's outflows, the lesson
+spike): every money movement that can raise an alert takes the same two locks in the same order,
+so one committed before the payout is seen by it, and one committed after it waits for it.
 """
 
 import uuid
@@ -16,11 +19,13 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.alerts import engine, levels
 from app.balances.rules import Figures
-from app.balances.service import figures, profile_of
+from app.balances.service import figures
 from app.db.unit import Database
 from app.institutions.standing import PAYOUT_STOPPING_LEVELS, stopped_because
 from app.instructions.service import reserve_and_instruct
+from app.jurisdictions.profile import RuleProfile
 from app.kit.clock import utcnow
 from app.kit.workdays import local_date
 from app.ledger import service as ledger
@@ -95,33 +100,58 @@ async def create_payout(
     amount_fen: int | None,
     trigger: str,
     as_of: datetime,
+    *,
+    actor: str | None = None,
 ) -> Payout:
-    institution = await session.scalar(
-        select(Institution).where(Institution.id == institution_id).with_for_update()
+    """`actor`: who asks ("institution:<key id>"), recorded with a level change the payout's
+    evaluation makes; the institution itself when None."""
+    institution, profile = await levels.lock(session, institution_id)
+    return await _pay(
+        session,
+        institution,
+        profile,
+        amount_fen,
+        trigger,
+        as_of,
+        actor or f"institution:{institution_id}",
     )
-    assert institution is not None  # the caller's key or the release job names an institution
-    return await _pay(session, institution, amount_fen, trigger, as_of)
+
+
+async def evaluate_before_payout(
+    session: AsyncSession, institution_id: UUID, as_of: datetime, *, actor: str
+) -> None:
+    """The alert engine's evaluation a payout request makes first, in a unit of work of its own:
+    an alert it opens stays recorded even when the payout, refused for it, rolls back. The payout
+    evaluates again under its locks (`_pay`), so nothing slips between the two."""
+    await engine.evaluate(session, institution_id, as_of, cause="payout requested", actor=actor)
 
 
 async def _pay(
     session: AsyncSession,
     institution: Institution,
+    profile: RuleProfile,
     amount_fen: int | None,
     trigger: str,
     as_of: datetime,
+    actor: str,
 ) -> Payout:
-    """Pay out of the institution, whose row the caller has locked."""
-    profile = await profile_of(session, institution)
+    """Pay out of the institution, whose row the caller has locked: the ledger's lock, then the
+    alert engine's evaluation (so a cause committed before is seen, and one committed after waits
+    for this payout), then the standing and the rule."""
+    connection = await session.connection()
+    await ledger.lock(connection, institution.id)
+    await engine.evaluate_locked(
+        session, institution, profile, as_of, cause=f"payout ({trigger})", actor=actor
+    )
+    view = await figures(session, institution, profile, as_of)
     reason = stopped_because(institution, PAYOUT_STOPPING_LEVELS)
     if reason is not None:
         raise PayoutsSuspended(
             f"payouts are suspended: {reason}",
             alert_level=institution.alert_level,
-            **(await figures(session, institution, profile, as_of)).named(),
+            **view.named(),
         )
-    connection = await session.connection()
-    await ledger.lock(connection, institution.id)
-    amount = checked_amount(await figures(session, institution, profile, as_of), amount_fen)
+    amount = checked_amount(view, amount_fen)
     payout_id = uuid.uuid4()
     books = await institution_books(connection, institution.id)
     transfer, instruction = await reserve_and_instruct(
@@ -151,6 +181,11 @@ async def _pay(
     )
     session.add(payout)
     await session.flush()
+    # The payout itself may be the large outflow, or the one that takes the day over its share:
+    # its alert opens with it, and the next payout is suspended.
+    await engine.evaluate_outflows(
+        session, institution, profile, as_of, cause=f"payout {payout_id}", actor=actor
+    )
     return payout
 
 
@@ -181,11 +216,7 @@ async def _institutions_to_release(session: AsyncSession, business_date: date) -
 
 
 async def _release_one(session: AsyncSession, institution_id: UUID, as_of: datetime) -> int:
-    institution = await session.scalar(
-        select(Institution)
-        .where(Institution.id == institution_id)
-        .with_for_update(skip_locked=True)
-    )
+    locked = await levels.lock(session, institution_id, skip_locked=True)
     already = await session.scalar(
         select(Payout.id).where(
             Payout.institution_id == institution_id,
@@ -193,10 +224,11 @@ async def _release_one(session: AsyncSession, institution_id: UUID, as_of: datet
             Payout.business_date == local_date(as_of),
         )
     )
-    if institution is None or already is not None:
+    if locked is None or already is not None:
         return 0
+    institution, profile = locked
     try:
-        await _pay(session, institution, None, "release_job", as_of)
+        await _pay(session, institution, profile, None, "release_job", as_of, "job:release_payouts")
     except PayoutRefused:
         return 0  # nothing to pay today; the balance view says why
     return 1

@@ -10,14 +10,16 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.alerts import levels
+from app.alerts.service import close_alerts
 from app.auth.principal import Principal
 from app.auth.scope import scoped, scoped_page
 from app.kit.errors import Conflict, NotFound
 from app.kit.pagination import PageRequest
-from app.models import Alert, ReconciliationBreak, ReconciliationRun
+from app.models import ReconciliationBreak, ReconciliationRun
 from app.models.alert import AlertKind
 from app.models.reconciliation import BreakStatus, BreakType, RunStatus
 
@@ -58,16 +60,14 @@ async def close(
         each.closed_at = now
         each.closed_by = by[:100]
         each.close_note = note[:MAX_NOTE_LENGTH]
-    if closing:
-        institution_ids = {each.institution_id for each in closing}
-        await session.execute(
-            update(Alert)
-            .where(
-                Alert.institution_id.in_(institution_ids),
-                Alert.key.in_([alert_key(each.id) for each in closing]),
-                Alert.closed_at.is_(None),
-            )
-            .values(closed_at=now)
+    for institution_id in sorted({each.institution_id for each in closing}):
+        await close_alerts(
+            session,
+            institution_id,
+            [alert_key(each.id) for each in closing if each.institution_id == institution_id],
+            now=now,
+            reason=f"reconciliation break closed by {by}: {note}",
+            actor=by,
         )
     return len(closing)
 
@@ -105,9 +105,14 @@ async def close_by_hand(
     """Close one break the caller sees (the operator, or the regulator of its institution), in the
     caller's name (`Principal.identity`: role and key id) and with its note. A break out of the
     caller's scope is not found; a closed one stays as it was closed (BreakClosed)."""
-    found = await scoped(session, caller, ReconciliationBreak, break_id, lock=True)
+    found = await scoped(session, caller, ReconciliationBreak, break_id)
     if found is None:
         raise BreakNotFound(f"no reconciliation break {break_id}")
+    # The institution's row before the break's, as a statement takes them: closing may move the
+    # institution's level.
+    await levels.lock(session, found.institution_id)
+    found = await scoped(session, caller, ReconciliationBreak, break_id, lock=True)
+    assert found is not None  # seen a moment ago, and breaks are never deleted
     if found.status != BreakStatus.open:
         raise BreakClosed(
             f"break {break_id} was closed at {found.closed_at} by {found.closed_by}",

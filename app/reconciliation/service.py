@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.alerts.engine import evaluate_money
 from app.alerts.service import raise_alert
 from app.auth.principal import Principal
 from app.auth.scope import scoped_page
@@ -222,6 +223,14 @@ async def _record_run(
         institution.bank_balance_fen = summary.closing_fen
         institution.bank_balance_as_of = end
     await session.flush()
+    # The bank's balance is part of B: the balance triggers, in this transaction.
+    await evaluate_money(
+        session,
+        institution.id,
+        now,
+        cause=f"statement of {day} (closing {summary.closing_fen} fen)",
+        actor=f"bank:{bank.slug}",
+    )
     return run
 
 
@@ -500,6 +509,7 @@ async def _raise_money_out_alerts(
             AlertKind.unauthorized_debit,
             AlertLevel.red,
             key=f"{slug}:{debit.bank_reference}",
+            actor=f"bank:{slug}",
             reason=f"money left without an instruction: {debit.detail} (statement of {day}, "
             f"bank {slug!r})",
             bank_message_id=bank_message_id,

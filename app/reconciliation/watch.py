@@ -1,5 +1,7 @@
 """The watch over reconciliation (job `watch_reconciliation`): a day whose statement never came is
-a break of its own, and a break left open more than a day raises a YELLOW alert (DOMAIN.md).
+a break of its own, and a break left open more than a day raises a YELLOW alert (DOMAIN.md); the
+alert engine raises those (`engine.raise_stale_breaks`, also run by `evaluate_alerts`), this job
+runs it too so that watching reconciliation alone keeps them raised.
 
 A bank owes a statement of each escrow account for every day, or for every working day
 (`statement_days`), due `statement_due_hours` after the day ends (Asia/Shanghai). A day owed and
@@ -17,24 +19,19 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.alerts.service import raise_alert
+from app.alerts.engine import raise_stale_breaks
 from app.db.dialect import insert_for
 from app.db.unit import Database
 from app.kit.workdays import is_workday, local_date
-from app.models import Alert, Bank, Institution, ReconciliationBreak, ReconciliationRun
-from app.models.alert import AlertKind
-from app.models.institution import AlertLevel
+from app.models import Bank, Institution, ReconciliationBreak, ReconciliationRun
 from app.models.reconciliation import BreakStatus, BreakType, RunStatus
-from app.reconciliation import breaks
 from app.reconciliation.repository import day_bounds
 
 BY_WATCH = "watch_reconciliation"
 LOOKBACK = timedelta(days=31)
-# A break open this long raises its YELLOW alert.
-STALE_AFTER = timedelta(days=1)
 # Institutions, or breaks, per transaction.
 BATCH = 500
 
@@ -69,7 +66,9 @@ async def watch_reconciliation(db: Database, as_of: datetime) -> int:
     handled = 0
     position: tuple[datetime, UUID] | None = None
     while True:
-        raised, position = await db.run(partial(_raise_stale, as_of=as_of, after=position))
+        raised, position = await db.run(
+            partial(raise_stale_breaks, as_of=as_of, after=position, actor=f"job:{BY_WATCH}")
+        )
         handled += raised
         if position is None:
             break
@@ -234,72 +233,3 @@ async def _insert_new(
         list(rows),
     )
     return len(inserted.all())
-
-
-async def _raise_stale(
-    session: AsyncSession, as_of: datetime, after: tuple[datetime, UUID] | None
-) -> tuple[int, tuple[datetime, UUID] | None]:
-    """One batch of breaks open since before `as_of` less a day, oldest first after `after`: a
-    YELLOW alert for each that has none yet. Returns how many it raised and the position of the
-    last break looked at (None when it was the last batch)."""
-    query = (
-        select(ReconciliationBreak, ReconciliationRun.statement_date, ReconciliationRun.bank_slug)
-        .join(
-            ReconciliationRun,
-            and_(
-                ReconciliationRun.institution_id == ReconciliationBreak.institution_id,
-                ReconciliationRun.id == ReconciliationBreak.run_id,
-            ),
-        )
-        .where(
-            ReconciliationBreak.status == BreakStatus.open,
-            ReconciliationBreak.opened_at < as_of - STALE_AFTER,
-        )
-        .order_by(ReconciliationBreak.opened_at, ReconciliationBreak.id)
-        .limit(BATCH)
-    )
-    if after is not None:
-        opened_at, break_id = after
-        query = query.where(
-            or_(
-                ReconciliationBreak.opened_at > opened_at,
-                and_(ReconciliationBreak.opened_at == opened_at, ReconciliationBreak.id > break_id),
-            )
-        )
-    stale = (await session.execute(query)).all()
-    if not stale:
-        return 0, None
-    raised_before = set(
-        (
-            await session.execute(
-                select(Alert.institution_id, Alert.key).where(
-                    Alert.institution_id.in_({found.institution_id for found, _, _ in stale}),
-                    Alert.key.in_([breaks.alert_key(found.id) for found, _, _ in stale]),
-                )
-            )
-        ).all()
-    )
-    raised = 0
-    for found, day, slug in stale:
-        if (found.institution_id, breaks.alert_key(found.id)) in raised_before:
-            continue
-        await raise_alert(
-            session,
-            found.institution_id,
-            AlertKind.reconciliation_break,
-            AlertLevel.yellow,
-            key=str(found.id),
-            reason=_reason(found, day, slug),
-        )
-        raised += 1
-    last = stale[-1][0]
-    return raised, (last.opened_at, last.id) if len(stale) == BATCH else None
-
-
-def _reason(found: ReconciliationBreak, day: date, slug: str) -> str:
-    amount = found.amount_fen if found.amount_fen is not None else found.expected_fen
-    said = "no amount" if amount is None else f"{amount} fen"
-    return (
-        f"{found.type} break open since {found.opened_at:%Y-%m-%d %H:%M} UTC, statement of {day} "
-        f"(bank {slug!r}), {said}: {found.detail}"
-    )

@@ -6,7 +6,7 @@ The database refuses to change or remove a record (and to truncate the table), a
 only forward onto the last record of its chain, as the ledger's guards do for the journal.
 
 Revision ID: 0017_audit_trail
-Revises: 0014_statement_day_reads
+Revises: 0015_alert_engine
 """
 
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017_audit_trail"
-down_revision: str | None = "0014_statement_day_reads"
+down_revision: str | None = "0015_alert_engine"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

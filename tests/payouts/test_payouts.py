@@ -6,10 +6,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from app.alerts.service import raise_alert
 from app.db.unit import Database
 from app.kit.clock import utcnow
 from app.models import Institution
+from app.models.alert import AlertKind
 from app.models.api_key import Role
+from app.models.institution import AlertLevel
 from tests.factories import auth, make_key, make_paid_enrollment, make_world
 
 # 20 lessons of 10,000 fen paid (200,000), 10 released (100,000): U = 100,000; F = 50,000,
@@ -134,18 +137,28 @@ async def test_the_lower_bank_balance_counts(engine, client):
     assert refused.json()["code"] == "min_balance_violation"
 
 
+async def _raise(engine, world, kind, level):
+    await Database(engine).run(
+        lambda s: raise_alert(s, world.institution_id, kind, level, "test", f"a test {kind}")
+    )
+
+
 @pytest.mark.parametrize(
     "fields",
     [
-        {"alert_level": "YELLOW"},
-        {"alert_level": "RED"},
-        {"alert_level": "FROZEN", "status": "frozen"},
+        {"alert": (AlertKind.reconciliation_break, AlertLevel.yellow)},
+        {"alert": (AlertKind.unauthorized_debit, AlertLevel.red)},
+        {"status": "frozen"},
         {"list_status": "black"},
     ],
 )
 async def test_payouts_are_suspended(engine, client, fields):
+    """The level comes from the open alerts (the alert engine settles it), or from a freeze."""
     world = await _world_with_money(engine)
-    await _set(engine, world, **fields)
+    if "alert" in fields:
+        await _raise(engine, world, *fields["alert"])
+    else:
+        await _set(engine, world, **fields)
     refused = await client.post(
         "/v1/payouts", json={"amount_fen": 1}, headers=auth(world.institution_key)
     )

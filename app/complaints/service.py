@@ -33,6 +33,7 @@ from app.auth.scope import scoped, scoped_page
 from app.balances.service import profile_of
 from app.complaints.errors import ComplaintNotFound, ComplaintResolved
 from app.complaints.schemas import ComplaintCreate, ComplaintResolution
+from app.db.unit import Database
 from app.enrollments.repository import visible_enrollment
 from app.kit.pagination import PageRequest
 from app.lessons import repository as lesson_repository
@@ -211,3 +212,27 @@ async def settle_complaint_burst(
             reason=f"{open_in_window} open complaints within {profile.complaint_burst_days} days",
             actor=actor,
         )
+
+
+async def settle_aged_bursts(db: Database, as_of: datetime) -> int:
+    """Close the complaint_burst alerts whose complaints have aged out of the window (or were
+    resolved) by `as_of`: each institution with one open, in a transaction of its own. Part of the
+    `evaluate_alerts` job. Returns how many institutions it settled."""
+    institution_ids = await db.run(lambda session: _institutions_with_open_bursts(session))
+    for institution_id in institution_ids:
+        await db.run(
+            lambda session, institution_id=institution_id: settle_complaint_burst(
+                session, institution_id, as_of, actor="job:evaluate_alerts"
+            )
+        )
+    return len(institution_ids)
+
+
+async def _institutions_with_open_bursts(session: AsyncSession) -> list[UUID]:
+    return list(
+        await session.scalars(
+            select(Alert.institution_id)
+            .where(Alert.kind == AlertKind.complaint_burst, Alert.closed_at.is_(None))
+            .distinct()
+        )
+    )

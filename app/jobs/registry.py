@@ -7,9 +7,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.alerts.engine import evaluate_alerts
+from app.alerts import engine as alert_engine
 from app.banks.inbox import process_inbox
 from app.banks.outbox import dispatch_instructions, poll_instructions
+from app.complaints.service import settle_aged_bursts
 from app.db.transaction import run_in_transaction
 from app.db.unit import Database
 from app.enrollments.service import expire_unpaid_enrollments
@@ -48,6 +49,13 @@ async def checkpoint_ledgers(db: Database, as_of: datetime) -> int:
     return await run_in_transaction(
         db.engine, lambda connection: ledger.checkpoint(connection, as_of)
     )
+
+
+async def evaluate_alerts(db: Database, as_of: datetime) -> int:
+    """Every institution's triggers (the alert engine), after closing the complaint bursts that
+    have aged out of their window."""
+    await settle_aged_bursts(db, as_of)
+    return await alert_engine.evaluate_alerts(db, as_of)
 
 
 JOBS: dict[str, Job] = {

@@ -1,6 +1,6 @@
 from datetime import date
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,6 +82,9 @@ class AlertOut(BaseModel):
     level: AlertLevel
     kind: str
     reason: str
+    figures: dict[str, Any] | None = Field(
+        default=None, description="The figures that opened the alert (amounts in fen)."
+    )
     opened_at: Timestamp
     closed_at: Timestamp | None
     status: AlertStatus

@@ -126,6 +126,7 @@ async def alerts_page(
             level=AlertLevel(row.level),
             kind=row.kind,
             reason=row.reason,
+            figures=row.figures,
             opened_at=row.opened_at,
             closed_at=row.closed_at,
             status=AlertStatus.open if row.closed_at is None else AlertStatus.closed,

@@ -68,6 +68,13 @@ async def test_a_floor_breach_suspends_payouts_until_the_top_up(engine, sim):
     assert breach.figures["required_fen"] == 150_000
     assert "150000 fen" in breach.reason
     assert await level(sim) == "YELLOW"
+    listed = await sim.service.get(
+        "/v1/regulator/alerts",
+        params={"institution_id": str(sim.institution_id), "status": "open"},
+        headers=sim.regulator,
+    )
+    [shown] = listed.json()["items"]
+    assert (shown["kind"], shown["figures"]["required_fen"]) == ("floor_breach", 150_000)
     # YELLOW stops payouts only: enrollments go on.
     assert (await sim.enroll(2))["status"] == "awaiting_payment"
 

@@ -5,6 +5,7 @@ YELLOW alert that resolution closes."""
 import asyncio
 import logging
 import uuid
+from datetime import timedelta
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,7 @@ from sqlalchemy import select
 
 from app.complaints.service import is_burst
 from app.db.unit import Database
+from app.kit.clock import utcnow
 from app.models import Alert, Lesson
 from app.models.alert import AlertKind
 from app.models.api_key import Role
@@ -234,6 +236,7 @@ async def test_a_burst_raises_yellow_and_resolution_closes_it(engine, client):
     [alert] = await _bursts(engine, world.institution_id)
     assert (alert.level, alert.closed_at) == ("YELLOW", None)
     assert "3 open complaints" in alert.reason
+    assert await _level(client, world) == "YELLOW"
 
     # A fourth while it is open raises nothing more.
     filed.append((await _file(client, parent, enrollment)).json())
@@ -249,12 +252,44 @@ async def test_a_burst_raises_yellow_and_resolution_closes_it(engine, client):
         assert resolved.status_code == 200, resolved.text
     [closed] = await _bursts(engine, world.institution_id)
     assert closed.closed_at is not None
+    assert await _level(client, world) == "GREEN"
 
     # A new burst is a new alert.
     filed.append((await _file(client, parent, enrollment)).json())
     bursts = await _bursts(engine, world.institution_id)
     assert len(bursts) == 2
     assert [a.closed_at is None for a in sorted(bursts, key=lambda a: a.opened_at)] == [False, True]
+
+
+async def _level(client, world) -> str:
+    response = await client.get(
+        f"/v1/regulator/institutions/{world.institution_id}/balance",
+        headers=auth(world.regulator_key),
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["alert_level"]
+
+
+async def test_a_burst_that_ages_out_of_its_window_closes_at_the_next_evaluation(engine, client):
+    world = await make_world(engine, complaint_burst_count=2, complaint_burst_days=7)
+    for enrollment, parent in [await _family(engine, world) for _ in range(2)]:
+        assert (await _file(client, parent, enrollment)).status_code == 201
+    assert await _level(client, world) == "YELLOW"
+
+    async def evaluate(as_of):
+        response = await client.post(
+            "/v1/admin/jobs/evaluate_alerts",
+            headers=auth(world.admin_key),
+            json={"as_of": as_of.isoformat()},
+        )
+        assert response.status_code == 200, response.text
+
+    await evaluate(utcnow() + timedelta(days=3))  # still within the window
+    assert await _level(client, world) == "YELLOW"
+    await evaluate(utcnow() + timedelta(days=8))
+    [aged] = await _bursts(engine, world.institution_id)
+    assert aged.closed_at is not None
+    assert await _level(client, world) == "GREEN"
 
 
 @pytest.mark.postgres_only

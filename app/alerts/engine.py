@@ -39,7 +39,7 @@ from app.alerts.rules import (
     outflow_share_exceeded,
 )
 from app.alerts.service import close_alerts, full_key, raise_alert
-from app.balances.rules import floor_fen
+from app.balances.rules import balance_of, floor_fen
 from app.balances.service import floor_setting, holdback_of
 from app.db.unit import Database
 from app.jurisdictions.profile import RuleProfile
@@ -77,9 +77,7 @@ class Position:
 
     @property
     def balance_fen(self) -> int:
-        if self.bank_balance_fen is None:
-            return self.ledger_balance_fen
-        return min(self.ledger_balance_fen, self.bank_balance_fen)
+        return balance_of(self.ledger_balance_fen, self.bank_balance_fen)
 
     @property
     def required_fen(self) -> int:

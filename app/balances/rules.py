@@ -31,6 +31,14 @@ def floor_fen(min_balance_floor_fen: int, pct_of_unconsumed: int, unconsumed_fen
     return max(min_balance_floor_fen, ceil_percent(pct_of_unconsumed, unconsumed_fen))
 
 
+def balance_of(ledger_balance_fen: int, bank_balance_fen: int | None) -> int:
+    """B: the bank's figure counts when it is lower (money may have left without us); the
+    ledger's alone until the bank has reported one."""
+    if bank_balance_fen is None:
+        return ledger_balance_fen
+    return min(ledger_balance_fen, bank_balance_fen)
+
+
 def coverage_ratio(balance_fen: int, required_fen: int) -> Decimal | None:
     """B / R rounded half-up to RATIO_PLACES decimal places (API.md), computed in integers; None
     when R is 0. R is never negative (U, H and F are not); B may be, when the bank reports less
@@ -59,10 +67,7 @@ class Figures:
 
     @property
     def balance_fen(self) -> int:
-        """B: the bank's figure counts when it is lower (money may have left without us)."""
-        if self.bank_balance_fen is None:
-            return self.ledger_balance_fen
-        return min(self.ledger_balance_fen, self.bank_balance_fen)
+        return balance_of(self.ledger_balance_fen, self.bank_balance_fen)
 
     @property
     def required_fen(self) -> int:

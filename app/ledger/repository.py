@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Table, bindparam, func, select, text, true, update
+from sqlalchemy import Join, Table, bindparam, func, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.batch import among
@@ -189,17 +189,7 @@ async def totals_by_kind_of(
                 accounts.c.kind,
                 func.sum(postings.c.amount_fen * accounts.c.normal).label("total"),
             )
-            .select_from(
-                postings.join(
-                    entries,
-                    (entries.c.institution_id == postings.c.institution_id)
-                    & (entries.c.seq == postings.c.entry_seq),
-                ).join(
-                    accounts,
-                    (accounts.c.institution_id == postings.c.institution_id)
-                    & (accounts.c.id == postings.c.account_id),
-                )
-            )
+            .select_from(_entries_postings_accounts())
             .where(
                 among(connection, postings.c.institution_id, institution_ids),
                 among(connection, accounts.c.institution_id, institution_ids),
@@ -211,6 +201,19 @@ async def totals_by_kind_of(
     for institution_id, kind, total in await connection.execute(query):
         found.setdefault(institution_id, {})[kind] = int(total)
     return found
+
+
+def _entries_postings_accounts() -> Join:
+    """Each posting with its entry and its account (the same institution's, by its key)."""
+    return entries.join(
+        postings,
+        (postings.c.institution_id == entries.c.institution_id)
+        & (postings.c.entry_seq == entries.c.seq),
+    ).join(
+        accounts,
+        (accounts.c.institution_id == postings.c.institution_id)
+        & (accounts.c.id == postings.c.account_id),
+    )
 
 
 async def credited_to_kind_since(
@@ -225,17 +228,7 @@ async def credited_to_kind_since(
     from `since` on (and until `until`) credited to each one's accounts of `account_kind`."""
     query = (
         select(entries.c.institution_id, func.sum(-postings.c.amount_fen).label("credited"))
-        .select_from(
-            entries.join(
-                postings,
-                (postings.c.institution_id == entries.c.institution_id)
-                & (postings.c.entry_seq == entries.c.seq),
-            ).join(
-                accounts,
-                (accounts.c.institution_id == postings.c.institution_id)
-                & (accounts.c.id == postings.c.account_id),
-            )
-        )
+        .select_from(_entries_postings_accounts())
         .where(
             among(connection, entries.c.institution_id, institution_ids),
             among(connection, accounts.c.institution_id, institution_ids),

@@ -82,6 +82,14 @@ async def list_payouts(
     return Page(items=[PayoutOut.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
-@router.get("/{payout_id}", response_model=PayoutOut, summary="A payout and its status")
+@router.get(
+    "/{payout_id}",
+    response_model=PayoutOut,
+    summary="A payout and its status",
+    description=(
+        "Status `pending`, `sent`, `settled`, `failed` or `returned`. Visible to its institution, "
+        "the institution's regulator and the operator; 404 to anyone else."
+    ),
+)
 async def get_payout(payout_id: UUID, caller: CurrentPrincipal, db: Db) -> Payout:
     return await db.run(lambda session: repository.visible_payout(session, caller, payout_id))

@@ -69,7 +69,16 @@ async def list_refunds(
     return Page(items=[RefundOut.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
-@router.get("/v1/refunds/{refund_id}", response_model=RefundOut, summary="A refund and its status")
+@router.get(
+    "/v1/refunds/{refund_id}",
+    response_model=RefundOut,
+    summary="A refund and its status",
+    description=(
+        "Status `requested`, `approved`, `rejected`, `sent`, `settled`, `failed` or `returned`. "
+        "Visible to the enrollment's parent, its institution, the institution's regulator and the "
+        "operator; 404 to anyone else."
+    ),
+)
 async def get_refund(refund_id: UUID, caller: CurrentPrincipal, db: Db) -> Refund:
     return await db.run(lambda session: repository.visible_refund(session, caller, refund_id))
 

@@ -14,6 +14,7 @@ from app.db.unit import Database
 from app.exports import sources
 from app.kit.clock import utcnow
 from app.models import Alert, ReconciliationBreak, ReconciliationRun
+from app.models.reconciliation import RunStatus
 from tests.factories import auth, make_institution, make_paid_enrollment, make_world
 
 URL = "/v1/regulator/exports"
@@ -42,7 +43,7 @@ async def _break_and_alert(engine, world, opened_at):
             bank_slug="ums",
             account_no=world.escrow_account_no,
             statement_date=date(2026, 11, 28),
-            status="differences",
+            status=RunStatus.breaks,
             lines=1,
             opening_fen=0,
             closing_fen=0,

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import AdminOrRegulator, CurrentPrincipal
@@ -96,12 +96,12 @@ async def institutions(
     q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     bank: Annotated[BankSlug | None, Query()] = None,
     jurisdiction_code: JurisdictionParam = None,
-) -> Page[InstitutionBalance]:
+) -> Response:
     after = decode_cursor(page.cursor) if page.cursor is not None else None
     # A page of 500 makes some 20,000 short-lived objects, none in a cycle: without the pause the
     # cyclic collector walks the whole heap several times a page (a third of its time, measured).
     with collector_paused():
-        return _page(
+        built = _page(
             await db.run(
                 lambda session: balance_rows(
                     session,
@@ -116,6 +116,9 @@ async def institutions(
             ),
             page.limit,
         )
+        # The page is already the response model: serialised once, not validated again on the way
+        # out (FastAPI would rebuild every item of a page of 500).
+        return Response(content=built.model_dump_json(), media_type="application/json")
 
 
 def _page(rows: list[tuple[Institution, BalanceView]], limit: int) -> Page[InstitutionBalance]:

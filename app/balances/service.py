@@ -65,18 +65,31 @@ async def holdback_of(
     """H at `as_of`: 0 without a query when the profile holds nothing back."""
     if not profile.holdback_pct:
         return 0
-    since = as_of - relativedelta(months=profile.holdback_months)
-    # One row per distinct amount: H rounds each receipt up on its own (holdback_fen).
-    receipts = await session.execute(
-        select(Enrollment.paid_fen, func.count())
-        .where(
-            Enrollment.institution_id == institution_id,
-            Enrollment.paid_at > since,
-            Enrollment.paid_at <= as_of,
-        )
-        .group_by(Enrollment.paid_fen)
+    found = await _holdbacks(
+        session, [institution_id], profile.holdback_pct, profile.holdback_months, as_of
     )
-    return holdback_fen(profile.holdback_pct, receipts.all())
+    return found[institution_id]
+
+
+async def _holdbacks(
+    session: AsyncSession, institution_ids: Sequence[UUID], pct: int, months: int, moment: datetime
+) -> dict[UUID, int]:
+    """H of each institution at `moment`, for one hold-back setting, in one query."""
+    connection = await session.connection()
+    # One row per institution and distinct amount: H rounds each receipt up on its own.
+    receipts = await session.execute(
+        select(Enrollment.institution_id, Enrollment.paid_fen, func.count())
+        .where(
+            among(connection, Enrollment.institution_id, institution_ids),
+            Enrollment.paid_at > moment - relativedelta(months=months),
+            Enrollment.paid_at <= moment,
+        )
+        .group_by(Enrollment.institution_id, Enrollment.paid_fen)
+    )
+    amounts: dict[UUID, list[tuple[int, int]]] = {}
+    for institution_id, paid_fen, count in receipts.all():
+        amounts.setdefault(institution_id, []).append((paid_fen, count))
+    return {i: holdback_fen(pct, amounts.get(i, [])) for i in institution_ids}
 
 
 def _local_midnight(day_offset: int, as_of: datetime) -> datetime:
@@ -183,20 +196,7 @@ async def figures_of(
             by_holdback.setdefault(key, []).append(institution.id)
         by_lag.setdefault(profile.release_lag_days, []).append(institution.id)
     for (pct, months), group in by_holdback.items():
-        # One row per institution and distinct amount: H rounds each receipt up on its own.
-        receipts = await session.execute(
-            select(Enrollment.institution_id, Enrollment.paid_fen, func.count())
-            .where(
-                among(connection, Enrollment.institution_id, group),
-                Enrollment.paid_at > moment - relativedelta(months=months),
-                Enrollment.paid_at <= moment,
-            )
-            .group_by(Enrollment.institution_id, Enrollment.paid_fen)
-        )
-        amounts: dict[UUID, list[tuple[int, int]]] = {}
-        for institution_id, paid_fen, count in receipts.all():
-            amounts.setdefault(institution_id, []).append((paid_fen, count))
-        holdbacks.update({i: holdback_fen(pct, amounts.get(i, [])) for i in group})
+        holdbacks.update(await _holdbacks(session, group, pct, months, moment))
 
     # T+lag: lessons released from local midnight (lag - 1) days ago on may not leave yet.
     not_yet_payable: dict[UUID, int] = {}

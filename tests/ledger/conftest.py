@@ -88,8 +88,9 @@ async def journal_size(engine: AsyncEngine, institution_id: UUID) -> tuple[int, 
 
 
 async def tamper(engine: AsyncEngine, statement: str, **params: object) -> None:
-    """Change journal rows behind the ledger's back, as someone with the database's own superuser
-    powers would: with the append-only triggers out of the way for this one transaction."""
+    """Change journal or audit-trail rows behind the service's back, as someone with the
+    database's own superuser powers would: with the append-only triggers out of the way for this
+    one transaction."""
     async with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             await connection.execute(text("SET LOCAL session_replication_role = replica"))
@@ -98,7 +99,8 @@ async def tamper(engine: AsyncEngine, statement: str, **params: object) -> None:
         guards = (
             await connection.execute(
                 text(
-                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'ledger_%'"
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+                    " AND (name LIKE 'ledger_%' OR name LIKE 'audit_%')"
                 )
             )
         ).all()

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Postgres pool size per process; the ledger holds a connection only for one short transaction.
     db_pool_size: int = 20
+    # How long a process remembers an API key it found live and a jurisdiction's rule profile
+    # (app/kit/ttl_cache.py): a revoked key or a changed profile takes effect at once in the
+    # process that changed it, and within this many seconds in the others. 0 reads them every time.
+    cache_seconds: float = Field(default=10.0, ge=0, le=300)
     # How long a stored idempotent response is kept.
     idempotency_ttl_hours: int = 24
     # Calls to a bank: how long to wait for an answer before asking the bank what happened.

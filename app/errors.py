@@ -8,12 +8,13 @@ import logging
 import re
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,6 +71,23 @@ class InternalError(DomainError):
     status = 500
     code = "internal_error"
     title = HTTPStatus.INTERNAL_SERVER_ERROR.phrase
+
+
+class DatabaseUnavailable(DomainError):
+    status = 503
+    code = "database_unavailable"
+    title = HTTPStatus.SERVICE_UNAVAILABLE.phrase
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
+
+
+def _database_unreachable(error: Exception) -> bool:
+    """The database went away (a restart, a cut connection, the server refusing connections), as
+    opposed to a statement it refused: a retry may pass."""
+    if isinstance(error, DisconnectionError):
+        return True
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated
+    return isinstance(error, (ConnectionError, OSError))
 
 
 def problem_response(
@@ -161,13 +179,21 @@ class UnhandledErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
+        except Exception as failure:
             logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
             if response_started:
                 raise  # too late for a problem response; the server drops the connection
-            error = InternalError(
-                "The service failed to handle the request; quote the request id when reporting it"
-            )
+            error: DomainError
+            if _database_unreachable(failure):
+                error = DatabaseUnavailable(
+                    "The database cannot be reached; retry shortly, with the same Idempotency-Key "
+                    "for a POST, so that a change that did reach it is not made twice"
+                )
+            else:
+                error = InternalError(
+                    "The service failed to handle the request; quote the request id when "
+                    "reporting it"
+                )
             await domain_problem(error, scope["path"])(scope, receive, send)
 
 

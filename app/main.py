@@ -15,6 +15,7 @@ from app.alerts.endpoints import router as alerts_router
 from app.api_keys.endpoints import router as api_keys_router
 from app.audit.endpoints import router as audit_router
 from app.audit.middleware import ClientAddressMiddleware
+from app.auth import cache as key_cache
 from app.auth.dependencies import caller_of
 from app.banks.endpoints import router as banks_router
 from app.body_limit import BodyLimitMiddleware
@@ -30,6 +31,7 @@ from app.idempotency.middleware import IdempotencyMiddleware
 from app.institutions.endpoints import router as institutions_router
 from app.jobs.endpoints import router as jobs_router
 from app.jurisdictions.endpoints import router as jurisdictions_router
+from app.jurisdictions.profile import profiles as profile_cache
 from app.kit import crashpoints, workdays
 from app.lessons.endpoints import router as lessons_router
 from app.logging import RequestContextMiddleware, configure_logging
@@ -76,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     workdays.load_calendar_file(settings.calendar_file)
     crashpoints.enable(settings.crash_point_names)
+    key_cache.keys.ttl = settings.cache_seconds
+    profile_cache.ttl = settings.cache_seconds
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

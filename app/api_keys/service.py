@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api_keys.schemas import ApiKeyCreate
+from app.auth.cache import keys
 from app.auth.service import issue_key
 from app.institutions.service import existing_institution
 from app.jurisdictions.service import existing_jurisdiction
@@ -55,6 +56,7 @@ async def revoke(session: AsyncSession, key_id: UUID) -> ApiKey:
     row = await session.scalar(select(ApiKey).where(ApiKey.id == key_id).with_for_update())
     if row is None:
         raise ApiKeyNotFound(f"no API key {key_id}")
+    keys.forget(row.id)  # this process stops accepting it now, the others within the cache's ttl
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         await session.flush()

@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.types import Scope
 
 from app.audit.context import Actor, current_actor
-from app.auth.keys import same_key
+from app.auth import cache as key_cache
+from app.auth.keys import key_hash, same_key
 from app.auth.principal import (
     AdminPrincipal,
     InstitutionPrincipal,
@@ -24,7 +25,7 @@ from app.auth.principal import (
     Principal,
     RegulatorPrincipal,
 )
-from app.auth.service import principal_for_key
+from app.auth.service import principal_for_digest
 from app.config import Settings
 from app.kit.errors import DomainError, NotFound
 from app.models.api_key import Role
@@ -59,8 +60,14 @@ async def _principal_for_token(
     admin_key = settings.admin_api_key
     if admin_key is not None and same_key(token, admin_key.get_secret_value()):
         return AdminPrincipal(key_id=None)
-    async with AsyncSession(engine) as session:
-        return await principal_for_key(session, settings.secret_key.get_secret_value(), token)
+    digest = key_hash(settings.secret_key.get_secret_value(), token)
+    principal = key_cache.keys.get(digest)
+    if principal is None:
+        async with AsyncSession(engine) as session:
+            principal = await principal_for_digest(session, digest)
+        if principal is not None:
+            key_cache.keys.put(digest, principal, tag=principal.key_id)
+    return principal
 
 
 async def authenticate(

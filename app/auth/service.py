@@ -70,8 +70,13 @@ async def issue_key(
 
 
 async def principal_for_key(session: AsyncSession, secret: str, key: str) -> Principal | None:
+    return await principal_for_digest(session, key_hash(secret, key))
+
+
+async def principal_for_digest(session: AsyncSession, digest: str) -> Principal | None:
+    """The live key stored under `digest` (its keyed hash), as a principal."""
     row = await session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == key_hash(secret, key), ApiKey.revoked_at.is_(None))
+        select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None))
     )
     if row is None:
         return None

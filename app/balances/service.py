@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.balances.rules import Figures, floor_fen, holdback_fen
 from app.db.batch import among
-from app.jurisdictions.profile import RuleProfile
+from app.jurisdictions.profile import RuleProfile, profiles
 from app.kit.clock import SHANGHAI, as_utc
 from app.kit.workdays import local_date
 from app.ledger import service as ledger
@@ -41,15 +41,21 @@ SUSPENSE = AccountKind.suspense.value
 
 
 async def profile_of(session: AsyncSession, institution: Institution) -> RuleProfile:
-    jurisdiction = await session.get_one(Jurisdiction, institution.jurisdiction_code)
-    return RuleProfile(**jurisdiction.profile)
+    return (await profiles_of(session, {institution.jurisdiction_code}))[
+        institution.jurisdiction_code
+    ]
 
 
 async def profiles_of(session: AsyncSession, codes: set[str]) -> dict[str, RuleProfile]:
-    rows = await session.execute(
-        select(Jurisdiction.code, Jurisdiction.profile).where(Jurisdiction.code.in_(codes))
-    )
-    return {code: RuleProfile(**profile) for code, profile in rows.all()}
+    found = {code: profile for code in codes if (profile := profiles.get(code)) is not None}
+    if missing := codes - found.keys():
+        rows = await session.execute(
+            select(Jurisdiction.code, Jurisdiction.profile).where(Jurisdiction.code.in_(missing))
+        )
+        for code, stored in rows.all():
+            found[code] = profiles_read = RuleProfile(**stored)
+            profiles.put(code, profiles_read, tag=code)
+    return found
 
 
 def floor_setting(institution: Institution, profile: RuleProfile) -> int:

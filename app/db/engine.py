@@ -5,7 +5,8 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 ASYNC_DRIVERS = {
@@ -50,9 +51,52 @@ def create_engine(database_url: str, *, pool_size: int = 20, **kwargs: Any) -> A
         engine = create_async_engine(url, poolclass=NullPool, **kwargs)
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **kwargs
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=RECYCLE_SECONDS, **kwargs
     )
+    _drop_closed_on_checkout(engine)
+    return engine
+
+
+# A pooled connection older than this is replaced at its next checkout, before a server's or a
+# firewall's idle timeout can cut it under a request.
+RECYCLE_SECONDS = 1800
+
+
+def _drop_closed_on_checkout(engine: AsyncEngine) -> None:
+    """No pre-ping round trip on every checkout (it cost three statements a request): asyncpg
+    notices a connection the server closed (a restart, a terminated backend) as soon as the socket
+    reports it, so checking its local state is enough. A closed one is discarded and the pool hands
+    out another (SQLAlchemy retries a checkout that raises `DisconnectionError`). A connection cut
+    silently fails its first statement instead: the pool is invalidated and the request answers
+    503, and a retry gets a fresh connection."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("the server closed this pooled connection")
+        record.info[_STATEMENTS_DONE] = False
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _on_statement_done(connection: Any, *_: Any) -> None:
+        connection.info[_STATEMENTS_DONE] = True
+
+
+_STATEMENTS_DONE = "statements_done"
+
+
+class StatementProgress:
+    """Whether a statement has succeeded on a connection since it was checked out, readable even
+    after the connection broke (PostgreSQL; on SQLite, always yes: its file is never "restarted"
+    under a pooled connection)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        # The pool keeps this dict per connection; held here, it outlives an invalidation.
+        self._info = connection.sync_connection.info
+
+    @property
+    def any(self) -> bool:
+        return bool(self._info.get(_STATEMENTS_DONE, True))
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

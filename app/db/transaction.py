@@ -13,6 +13,8 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.db.engine import StatementProgress
+
 T = TypeVar("T")
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -43,13 +45,26 @@ def is_retryable(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and sqlstate(error) in RETRYABLE_SQLSTATES
 
 
+def _broke_before_any_statement(error: BaseException, progress: StatementProgress) -> bool:
+    """The connection turned out broken at the transaction's first statement (the server restarted
+    since it was pooled, before its socket told us): nothing was sent that could have committed,
+    and the pool has already dropped it, so the unit may run again on a fresh one."""
+    return isinstance(error, DBAPIError) and error.connection_invalidated and not progress.any
+
+
 async def run_in_transaction(
     engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]]
 ) -> T:
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             async with engine.begin() as connection:
-                return await work(connection)
+                progress = StatementProgress(connection)
+                try:
+                    return await work(connection)
+                except Exception as error:
+                    if _broke_before_any_statement(error, progress):
+                        raise RetryTransaction() from error
+                    raise
         except Exception as error:
             if attempt == MAX_ATTEMPTS or not is_retryable(error):
                 raise

@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.kit.ttl_cache import TtlCache
+
 NonNegative = Annotated[int, Field(strict=True, ge=0)]
 Percent = Annotated[int, Field(strict=True, ge=0, le=100)]
 Positive = Annotated[int, Field(strict=True, ge=1)]
@@ -45,3 +47,9 @@ class RuleProfile(BaseModel):
     complaint_burst_days: Positive = 7
     # Our own: an enrollment not paid within this time is cancelled.
     unpaid_enrollment_expiry_minutes: Positive = 24 * 60
+
+
+profiles: TtlCache[str, RuleProfile] = TtlCache(ttl=10.0)
+"""This process's memory of rule profiles by jurisdiction code (`create_app` sets its ttl), read
+through `app.balances.service.profiles_of`; a profile replaced here is forgotten at once
+(`app.jurisdictions.service.replace_profile`)."""

@@ -10,7 +10,7 @@ from app.jurisdictions.errors import (
     JurisdictionNotFound,
     UnknownJurisdiction,
 )
-from app.jurisdictions.profile import RuleProfile
+from app.jurisdictions.profile import RuleProfile, profiles
 from app.jurisdictions.schemas import JurisdictionCreate
 from app.kit.clock import utcnow
 from app.models import Jurisdiction
@@ -54,6 +54,7 @@ async def replace_profile(
     session: AsyncSession, caller: Principal, code: str, profile: RuleProfile
 ) -> RuleProfile:
     jurisdiction = await visible_jurisdiction(session, caller, code, for_update=True)
+    profiles.forget(code)  # this process reads the new one from now on, the others within ttl
     jurisdiction.profile = profile.model_dump()
     jurisdiction.updated_at = utcnow()
     await session.flush()

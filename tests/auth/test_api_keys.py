@@ -248,3 +248,30 @@ async def test_without_the_environment_key_it_is_just_an_unknown_key(client):
         json={"code": f"X-{uuid.uuid4().hex[:8]}", "name": "x"},
     )
     assert response.status_code == 401
+
+
+async def test_a_key_revoked_by_another_process_stops_within_the_cache_time(
+    database_url, engine, admin
+):
+    """Another process's revocation reaches this one's memory of keys only when it runs out: with
+    CACHE_SECONDS=0 every request looks its key up, so the revocation holds from the next one."""
+    world = await make_world(engine)
+    path = f"/v1/jurisdictions/{world.jurisdiction_code}"
+    for seconds, still_accepted in ((60, True), (0, False)):
+        key = await make_key(engine, Role.regulator, jurisdiction_code=world.jurisdiction_code)
+        application = create_app(Settings(database_url=database_url, cache_seconds=seconds))
+        async with (
+            application.router.lifespan_context(application),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=application), base_url="http://test"
+            ) as client,
+        ):
+            assert (await client.get(path, headers=auth(key))).status_code == 200
+
+            async def revoke_elsewhere(session, key=key):
+                row = await session.scalar(select(ApiKey).where(ApiKey.key_prefix == key[:12]))
+                row.revoked_at = row.created_at
+
+            await Database(engine).run(revoke_elsewhere)
+            after = await client.get(path, headers=auth(key))
+            assert (after.status_code == 200) is still_accepted, after.text

@@ -41,6 +41,17 @@ def async_url(database_url: str) -> URL:
     return url.set(drivername=ASYNC_DRIVERS[backend])
 
 
+READ_ONLY_OPTION = "prepaid_guard_read_only"
+
+
+def read_only_options(engine: AsyncEngine) -> dict[str, Any]:
+    """Execution options of a connection that only reads (`Database.read`): autocommit on
+    PostgreSQL, a reader's deferred BEGIN on SQLite (see `_configure_sqlite`)."""
+    if is_sqlite(engine):
+        return {READ_ONLY_OPTION: True}
+    return {"isolation_level": "AUTOCOMMIT"}
+
+
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
@@ -116,4 +127,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader's transaction takes no lock until it reads, and none that blocks writers.
+        reader = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")

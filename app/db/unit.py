@@ -22,6 +22,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.config import Settings, get_settings
+from app.db.engine import read_only_options
 from app.db.locking import LockingSession
 from app.db.transaction import run_in_transaction
 
@@ -103,6 +104,17 @@ class Database:
         return await run_in_transaction(
             self.engine, lambda connection: _in_session(connection, work)
         )
+
+    async def read(self, work: Work[T]) -> T:
+        """Run read-only `work` without a transaction of its own: no BEGIN and COMMIT round trips
+        on PostgreSQL, where each statement then reads what was committed when it began (as it
+        would in a READ COMMITTED transaction), and a reader's deferred BEGIN on SQLite instead of
+        the writer's lock. Inside a request's own transaction, `work` joins it."""
+        if self.request_transaction is not None:
+            return await _in_session(await self.request_transaction.connection(), work)
+        async with self.engine.connect() as connection:
+            reader = await connection.execution_options(**read_only_options(self.engine))
+            return await _in_session(reader, work)
 
     def for_jobs(self) -> "Database":
         """Units of work of their own: a job commits as it goes (it claims, calls a bank, then

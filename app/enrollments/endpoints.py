@@ -81,7 +81,7 @@ async def list_enrollments(
     ),
 )
 async def get_enrollment(enrollment_id: UUID, caller: CurrentPrincipal, db: Db) -> EnrollmentOut:
-    enrollment = await db.run(
+    enrollment = await db.read(
         lambda session: repository.visible_enrollment(session, caller, enrollment_id)
     )
     return EnrollmentOut.of(enrollment)

@@ -189,7 +189,7 @@ async def totals_by_kind_of(
                 accounts.c.kind,
                 func.sum(postings.c.amount_fen * accounts.c.normal).label("total"),
             )
-            .select_from(_entries_postings_accounts())
+            .select_from(entries_postings_accounts())
             .where(
                 among(connection, postings.c.institution_id, institution_ids),
                 among(connection, accounts.c.institution_id, institution_ids),
@@ -203,7 +203,7 @@ async def totals_by_kind_of(
     return found
 
 
-def _entries_postings_accounts() -> Join:
+def entries_postings_accounts() -> Join:
     """Each posting with its entry and its account (the same institution's, by its key)."""
     return entries.join(
         postings,
@@ -228,7 +228,7 @@ async def credited_to_kind_since(
     from `since` on (and until `until`) credited to each one's accounts of `account_kind`."""
     query = (
         select(entries.c.institution_id, func.sum(-postings.c.amount_fen).label("credited"))
-        .select_from(_entries_postings_accounts())
+        .select_from(entries_postings_accounts())
         .where(
             among(connection, entries.c.institution_id, institution_ids),
             among(connection, accounts.c.institution_id, institution_ids),

@@ -31,7 +31,7 @@ from app.supervision.schemas import (
     LedgerVerification,
     Summary,
 )
-from app.supervision.views import AsOf, balance_views
+from app.supervision.views import AsOf, balance_view_now, balance_views
 
 router = APIRouter(tags=["supervision"])
 
@@ -55,6 +55,8 @@ async def _view(
     session: AsyncSession, caller: Principal, institution_id: UUID, as_of: datetime | None
 ) -> BalanceView:
     institution = await visible_institution(session, caller, institution_id)
+    if as_of is None:
+        return await balance_view_now(session, institution)
     [view] = await balance_views(session, [institution], as_of)
     return view
 
@@ -74,7 +76,7 @@ async def _view(
 async def balance(
     institution_id: UUID, caller: CurrentPrincipal, db: Db, as_of: AsOf
 ) -> BalanceView:
-    return await db.run(lambda session: _view(session, caller, institution_id, as_of))
+    return await db.read(lambda session: _view(session, caller, institution_id, as_of))
 
 
 @router.get(

@@ -11,7 +11,7 @@ from app.db.unit import Database
 from app.models import Enrollment, Institution
 from app.models.api_key import Role
 from app.supervision.listing import balance_rows
-from app.supervision.views import balance_views
+from app.supervision.views import balance_view_now, balance_views
 from tests.factories import World, auth, make_key, make_paid_enrollment, make_world
 from tests.supervision.helpers import add_institution, county, fresh_world
 
@@ -187,6 +187,7 @@ async def test_bulk_rows_equal_each_institutions_own_view(engine, profiles, ledg
         for institution, view in rows:
             [alone] = await balance_views(session, [institution])
             assert view == alone
+            assert view == await balance_view_now(session, institution)
             enrollments = (
                 await session.scalars(
                     Enrollment.__table__.select()

@@ -20,16 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import migrate
 from app.db.engine import create_engine
+from app.db.unit import Database
 from app.kit.clock import SHANGHAI, utcnow
 from app.models.api_key import Role
+from app.payments.service import BankPayment, credit_payment
 from tests.banks.simulated import Simulated, simulated_bank
-from tests.factories import auth, make_institution, make_key
+from tests.factories import auth, make_institution, make_key, make_paid_enrollment, make_world
 from tests.scratch import scratch_database
 
 pytestmark = pytest.mark.postgres_only
 
 # Tables whose rows name no institution, and why a transaction of an institution may write them
-# (docs/deploy.md, "Tables that name no institution"). "hole": written in an institution's
+# (docs/deploy.md, "Sharding by institution"). "hole": written in an institution's
 # transaction today, so on Citus that transaction reaches a second node; to fix before sharding.
 NOT_DISTRIBUTED = {
     "jurisdictions": "reference: the operator's setup",
@@ -211,10 +213,10 @@ async def _lessons(sim: Simulated, enrollment: dict, keys: list[str], confirm: b
 async def test_every_ledger_transaction_stays_on_one_institutions_shard(recorded: Recorded):
     steps = Steps(recorded.engine)
     async with simulated_bank(recorded.engine, recorded.url, "ums") as first:
-        code = (await first.service.get("/v1/regulator/summary", headers=first.regulator)).json()[
-            "jurisdiction_code"
-        ]
-        second = await _second_school(recorded.engine, first, code)
+        school = await first.service.get(
+            f"/v1/institutions/{first.institution_id}", headers=first.admin
+        )
+        second = await _second_school(recorded.engine, first, school.json()["jurisdiction_code"])
         schools = [first, second]
         enrolled: dict[int, list[dict]] = {}
 
@@ -311,3 +313,27 @@ async def test_every_ledger_transaction_stays_on_one_institutions_shard(recorded
     assert crossings <= KNOWN_MULTI_SHARD, f"new multi-shard transactions: {crossings}"
     unclassified = await steps.unclassified()
     assert not unclassified, f"unclassified tables written with an institution's: {unclassified}"
+
+
+async def test_a_transaction_crediting_two_institutions_is_caught(recorded: Recorded):
+    """The recorder's own check: two institutions' payments credited in one transaction (as a
+    batch of bank notifications grouped without regard to shards would be) is a crossing."""
+    steps = Steps(recorded.engine)
+    worlds = [await make_world(recorded.engine), await make_world(recorded.engine)]
+    unpaid = [await make_paid_enrollment(recorded.engine, world, paid=False) for world in worlds]
+
+    async def credit_both(session) -> None:
+        for world, enrollment in zip(worlds, unpaid, strict=True):
+            payment = BankPayment(
+                bank_slug="ums",
+                bank_reference=f"planted-{enrollment.id}",
+                escrow_account_no=world.escrow_account_no,
+                order_no=enrollment.order_no,
+                amount_fen=enrollment.amount_fen,
+                paid_at=utcnow(),
+            )
+            await credit_payment(session, payment)
+
+    await steps.run("planted", lambda: Database(recorded.engine).run(credit_both))
+    crossed = {tables for step, tables in await steps.crossings() if step == "planted"}
+    assert len(crossed) == 1 and "ledger_entries" in crossed.pop()

@@ -196,9 +196,11 @@ async def _second_school(engine: AsyncEngine, sim: Simulated, code: str) -> Simu
 
 async def _lessons(sim: Simulated, enrollment: dict, keys: list[str], confirm: bool) -> None:
     for key in keys:
+        # With an Idempotency-Key, as a client that retries sends it: its record is written in
+        # the lesson's transaction.
         lesson = await sim.service.post(
             f"/v1/enrollments/{enrollment['id']}/lessons",
-            headers=sim.institution,
+            headers={**sim.institution, "Idempotency-Key": f"record-{key}"},
             json={"lesson_key": key, "occurred_at": utcnow().isoformat(), "count": 1},
         )
         assert lesson.status_code == 201, lesson.text

@@ -6,6 +6,8 @@ WORKDIR /src
 RUN python -m venv /venv
 COPY pyproject.toml README.md ./
 COPY app ./app
+# The demo (`prepaid-guard serve --demo`) runs the bank simulator beside the API.
+COPY bank_simulator ./bank_simulator
 RUN /venv/bin/pip install .
 
 # Run: the environment, the migrations, an unprivileged user. Configured by environment alone

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     # Plain URLs are accepted (postgresql://user@host:port/db, sqlite:///path); the service picks
     # the async driver itself.
     database_url: str = "sqlite:///./prepaid_guard.db"
+    # A streaming replica for the regulator's reads (its lists, summary, balance views, alerts,
+    # exports, audit trail and ledger verification): they may lag the primary by the replica's
+    # delay. Unset: they read the primary. Nothing is ever written through it.
+    read_database_url: str | None = None
     admin_api_key: SecretStr | None = None
     # Keys API keys and identity numbers are hashed with (HMAC-SHA256). Changing it invalidates
     # every issued key and unlinks stored identity hashes: set it once per deployment.

@@ -23,6 +23,7 @@ from app.complaints.endpoints import router as complaints_router
 from app.config import Settings, get_settings
 from app.courses.endpoints import router as courses_router
 from app.db.engine import create_engine
+from app.db.replica import create_read_engine
 from app.enrollments.endpoints import router as enrollments_router
 from app.errors import PROBLEM_RESPONSES, UnhandledErrorMiddleware, install_error_handlers
 from app.exports.endpoints import router as exports_router
@@ -85,10 +86,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        app.state.read_engine = create_read_engine(settings, app.state.engine)
         try:
             yield
         finally:
             await app.state.engine.dispose()
+            if app.state.read_engine is not app.state.engine:
+                await app.state.read_engine.dispose()
 
     # /docs and /redoc load Swagger UI and ReDoc from the copies the fastapi-offline package
     # ships, served by the app itself, so they work without internet (a CDN is FastAPI's default).

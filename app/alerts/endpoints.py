@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from app.alerts import repository
 from app.alerts.schemas import LevelChangeOut
 from app.auth.dependencies import AdminOrRegulator
-from app.db.unit import Db
+from app.db.unit import ReadDb
 from app.institutions.repository import visible_institution
 from app.kit.pagination import Page, PageParams
 
@@ -25,7 +25,7 @@ router = APIRouter(tags=["alerts"])
     ),
 )
 async def level_changes(
-    institution_id: UUID, caller: AdminOrRegulator, db: Db, page: PageParams
+    institution_id: UUID, caller: AdminOrRegulator, db: ReadDb, page: PageParams
 ) -> Page[LevelChangeOut]:
     async def work(session):
         await visible_institution(session, caller, institution_id)

@@ -12,7 +12,7 @@ from app.audit.chain import PLATFORM_CHAIN
 from app.audit.schemas import AuditItem, AuditPage, AuditVerificationOut
 from app.auth.dependencies import AdminOrRegulator
 from app.auth.principal import Principal
-from app.db.unit import Db
+from app.db.unit import ReadDb
 from app.institutions.repository import visible_institution
 from app.kit.errors import Unprocessable
 from app.kit.pagination import PageParams
@@ -85,7 +85,7 @@ async def trail_filter(
 )
 async def audit_trail(
     caller: AdminOrRegulator,
-    db: Db,
+    db: ReadDb,
     page: PageParams,
     institution_id: InstitutionFilter = None,
     since: Since = None,
@@ -129,7 +129,7 @@ def _chains(caller: Principal, institution_id: UUID | None) -> Any:
     ),
 )
 async def verify_trail(
-    caller: AdminOrRegulator, db: Db, institution_id: InstitutionFilter = None
+    caller: AdminOrRegulator, db: ReadDb, institution_id: InstitutionFilter = None
 ) -> AuditVerificationOut:
     async def work(session: AsyncSession) -> AuditVerificationOut:
         if institution_id is not None:

@@ -132,3 +132,13 @@ async def get_database(request: Request) -> Database:
 
 
 Db = Annotated[Database, Depends(get_database)]
+
+
+async def get_read_database(request: Request) -> Database:
+    """The regulator's reads, on the replica when READ_DATABASE_URL is set (else the primary).
+    A replica has no request transaction to join: each `run` is a read-only transaction of its
+    own there."""
+    return Database(request.app.state.read_engine, request.app.state.settings)
+
+
+ReadDb = Annotated[Database, Depends(get_read_database)]

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.endpoints import InvalidPeriod, trail_filter
 from app.auth.dependencies import AdminOrRegulator
-from app.db.unit import Db
+from app.db.unit import ReadDb
 from app.errors import documented_problem
 from app.exports.formats import Row, XlsxWriter, csv_stream, file_chunks
 from app.exports.sources import EXPORTS, Export, ExportFilter
@@ -100,7 +100,7 @@ async def export(
     what: str,
     fmt: str,
     caller: AdminOrRegulator,
-    db: Db,
+    db: ReadDb,
     institution_id: Annotated[UUID | None, Query(description="One institution's rows.")] = None,
     since: Annotated[datetime | None, Query(description="Opened (or done) from then on.")] = None,
     until: Annotated[datetime | None, Query(description="Opened (or done) before then.")] = None,

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import service as audit
 from app.auth.dependencies import Admin, AdminOrRegulator, CurrentPrincipal
 from app.auth.principal import Principal
-from app.db.unit import Db
+from app.db.unit import Db, ReadDb
 from app.institutions import repository, service
 from app.institutions.schemas import (
     CheckpointOut,
@@ -216,7 +216,7 @@ async def set_list(
     ),
 )
 async def checkpoints(
-    institution_id: UUID, caller: AdminOrRegulator, db: Db, page: PageParams
+    institution_id: UUID, caller: AdminOrRegulator, db: ReadDb, page: PageParams
 ) -> Page[CheckpointOut]:
     async def work(session):
         await repository.visible_institution(session, caller, institution_id)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.dependencies import AdminOrRegulator, CurrentPrincipal
 from app.auth.principal import Principal
 from app.balances.schemas import BalanceView
-from app.db.unit import Db
+from app.db.unit import Db, ReadDb
 from app.institutions.repository import visible_institution
 from app.institutions.schemas import BankSlug
 from app.jurisdictions.schemas import JURISDICTION_CODE_PATTERN
@@ -67,14 +67,22 @@ async def _view(
     summary="An institution's balance view",
     description=BALANCE_DESCRIPTION,
 )
+async def balance(
+    institution_id: UUID, caller: CurrentPrincipal, db: Db, as_of: AsOf
+) -> BalanceView:
+    # The institution's own view reads the primary: it has just paid or recorded, and a
+    # replica's lag would hide that from it.
+    return await db.run(lambda session: _view(session, caller, institution_id, as_of))
+
+
 @router.get(
     "/v1/regulator/institutions/{institution_id}/balance",
     response_model=BalanceView,
     summary="An institution's balance view (regulator)",
     description=BALANCE_DESCRIPTION,
 )
-async def balance(
-    institution_id: UUID, caller: CurrentPrincipal, db: Db, as_of: AsOf
+async def regulator_balance(
+    institution_id: UUID, caller: CurrentPrincipal, db: ReadDb, as_of: AsOf
 ) -> BalanceView:
     return await db.read(lambda session: _view(session, caller, institution_id, as_of))
 
@@ -91,7 +99,7 @@ async def balance(
 )
 async def institutions(
     caller: AdminOrRegulator,
-    db: Db,
+    db: ReadDb,
     page: PageParams,
     as_of: AsOf,
     level: AlertLevel | None = None,
@@ -158,7 +166,7 @@ def _page(rows: list[tuple[Institution, BalanceView]], limit: int) -> Page[Insti
     ),
 )
 async def summary(
-    caller: AdminOrRegulator, db: Db, jurisdiction_code: JurisdictionParam = None
+    caller: AdminOrRegulator, db: ReadDb, jurisdiction_code: JurisdictionParam = None
 ) -> Summary:
     scope = service.jurisdiction_of(caller, jurisdiction_code)
     return await db.run(lambda session: service.summary(session, scope))
@@ -198,7 +206,7 @@ async def set_floor(
 )
 async def alerts(
     caller: AdminOrRegulator,
-    db: Db,
+    db: ReadDb,
     page: PageParams,
     status: AlertStatus | None = None,
     level: AlertLevel | None = None,
@@ -239,7 +247,7 @@ async def alerts(
 )
 async def verify_ledgers(
     caller: AdminOrRegulator,
-    db: Db,
+    db: ReadDb,
     page: PageParams,
     institution_id: UUID | None = None,
     jurisdiction_code: JurisdictionParam = None,

@@ -72,7 +72,7 @@ async def balance(
 ) -> BalanceView:
     # The institution's own view reads the primary: it has just paid or recorded, and a
     # replica's lag would hide that from it.
-    return await db.run(lambda session: _view(session, caller, institution_id, as_of))
+    return await db.read(lambda session: _view(session, caller, institution_id, as_of))
 
 
 @router.get(

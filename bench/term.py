@@ -64,7 +64,7 @@ from app.ledger import service as ledger
 from app.ledger.types import AccountKind
 from bank_simulator.keys import BankKeys, bank_keys
 from bench.ledger_throughput import recreate_database
-from bench.notifications import start_service, wait_ready
+from bench.notifications import start_service
 
 BANKS = ("ums", "iso20022", "gmbank")  # each bank's slug is its adapter's name, as in the demo
 PRICE = 10_000
@@ -786,14 +786,19 @@ def simulator_file(directory: Path, service_port: int, keys: dict[str, BankKeys]
     return path
 
 
-async def wait_bank(port: int) -> None:
+async def wait_up(process: subprocess.Popen, url: str, seconds: float = 120) -> None:
+    """Until `url` answers 200; a process that exits or takes longer fails the run. Starting is
+    slow when the machine is shared: importing the app alone is 2 s of CPU."""
+    deadline = time.monotonic() + seconds
     async with httpx.AsyncClient(trust_env=False) as client:
-        for _ in range(200):
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ReplayFailed(f"{url}: the process exited with {process.returncode}")
             with contextlib.suppress(httpx.TransportError):
-                if (await client.get(f"http://127.0.0.1:{port}/sim/messages")).status_code == 200:
+                if (await client.get(url)).status_code == 200:
                     return
             await asyncio.sleep(0.1)
-    raise ReplayFailed("the bank simulator did not start")
+    raise ReplayFailed(f"{url}: not up after {seconds} s")
 
 
 def stop(processes: list[subprocess.Popen]) -> None:
@@ -838,8 +843,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def replay(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
     await recreate_database(args.database_url)
     await asyncio.to_thread(migrate.upgrade, args.database_url)
+    setup = {"database_s": round(time.perf_counter() - started, 2)}
     secret_key, admin = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     keys = {slug: bank_keys(slug) for slug in BANKS}
     bank_port, ports = args.port, [args.port + 1 + n for n in range(args.workers)]
@@ -852,9 +859,15 @@ async def replay(args: argparse.Namespace) -> dict[str, Any]:
         bank_process = start_bank(config, bank_port, ports, args.connections)
         processes = [*services, bank_process]
         try:
-            for port in ports:
-                await wait_ready(port)
-            await wait_bank(bank_port)
+            for process, port in zip(services, ports, strict=True):
+                await wait_up(process, f"http://127.0.0.1:{port}/healthz")
+            await wait_up(bank_process, f"http://127.0.0.1:{bank_port}/sim/messages")
+            setup["processes_s"] = round(time.perf_counter() - started - setup["database_s"], 2)
+            print(
+                f"setup: database made and migrated in {setup['database_s']} s, "
+                f"{args.workers} service processes and the bank up in {setup['processes_s']} s",
+                flush=True,
+            )
             stats = Stats([process.pid for process in services], bank_process.pid)
             service = Endpoint(ports, args.connections, stats)
             bank = Endpoint([bank_port], args.connections, stats)
@@ -874,6 +887,7 @@ async def replay(args: argparse.Namespace) -> dict[str, Any]:
             stop(processes)
     return {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "setup": setup,
         "phases": [asdict(phase) for phase in stats.phases],
         "operations": [asdict(operation) for operation in stats.operations],
         "processes": memory,

@@ -1,4 +1,4 @@
-"""The term replay (`bench/term.py`) at its smallest, so that a change that breaks the replay, or
+"""The term replay (`bench/term/`) at its smallest, so that a change that breaks the replay, or
 a day that no longer ends with every fen where it belongs, fails CI rather than the next benchmark
 run; and the checks it ends with, on figures that are off by one fen."""
 
@@ -13,18 +13,19 @@ from sqlalchemy import make_url
 
 from app.ledger.types import AccountKind
 from bench.ledger_throughput import drop_database
-from bench.term import expectation_problem, identity_problem
+from bench.term.checks import expectation_problem, identity_problem
 from tests.conftest import TEST_DATABASE_URL
 
 ROOT = Path(__file__).resolve().parents[2]
+# Keyed as the ledger's totals of many institutions are: by the kinds' plain strings.
 BALANCED = {
-    AccountKind.escrow_cash: 900_000,
-    AccountKind.prepaid: 500_000,
-    AccountKind.releasable: 100_000,
-    AccountKind.payout_in_transit: 200_000,
-    AccountKind.refund_in_transit: 50_000,
-    AccountKind.suspense: 30_000,
-    AccountKind.own_funds: 20_000,
+    AccountKind.escrow_cash.value: 900_000,
+    AccountKind.prepaid.value: 500_000,
+    AccountKind.releasable.value: 100_000,
+    AccountKind.payout_in_transit.value: 200_000,
+    AccountKind.refund_in_transit.value: 50_000,
+    AccountKind.suspense.value: 30_000,
+    AccountKind.own_funds.value: 20_000,
 }
 
 
@@ -52,7 +53,7 @@ def test_the_identity_holds_on_balanced_books():
     assert expectation_problem(BALANCED, dict(BALANCED)) is None
 
 
-@pytest.mark.parametrize("kind", list(AccountKind))
+@pytest.mark.parametrize("kind", list(BALANCED))
 def test_a_fen_out_of_place_is_found(kind):
     off = {**BALANCED, kind: BALANCED[kind] + 1}
     assert identity_problem(off) is not None
@@ -62,8 +63,8 @@ def test_a_fen_out_of_place_is_found(kind):
 
 
 def test_a_kind_without_an_account_counts_as_nothing():
-    assert expectation_problem({AccountKind.suspense: 0}, {}) is None
-    assert expectation_problem({AccountKind.suspense: 0}, {AccountKind.suspense: -1}) is not None
+    assert expectation_problem({"suspense": 0}, {}) is None
+    assert expectation_problem({"suspense": 0}, {"suspense": -1}) is not None
 
 
 SMALLEST = [

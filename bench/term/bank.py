@@ -1,7 +1,7 @@
 """The bank simulator for the term replay, in a process of its own (as a bank is), delivering its
 notifications, results and statements to the service's processes in turn.
 
-    python -m bench.term_bank --config sim.json --port 8990 --service-ports 8991,8992
+    python -m bench.term.bank --config sim.json --port 8990 --service-ports 8991,8992
 
 The service runs as one process per port (`bench.term`, like `bench.notifications`), so there is
 no single address to give the simulator: the transport here plays the load balancer in front of
@@ -37,7 +37,7 @@ class RoundRobin(httpx.AsyncBaseTransport):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="bench.term_bank", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bench.term.bank", description=__doc__)
     parser.add_argument("--config", required=True, help="a SimulatorConfig as JSON")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--service-ports", required=True, help="comma-separated")

@@ -44,6 +44,9 @@ class Family:
 
 @dataclass
 class School:
+    """An institution as the replay made it: its bank, key and course, its families, and what it
+    was paid out."""
+
     index: int
     slug: str
     escrow_account_no: str

@@ -126,9 +126,14 @@ async def processes(
     bank_port, ports = args.port, [args.port + 1 + n for n in range(args.workers)]
     with tempfile.TemporaryDirectory(prefix="bench-term-") as directory:
         config = simulator_file(Path(directory), ports[0], keys)
+        environment = {
+            "ADMIN_API_KEY": admin,
+            # uvicorn's 5 s default closes connections idle through a long job: a client that
+            # reuses one the moment the server closes it reads nothing back (tests/live.py).
+            "UVICORN_TIMEOUT_KEEP_ALIVE": "600",
+        }
         services = [
-            start_service(args.database_url, secret_key, port, {"ADMIN_API_KEY": admin})
-            for port in ports
+            start_service(args.database_url, secret_key, port, environment) for port in ports
         ]
         bank = start_bank(config, bank_port, ports, args.connections)
         try:

@@ -378,8 +378,10 @@ class Replay:
         by_school = {school.id: school for school in self.schools}
         for payout in await self.settled("/v1/payouts", "payout"):
             school = by_school[payout["institution_id"]]
-            if payout["status"] != "settled" or school.payout_fen:
-                raise ReplayFailed(f"payout {payout['id']} is {payout['status']}, one of several?")
+            if payout["status"] != "settled":
+                raise ReplayFailed(f"payout {payout['id']} is {payout['status']}")
+            if school.payout_fen:  # the batch pays each institution once a business day
+                raise ReplayFailed(f"institution {school.id} has a second payout {payout['id']}")
             school.payout_fen = payout["amount_fen"]
         for school in self.schools:
             owed = sum(family.confirmed_fen for family in school.families)

@@ -33,4 +33,8 @@ service's processes and of the bank's (from /proc). Then it checks, and exits no
 cash = prepaid + releasable + in transit + suspense + own funds) and exactly the figures the replay
 expects from what it did (paid, released, paid out, refunded: to the fen); each escrow account at
 the bank holds what the ledger says; every statement reconciled clean and no break is open.
+
+`day.py` is the day and what it remembers of it, `checks.py` the end checks, `measure.py` the
+timing, /proc readings and HTTP clients, `run.py` the processes and the report, `bank.py` the
+bank's process.
 """

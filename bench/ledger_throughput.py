@@ -48,15 +48,26 @@ class Result:
 
 
 async def recreate_database(url: str) -> None:
+    await _on_server(url, 'DROP DATABASE IF EXISTS "{}" WITH (FORCE)', 'CREATE DATABASE "{}"')
+
+
+async def drop_database(url: str) -> None:
+    await _on_server(url, 'DROP DATABASE IF EXISTS "{}" WITH (FORCE)')
+
+
+async def _on_server(url: str, *statements: str) -> None:
+    """Statements about the database `url` names, run from the server's `postgres` database."""
     target = make_url(url)
     admin = create_engine(
         target.set(database="postgres").render_as_string(hide_password=False),
         isolation_level="AUTOCOMMIT",
     )
-    async with admin.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        await connection.execute(text(f'CREATE DATABASE "{target.database}"'))
-    await admin.dispose()
+    try:
+        async with admin.connect() as connection:
+            for statement in statements:
+                await connection.execute(text(statement.format(target.database)))
+    finally:
+        await admin.dispose()
 
 
 async def open_institutions(engine, count: int) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:

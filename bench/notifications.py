@@ -324,13 +324,16 @@ async def check(url: str, acknowledged: list[str]) -> tuple[int, bool]:
         await engine.dispose()
 
 
-def start_service(url: str, secret_key: str, port: int) -> subprocess.Popen:
+def start_service(
+    url: str, secret_key: str, port: int, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "SECRET_KEY": secret_key,
         "LOG_LEVEL": "WARNING",
         "ENVIRONMENT": "development",
+        **(extra_env or {}),
     }
     process = subprocess.Popen(
         [

@@ -1,0 +1,3 @@
+from bench.term.run import main
+
+main()

@@ -63,7 +63,8 @@ the same key. Responses are kept for `IDEMPOTENCY_TTL_HOURS` (24), sealed at res
 issued a key (an API key, a parent's key) is replayed with that key.
 
 **Tracing**: send `X-Request-ID` (up to 64 characters of `A-Z a-z 0-9 . _ -`) or get one; it comes
-back in the `X-Request-ID` response header and in every problem document.
+back in the `X-Request-ID` response header and in every problem document. `X-Correlation-ID` (same
+rule; the request id when not sent) comes back too, and goes along on the service's calls to banks.
 """
 
 

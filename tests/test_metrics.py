@@ -92,6 +92,23 @@ async def test_a_path_no_route_takes_is_counted_as_unmatched_never_by_its_path(c
     assert all(path not in str(key) and "BREW" not in str(key) for key in after)
 
 
+async def test_a_request_that_fails_is_counted_with_the_500_its_caller_got(app, client):
+    async def failing() -> None:
+        raise RuntimeError("boom")
+
+    app.add_api_route("/test/failing/{n}", failing)
+    labels = {"method": "GET", "route": "/test/failing/{n}", "status": "500"}
+    before = await scrape(client)
+
+    failed = await client.get("/test/failing/1")
+    after = await scrape(client)
+
+    assert failed.status_code == 500
+    assert value(after, "http_requests_total", **labels) == (
+        value(before, "http_requests_total", **labels) + 1
+    )
+
+
 async def test_ledger_entries_are_counted_once_each_and_replays_not_at_all(client, engine):
     books = await open_books(engine)
     before = await scrape(client)

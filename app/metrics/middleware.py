@@ -21,8 +21,7 @@ def route_of(scope: Scope) -> str:
     """The template of the route that took the request. The router writes the route it chose into
     the scope it was given (the same dict this middleware passed on), so reading it afterwards
     costs nothing; a 405 keeps the route too, as the router records its partial match."""
-    route = scope.get("route")
-    return getattr(route, "path", UNMATCHED) if route is not None else UNMATCHED
+    return getattr(scope.get("route"), "path", UNMATCHED)
 
 
 class HttpMetricsMiddleware:

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # from one of them has its client's address read from X-Forwarded-For (for the audit trail).
     # Empty: the address is the TCP peer's, and no header is believed.
     trusted_proxies: str = ""
+    # When set, GET /metrics answers only `Authorization: Bearer <this token>`; unset, it is open
+    # (for a scraper on a private network). See docs/operations.md.
+    metrics_token: SecretStr | None = None
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_in_production(self) -> "Settings":

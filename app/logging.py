@@ -1,4 +1,10 @@
-"""JSON logs on stdout, one line per request, every line of a request tagged with its request id."""
+"""JSON logs on stdout, one line per request, every line of a request tagged with its request id
+and its correlation id.
+
+The request id names one request. The correlation id names the piece of work a caller is doing
+across services: taken from the caller's X-Correlation-ID, else the request id, and sent on with
+our own calls to banks (`correlation_headers`), so that one id finds the lines on every side.
+"""
 
 import logging
 import re
@@ -12,11 +18,14 @@ from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
+CORRELATION_ID_HEADER = "X-Correlation-ID"
+_ID_HEADERS = (b"x-request-id", b"x-correlation-id")
 # A caller's id is echoed into our logs and headers, so only short, plain ones are taken.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 JSON_HANDLER_NAME = "prepaid-guard-json"
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+_correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 request_logger = logging.getLogger("app.request")
 
 
@@ -24,13 +33,26 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
+def current_correlation_id() -> str | None:
+    return _correlation_id.get()
+
+
+def correlation_headers() -> dict[str, str]:
+    """The header that carries the current correlation id on an outgoing call; none outside a
+    request."""
+    correlation_id = _correlation_id.get()
+    return {} if correlation_id is None else {CORRELATION_ID_HEADER: correlation_id}
+
+
 class RequestIdFilter(logging.Filter):
-    """Adds the request id, when there is one, to every record logged while a request runs."""
+    """Adds the request and correlation ids, when there are some, to every record logged while a
+    request runs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         request_id = _request_id.get()
         if request_id is not None:
             record.request_id = request_id
+            record.correlation_id = _correlation_id.get()
         return True
 
 
@@ -67,18 +89,26 @@ def configure_logging(level: str) -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
-def _request_id_from(scope: Scope) -> str:
+def _sane(offered: bytes | None) -> str | None:
+    if offered is None:
+        return None
+    candidate = offered.decode("latin-1")
+    return candidate if _SANE_REQUEST_ID.fullmatch(candidate) else None
+
+
+def _ids_from(scope: Scope) -> tuple[str, str]:
+    """The request's id and correlation id: each the caller's first one when it is sane; else a new
+    request id, which is also the correlation id of a caller that sent none (or an odd one)."""
+    offered: dict[bytes, bytes] = {}
     for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            candidate = value.decode("latin-1")
-            if _SANE_REQUEST_ID.fullmatch(candidate):
-                return candidate
-            break
-    return uuid.uuid4().hex
+        if name in _ID_HEADERS:
+            offered.setdefault(name, value)
+    request_id = _sane(offered.get(b"x-request-id")) or uuid.uuid4().hex
+    return request_id, _sane(offered.get(b"x-correlation-id")) or request_id
 
 
 class RequestContextMiddleware:
-    """Outermost layer: gives the request its id, echoes it in the response and logs the request
+    """Outermost layer: gives the request its ids, echoes them in the response and logs the request
     once it is over, with its status and duration."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -89,8 +119,13 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = _request_id_from(scope)
+        request_id, correlation_id = _ids_from(scope)
         token = _request_id.set(request_id)
+        correlation_token = _correlation_id.set(correlation_id)
+        id_headers = [
+            (b"x-request-id", request_id.encode()),
+            (b"x-correlation-id", correlation_id.encode()),
+        ]
         # Stays 500 if the app fails before answering: that is what the client will see.
         status = 500
         started = time.perf_counter()
@@ -99,7 +134,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                headers = [*message.get("headers", []), *id_headers]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -115,4 +150,5 @@ class RequestContextMiddleware:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
+            _correlation_id.reset(correlation_token)
             _request_id.reset(token)

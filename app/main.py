@@ -36,11 +36,14 @@ from app.jurisdictions.profile import profiles as profile_cache
 from app.kit import crashpoints, workdays
 from app.lessons.endpoints import router as lessons_router
 from app.logging import RequestContextMiddleware, configure_logging
+from app.metrics.endpoints import router as metrics_router
+from app.metrics.middleware import HttpMetricsMiddleware
 from app.opening.endpoints import router as opening_router
 from app.payouts.endpoints import router as payouts_router
 from app.reconciliation.endpoints import router as reconciliation_router
 from app.refunds.endpoints import router as refunds_router
 from app.supervision.endpoints import router as supervision_router
+from app.tracing import install_tracing
 from app.winddown.endpoints import router as winddown_router
 
 DESCRIPTION = """
@@ -63,7 +66,8 @@ the same key. Responses are kept for `IDEMPOTENCY_TTL_HOURS` (24), sealed at res
 issued a key (an API key, a parent's key) is replayed with that key.
 
 **Tracing**: send `X-Request-ID` (up to 64 characters of `A-Z a-z 0-9 . _ -`) or get one; it comes
-back in the `X-Request-ID` response header and in every problem document.
+back in the `X-Request-ID` response header and in every problem document. `X-Correlation-ID` (same
+rule; the request id when not sent) comes back too, and goes along on the service's calls to banks.
 """
 
 
@@ -108,10 +112,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     # Each middleware added wraps the ones before it. From the outside in: the request id and the
-    # request log line; the body read whole and refused when too large (before anything else reads
-    # it); the 500 problem for anything unhandled (so it has the request id); the idempotency layer,
-    # which owns the transaction of a request with a key (so an error inside rolls it back before
-    # the 500 is written).
+    # request log line; the request's metrics (by route template); the body read whole and refused
+    # when too large (before anything else reads it); the 500 problem for anything unhandled (so it
+    # has the request id); the idempotency layer, which owns the transaction of a request with a key
+    # (so an error inside rolls it back before the 500 is written).
     app.add_middleware(
         IdempotencyMiddleware,
         ttl=timedelta(hours=settings.idempotency_ttl_hours),
@@ -119,11 +123,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)
     # Outermost: the caller's address, for the audit trail, before anything acts.
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxy_addresses)
+    install_tracing(app)  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md)
 
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(supervision_router)
     app.include_router(jobs_router)
     app.include_router(payouts_router)

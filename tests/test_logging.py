@@ -1,4 +1,4 @@
-"""Request ids and the JSON request log."""
+"""Request and correlation ids, and the JSON request log."""
 
 import json
 import logging
@@ -43,11 +43,12 @@ async def test_each_request_is_logged_once_with_its_outcome(client, caplog_with_
     assert line.request_id == "req-404"  # type: ignore[attr-defined]
 
 
-def test_log_lines_are_json_with_level_and_request_id():
+def test_log_lines_are_json_with_level_and_request_and_correlation_ids():
     configure_logging("INFO")
     [handler] = [h for h in logging.getLogger().handlers if h.get_name() == JSON_HANDLER_NAME]
     record = logging.LogRecord("app.test", logging.WARNING, __file__, 1, "hello %s", ("you",), None)
     record.request_id = "req-1"
+    record.correlation_id = "order-7"
 
     line = json.loads(handler.format(record))
 
@@ -55,13 +56,40 @@ def test_log_lines_are_json_with_level_and_request_id():
     assert line["name"] == "app.test"
     assert line["message"] == "hello you"
     assert line["request_id"] == "req-1"
+    assert line["correlation_id"] == "order-7"
     assert "timestamp" in line
 
 
-def test_configuring_again_replaces_the_handler_instead_of_adding_one():
-    configure_logging("WARNING")
-    configure_logging("INFO")
+async def test_a_sane_correlation_id_is_echoed_beside_a_request_id_of_its_own(client):
+    response = await client.get("/healthz", headers={"X-Correlation-ID": "order-7.retry_2"})
 
-    names = [h.get_name() for h in logging.getLogger().handlers]
-    assert names.count(JSON_HANDLER_NAME) == 1
-    assert logging.getLogger().level == logging.INFO
+    assert response.headers["x-correlation-id"] == "order-7.retry_2"
+    assert response.headers["x-request-id"] != "order-7.retry_2"
+
+
+@pytest.mark.parametrize("offered", [None, "x" * 65, "has space", "semi;colon", ""])
+async def test_without_a_sane_correlation_id_the_request_id_correlates(client, offered):
+    headers = {} if offered is None else {"X-Correlation-ID": offered}
+
+    response = await client.get("/healthz", headers=headers)
+
+    assert response.headers["x-correlation-id"] == response.headers["x-request-id"]
+
+
+async def test_every_line_logged_during_a_request_carries_its_correlation_id(
+    app, client, caplog_with_request_ids
+):
+    async def working() -> dict[str, str]:
+        logging.getLogger("app.test").warning("working")
+        return {}
+
+    app.add_api_route("/test/working", working)
+    await client.get("/test/working", headers={"X-Correlation-ID": "nightly-42"})
+    logging.getLogger("app.test").warning("after the request")
+
+    lines = [
+        (record.name, getattr(record, "correlation_id", None))
+        for record in caplog_with_request_ids.records
+        if record.name in ("app.test", "app.request")
+    ]
+    assert lines == [("app.test", "nightly-42"), ("app.request", "nightly-42"), ("app.test", None)]

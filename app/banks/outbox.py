@@ -49,6 +49,7 @@ from app.banks.protocol import (
 from app.db.unit import Database
 from app.instructions.outcomes import Outcome, apply_to, locked_instruction
 from app.kit.clock import utcnow
+from app.logging import correlation_headers
 from app.models import Institution, Instruction
 from app.models.instruction import InstructionKind, InstructionStatus
 
@@ -98,7 +99,8 @@ async def _call(
         response = await client.request(
             request.method,
             bank.base_url + request.path,
-            headers=request.headers,
+            # Our correlation id goes along, so the bank's logs of this call can be found by it.
+            headers={**request.headers, **correlation_headers()},
             content=request.body,
         )
     except (httpx.ConnectError, httpx.ConnectTimeout) as error:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit.context import client_address, current_actor
 from app.kit.clock import utcnow
+from app.kit.metrics import LEDGER_ENTRIES
 from app.kit.money import INT64_MAX, is_fen
 from app.kit.workdays import local_date
 from app.ledger import repository as repo
@@ -362,6 +363,7 @@ async def _post_locked(
             {account: (balances[account], last_seq_of[account]) for account in sorted(last_seq_of)},
             now,
         )
+        LEDGER_ENTRIES.inc(len(entry_rows))
 
     if replay_of_seq:
         loaded = await repo.load_entries(connection, institution_id, list(replay_of_seq.values()))

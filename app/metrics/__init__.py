@@ -1,0 +1,1 @@
+"""Prometheus metrics: the HTTP middleware that counts requests, and GET /metrics."""

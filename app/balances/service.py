@@ -21,6 +21,7 @@ from app.balances.rules import Figures, floor_fen, holdback_fen
 from app.db.batch import among
 from app.jurisdictions.profile import RuleProfile, profiles
 from app.kit.clock import SHANGHAI, as_utc
+from app.kit.ttl_cache import TtlCache
 from app.kit.workdays import local_date
 from app.ledger import service as ledger
 from app.ledger.repository import accounts, entries, entries_postings_accounts, postings
@@ -46,6 +47,23 @@ async def profile_of(session: AsyncSession, institution: Institution) -> RulePro
     return (await profiles_of(session, {institution.jurisdiction_code}))[
         institution.jurisdiction_code
     ]
+
+
+# An institution's jurisdiction never changes once it is registered: remembered for an hour.
+_jurisdiction_of: TtlCache[UUID, str] = TtlCache(ttl=3600)
+
+
+async def profile_of_institution(session: AsyncSession, institution_id: UUID) -> RuleProfile:
+    """The rule profile of the institution `institution_id`, usually without a statement."""
+    code = _jurisdiction_of.get(institution_id)
+    if code is None:
+        code = (
+            await session.execute(
+                select(Institution.jurisdiction_code).where(Institution.id == institution_id)
+            )
+        ).scalar_one()
+        _jurisdiction_of.put(institution_id, code, tag=institution_id)
+    return (await profiles_of(session, {code}))[code]
 
 
 async def profiles_of(session: AsyncSession, codes: set[str]) -> dict[str, RuleProfile]:

@@ -225,12 +225,10 @@ class _KeyedCall:
     async def _claim(self, transaction: RequestTransaction) -> Record | _InProgress | None:
         """Take the key's lease and look for a finished request with it."""
         if self.postgres:
-            connection = await transaction.connection()
-            if not await repository.try_lock(connection, caller=self.caller, key=self.key):
-                return _InProgress()
-            return await repository.find(
-                connection, self.secret_key, **self._identity(), now=utcnow()
+            locked, earlier = await repository.lock_and_find(
+                await transaction.connection(), self.secret_key, **self._identity(), now=utcnow()
             )
+            return earlier if locked else _InProgress()
         # SQLite: its writer lock is taken at BEGIN; the request's own transaction begins only
         # when its handler first needs it, so that a job run from the request can write meanwhile.
         return await self._find_on_its_own()

@@ -107,15 +107,35 @@ async def record(
     return result.rowcount == 1
 
 
-async def try_lock(connection: AsyncConnection, *, caller: str, key: str) -> bool:
-    """PostgreSQL: take the key's transaction-scoped advisory lock, without waiting. It is the key's
-    lease while its request runs: released at COMMIT or ROLLBACK, and by the server the moment the
-    connection of a process that died goes away, so a key is never held by a dead request."""
-    locked = await connection.scalar(
-        text("SELECT pg_try_advisory_xact_lock(hashtextextended(:name, 0))"),
-        {"name": f"idempotency\n{caller}\n{key}"},
-    )
-    return bool(locked)
+_LOCK_AND_FIND = text(
+    "SELECT pg_try_advisory_xact_lock(hashtextextended(:name, 0)) AS locked, "
+    "r.request_hash, r.response, r.expires_at "
+    "FROM (SELECT 1) AS one LEFT JOIN idempotency_records AS r "
+    "ON r.caller = :caller AND r.key = :key"
+)
+
+
+async def lock_and_find(
+    connection: AsyncConnection, secret_key: str, *, caller: str, key: str, now: datetime
+) -> tuple[bool, Record | None]:
+    """PostgreSQL, in one round trip: take the key's transaction-scoped advisory lock, without
+    waiting, and read its live record (`find`). The lock is the key's lease while its request runs:
+    released at COMMIT or ROLLBACK, and by the server the moment the connection of a process that
+    died goes away, so a key is never held by a dead request.
+
+    The record is read in the statement's snapshot, taken just before the lock: a request that
+    finished in between is not seen, runs again, and then loses to the finished one's record at
+    `record` (its primary key), rolling back; the caller gets the first response all the same."""
+    row = (
+        await connection.execute(
+            _LOCK_AND_FIND, {"name": f"idempotency\n{caller}\n{key}", "caller": caller, "key": key}
+        )
+    ).one()
+    if not row.locked:
+        return False, None
+    if row.request_hash is None or as_utc(row.expires_at) <= now:
+        return True, None
+    return True, Record(row.request_hash, _unsealed(secret_key, bytes(row.response)))
 
 
 async def purge_expired(connection: AsyncConnection, now: datetime) -> int:

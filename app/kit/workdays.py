@@ -12,6 +12,7 @@ worked instead (调休). Any other day is a working day from Monday to Friday. A
 precedence over the package. A date in a year known to neither is refused rather than guessed.
 """
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -120,12 +121,19 @@ def is_workday(day: date) -> bool:
     if published is not None:
         return published.is_workday(day)
     try:
-        return bool(chinese_calendar.is_workday(day))
+        return _official_workday(day)
     except NotImplementedError as error:
         raise CalendarNotPublished(
             f"no official working-day calendar for {day.year} yet: the deadline cannot be "
             "counted; ask the operator to add the year to CALENDAR_FILE"
         ) from error
+
+
+@functools.lru_cache(maxsize=4096)
+def _official_workday(day: date) -> bool:
+    """chinesecalendar's answer, which never changes within a process: remembered, since every
+    lesson recorded counts its confirmation deadline day by day."""
+    return bool(chinese_calendar.is_workday(day))
 
 
 def add_workdays(start: date, workdays: int) -> date:

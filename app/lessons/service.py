@@ -22,7 +22,7 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
-from app.balances.service import profile_of
+from app.balances.service import profile_of_institution
 from app.db.unique import flush_or_retry
 from app.enrollments import repository as enrollment_repository
 from app.enrollments.errors import EnrollmentNotFound
@@ -33,10 +33,9 @@ from app.kit.money import lessons_amount
 from app.kit.pagination import PageRequest
 from app.kit.workdays import local_date
 from app.ledger import service as ledger
-from app.ledger.books import institution_books
+from app.ledger.books import books_and_enrollment_accounts
 from app.ledger.errors import LedgerError
-from app.ledger.service import AccountSpec
-from app.ledger.types import AccountKind, EntryDraft
+from app.ledger.types import EntryDraft
 from app.lessons import repository
 from app.lessons.errors import (
     ConfirmationWindowClosed,
@@ -49,7 +48,7 @@ from app.lessons.errors import (
 )
 from app.lessons.rules import check_lesson_time, confirm_due_on
 from app.lessons.schemas import LessonItem, Party
-from app.models import Enrollment, Institution, Lesson
+from app.models import Enrollment, Lesson
 from app.models.api_key import Role
 from app.models.enrollment import EnrollmentStatus
 from app.models.lesson import LessonStatus
@@ -209,7 +208,7 @@ async def record_lessons(
     known = await repository.lessons_by_key(
         session, institution_id, {item.lesson_key for item in items}
     )
-    profile = await profile_of(session, await session.get_one(Institution, institution_id))
+    profile = await profile_of_institution(session, institution_id)
     outcomes: list[Outcome] = []
     for item in items:
         earlier = known.get(item.lesson_key)
@@ -276,15 +275,9 @@ async def _release(
     """Release lessons of one institution: each lesson's money from its enrollment's prepaid account
     to releasable, in one ledger call, and the lessons moved to `to`."""
     connection = await session.connection()
-    books = await institution_books(connection, institution_id)
     enrollment_ids = sorted({lesson.enrollment_id for lesson in lessons})
-    accounts = await ledger.open_accounts(
-        connection,
-        institution_id,
-        [
-            AccountSpec(AccountKind.prepaid, ref=str(enrollment_id))
-            for enrollment_id in enrollment_ids
-        ],
+    books, accounts = await books_and_enrollment_accounts(
+        connection, institution_id, enrollment_ids
     )
     prepaid = dict(zip(enrollment_ids, accounts, strict=True))
     drafts = [

@@ -129,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxy_addresses)
     install_tracing(app)  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md)
 
+    # Routes are tried in order: the banks' notifications, the busiest path, first.
+    app.include_router(banks_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(supervision_router)
@@ -141,7 +143,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_keys_router)
     app.include_router(jurisdictions_router)
     app.include_router(institutions_router)
-    app.include_router(banks_router)
     app.include_router(reconciliation_router)
     app.include_router(audit_router)
     app.include_router(exports_router)

@@ -8,7 +8,7 @@ run again from the start, in a new transaction, on such an error. Anything else 
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -70,4 +70,24 @@ async def run_in_transaction(
                 raise
         # Jittered backoff so that the writers that collided do not collide again in step.
         await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+    raise AssertionError("unreachable")
+
+
+async def run_without_transaction(
+    engine: AsyncEngine,
+    work: Callable[[AsyncConnection], Awaitable[T]],
+    options: dict[str, Any],
+) -> T:
+    """Run read-only `work` on a connection with `options` (no transaction of its own: see
+    `Database.read`), once more on a fresh connection when the first turned out broken before any
+    statement succeeded."""
+    for attempt in (1, 2):
+        async with engine.connect() as plain:
+            connection = await plain.execution_options(**options)
+            progress = StatementProgress(connection)
+            try:
+                return await work(connection)
+            except Exception as error:
+                if attempt == 2 or not _broke_before_any_statement(error, progress):
+                    raise
     raise AssertionError("unreachable")

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from app.config import Settings, get_settings
 from app.db.engine import read_only_options
 from app.db.locking import LockingSession
-from app.db.transaction import run_in_transaction
+from app.db.transaction import run_in_transaction, run_without_transaction
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession], Awaitable[T]]
@@ -112,9 +112,11 @@ class Database:
         the writer's lock. Inside a request's own transaction, `work` joins it."""
         if self.request_transaction is not None:
             return await _in_session(await self.request_transaction.connection(), work)
-        async with self.engine.connect() as connection:
-            reader = await connection.execution_options(**read_only_options(self.engine))
-            return await _in_session(reader, work)
+        return await run_without_transaction(
+            self.engine,
+            lambda connection: _in_session(connection, work),
+            read_only_options(self.engine),
+        )
 
     def for_jobs(self) -> "Database":
         """Units of work of their own: a job commits as it goes (it claims, calls a bank, then

@@ -6,33 +6,47 @@ import pytest
 from sqlalchemy import text
 
 from app.config import Settings
+from app.kit.clock import utcnow
 from app.main import create_app
-from tests.factories import auth, make_world
+from tests.factories import auth, make_paid_enrollment, make_world
 
 pytestmark = pytest.mark.postgres_only
 
 
+async def _end_other_connections(engine) -> int:
+    async with engine.connect() as connection:
+        return await connection.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND application_name = ''"
+            )
+        )
+
+
 async def test_connections_the_server_closed_are_replaced_without_failing_a_request(app, engine):
+    """A read (no transaction) and a write (a transaction) each find the pool's connections
+    ended by the server just before, as after a restart."""
     world = await make_world(engine)
+    enrollment = await make_paid_enrollment(engine, world, lessons=10)
+    headers = auth(world.institution_key)
     path = f"/v1/institutions/{world.institution_id}/balance"
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"
     ) as client:
-        # Fill the pool: several requests at once each check a connection out.
+        assert (await client.get(path, headers=headers)).status_code == 200
+        assert await _end_other_connections(engine) >= 1
         for _ in range(3):
-            assert (await client.get(path, headers=auth(world.institution_key))).status_code == 200
-        async with engine.connect() as connection:
-            ended = await connection.scalar(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                    "AND application_name = ''"
-                )
-            )
-        assert ended >= 1
-        for _ in range(5):
-            response = await client.get(path, headers=auth(world.institution_key))
+            response = await client.get(path, headers=headers)
             assert response.status_code == 200, response.text
+
+        assert await _end_other_connections(engine) >= 1
+        recorded = await client.post(
+            f"/v1/enrollments/{enrollment.id}/lessons",
+            headers=headers,
+            json={"lesson_key": "after-restart", "occurred_at": utcnow().isoformat()},
+        )
+        assert recorded.status_code == 201, recorded.text
 
 
 async def test_an_unreachable_database_answers_503_problem():

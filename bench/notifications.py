@@ -325,8 +325,13 @@ async def check(url: str, acknowledged: list[str]) -> tuple[int, bool]:
 
 
 def start_service(
-    url: str, secret_key: str, port: int, extra_env: dict[str, str] | None = None
+    url: str,
+    secret_key: str,
+    port: int,
+    extra_env: dict[str, str] | None = None,
+    target: str = "app.main:app",
 ) -> subprocess.Popen:
+    """One uvicorn process serving `target` (the service, or another benchmark's app)."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -340,7 +345,7 @@ def start_service(
             sys.executable,
             "-m",
             "uvicorn",
-            "app.main:app",
+            target,
             "--host",
             "127.0.0.1",
             "--port",

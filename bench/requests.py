@@ -71,6 +71,7 @@ from app.db.unit import Database
 from app.enrollments.schemas import EnrollmentCreate, PayerIn, StudentIn
 from app.enrollments.service import create_enrollment
 from app.jurisdictions.profile import RuleProfile
+from app.kit import workdays
 from app.kit.clock import utcnow
 from app.kit.workdays import local_date
 from app.ledger.books import institution_books
@@ -507,16 +508,15 @@ def pgbench(url: str, seconds: float) -> dict[str, Any]:
     `PGBENCH_ROWS` rows with `PGBENCH_CLIENTS` clients."""
     target = make_url(url)
     where = ["-h", target.host or "127.0.0.1", "-p", str(target.port or 5432)]
-    where += ["-U", target.username or "postgres"]
-    subprocess.run(
-        ["pgbench", "-i", "-q", *where, target.database], check=True, capture_output=True
-    )
+    where += ["-U", target.username or "postgres", str(target.database)]
+    env = {**os.environ, **({"PGPASSWORD": target.password} if target.password else {})}
+    subprocess.run(["pgbench", "-i", "-q", *where], check=True, capture_output=True, env=env)
     with tempfile.NamedTemporaryFile("w", suffix=".sql") as script:
         script.write(PGBENCH_SCRIPT.format(rows=PGBENCH_ROWS))
         script.flush()
         command = ["pgbench", "-n", "-M", "prepared", "-c", str(PGBENCH_CLIENTS), "-j", "2"]
-        command += ["-T", str(max(1, round(seconds))), "-f", script.name, *where, target.database]
-        run = subprocess.run(command, check=True, capture_output=True, text=True)
+        command += ["-T", str(max(1, round(seconds))), "-f", script.name, *where]
+        run = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", run.stdout)
     latency = re.search(r"latency average = ([\d.]+) ms", run.stdout)
     failed = re.search(r"number of failed transactions: (\d+)", run.stdout)
@@ -604,7 +604,7 @@ async def count_statements(
 ) -> tuple[float, list[tuple[str, float]]]:
     """Statements per request of `case`: a few requests to warm the server, then `requests` one
     at a time between two markers; the statements and how often each came per request."""
-    database = make_url(url).database
+    database = str(make_url(url).database)
     await blast(port, case, _items(case, 5), 1, 60)
     marker = await asyncpg.connect(_plain(url))
     try:
@@ -632,29 +632,111 @@ async def count_statements(
     return round(len(found) / requests, 2), breakdown
 
 
+def stand_in_calendar(directory: Path) -> dict[str, str]:
+    """The environment that gives the servers a working-day calendar for this year and the next,
+    where `chinesecalendar` has none yet (weekends and New Year's Day off, as the demo counts
+    them), so that a lesson's confirmation deadline near a year's end can be counted; the same
+    years are stood in for in this process, which records lessons too."""
+    years = workdays.stand_in_for_unknown_years(local_date(utcnow()))
+    if not years:
+        return {}
+    path = directory / "calendar.json"
+    notices = {str(year): {"holidays": [f"{year}-01-01"], "workdays": []} for year in years}
+    path.write_text(json.dumps(notices))
+    return {"CALENDAR_FILE": str(path)}
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
 @dataclass
-class Server:
-    name: str
+class Setup:
+    """Where the run works: the service's database, the scratch database of pgbench and the lean
+    reference, and what the servers are started with."""
+
+    url: str
+    lean_url: str
+    secret: str
+    env: dict[str, str]
     port: int
-    process: subprocess.Popen | None = None
 
 
-async def start(server: Server, url: str, secret: str, lean_url: str) -> None:
-    target = "bench.lean_app:app" if server.name == "lean" else "app.main:app"
-    server.process = start_service(
-        url, secret, server.port, target=target, extra_env={"LEAN_DATABASE_URL": lean_url}
-    )
-    await wait_ready(server.port)
+@asynccontextmanager
+async def servers(setup: Setup) -> AsyncIterator[dict[str, tuple[int, int]]]:
+    """Both servers, one uvicorn worker each, until the block ends: system -> (port, pid)."""
+    targets = {"lean": "bench.lean_app:app", "prepaidguard": "app.main:app"}
+    started: dict[str, subprocess.Popen] = {}
+    ports = {"prepaidguard": setup.port, "lean": setup.port + 1}
+    try:
+        for system, target in targets.items():
+            started[system] = start_service(
+                setup.url, setup.secret, ports[system], target=target, extra_env=setup.env
+            )
+            await wait_ready(ports[system])
+        yield {system: (ports[system], process.pid) for system, process in started.items()}
+    finally:
+        for process in started.values():
+            process.send_signal(signal.SIGINT)
+        for process in started.values():
+            process.wait(timeout=30)
 
 
-def stop(server: Server) -> None:
-    if server.process is not None:
-        server.process.send_signal(signal.SIGINT)
-        server.process.wait(timeout=30)
-        server.process = None
+class ConfirmPool:
+    """Lessons pending confirmation, each handed out once to the confirmation case."""
+
+    def __init__(self) -> None:
+        self.lessons: list[tuple[uuid.UUID, uuid.UUID]] = []
+
+    async def fill(self, url: str, schools: list[School], wanted: int) -> None:
+        self.lessons = await pending_lessons(url, schools, wanted)
+
+    def take(self, n: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        taken, self.lessons = self.lessons[:n], self.lessons[n:]
+        return taken
+
+
+async def throughput(
+    setup: Setup,
+    args: argparse.Namespace,
+    schools: list[School],
+    pool: ConfirmPool,
+    lean: list[Case],
+    cases: list[Case],
+) -> list[Measured]:
+    """Every case timed: the lean reference first, PrepaidGuard's cases, the lean write again."""
+    run = {
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "ceiling": args.rate_ceiling,
+    }
+    results: list[Measured] = []
+    async with servers(setup) as running:
+        for case in [*lean, *cases, lean[0]]:
+            if case.name == "confirm":
+                # Its timed run and warm-up, and the statement count's later.
+                wanted = int(args.rate_ceiling * (args.seconds + args.warmup)) + 2
+                await pool.fill(setup.url, schools, wanted + args.log_requests + 5)
+            results.append(await measure(*running[case.system], case, **run))
+    return results
+
+
+async def statements_per_request(
+    setup: Setup, args: argparse.Namespace, cases: list[Case]
+) -> dict[str, tuple[float, list[tuple[str, float]]]]:
+    """Each case's statements per request, with logging on for the servers' new connections."""
+    urls = {"prepaidguard": setup.url, "lean": setup.lean_url}
+    admin_url = _plain(make_url(setup.url).set(database="postgres").render_as_string(False))
+    databases = [str(make_url(url).database) for url in urls.values()]
+    counted = {}
+    async with statement_logging(admin_url, databases), servers(setup) as running:
+        for case in cases:
+            port, _ = running[case.system]
+            counted[case.name] = await count_statements(
+                urls[case.system], args.pg_log, case, port, args.log_requests
+            )
+            print(f"{case.name}: {counted[case.name][0]} statements per request", flush=True)
+    return counted
 
 
 def with_ratios(results: list[Measured]) -> None:
@@ -709,73 +791,37 @@ async def main() -> None:
     args = parser.parse_args()
 
     url = args.database_url
-    lean_url = make_url(url).set(database=f"{make_url(url).database}_pgbench")
-    lean_url_text = _plain(lean_url.render_as_string(hide_password=False))
-    admin_url = _plain(make_url(url).set(database="postgres").render_as_string(False))
-    secret = secrets.token_urlsafe(32)
+    lean_url = _plain(
+        make_url(url)
+        .set(database=f"{make_url(url).database}_pgbench")
+        .render_as_string(hide_password=False)
+    )
+    calendar = stand_in_calendar(Path(tempfile.mkdtemp(prefix="bench-requests-")))
+    setup = Setup(
+        url=url,
+        lean_url=lean_url,
+        secret=secrets.token_urlsafe(32),
+        env={"LEAN_DATABASE_URL": lean_url, **calendar},
+        port=args.port,
+    )
 
     await recreate_database(url)
-    await recreate_database(lean_url_text)
+    await recreate_database(lean_url)
     await asyncio.to_thread(migrate.upgrade, url)
-    pgbench_result = pgbench(lean_url_text, args.seconds)
-
-    connection = await asyncpg.connect(lean_url_text)
+    pgbench_result = pgbench(lean_url, args.seconds)
+    connection = await asyncpg.connect(lean_url)
     await lean_app.create_tables(connection)
     await connection.close()
     print(f"loading {args.institutions} institutions", flush=True)
     started = time.perf_counter()
-    schools = await load(url, secret, args.institutions, args.enrollments)
+    schools = await load(url, setup.secret, args.institutions, args.enrollments)
     print(f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
 
-    pool: list[tuple[uuid.UUID, uuid.UUID]] = []
-
-    def confirmable(n: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
-        taken, pool[:] = pool[:n], pool[n:]
-        return taken
-
-    lean_write, lean_read = lean_cases(random.Random(15))
-    cases = prepaidguard_cases(schools, confirmable)
-    lean, service = Server("lean", args.port + 1), Server("prepaidguard", args.port)
-    run = dict(
-        connections=args.connections,
-        seconds=args.seconds,
-        warmup=args.warmup,
-        ceiling=args.rate_ceiling,
-    )
-    results: list[Measured] = []
-    try:
-        for server in (lean, service):
-            await start(server, url, secret, lean_url_text)
-        assert lean.process and service.process
-        results.append(await measure(lean.port, lean.process.pid, lean_write, **run))
-        results.append(await measure(lean.port, lean.process.pid, lean_read, **run))
-        for case in cases:
-            if case.name == "confirm":
-                wanted = int(args.rate_ceiling * (args.seconds + args.warmup)) + 2
-                wanted += args.log_requests + 5
-                pool[:] = await pending_lessons(url, schools, wanted)
-            results.append(await measure(service.port, service.process.pid, case, **run))
-        results.append(await measure(lean.port, lean.process.pid, lean_write, **run))
-    finally:
-        stop(lean)
-        stop(service)
-
-    databases = [make_url(url).database, make_url(lean_url_text).database]
-    counted: dict[str, tuple[float, list[tuple[str, float]]]] = {}
-    async with statement_logging(admin_url, databases):
-        try:
-            for server in (lean, service):
-                await start(server, url, secret, lean_url_text)
-            for case in (lean_write, lean_read, *cases):
-                server = lean if case.system == "lean" else service
-                where = lean_url_text if case.system == "lean" else url
-                counted[case.name] = await count_statements(
-                    where, args.pg_log, case, server.port, args.log_requests
-                )
-                print(f"{case.name}: {counted[case.name][0]} statements per request", flush=True)
-        finally:
-            stop(lean)
-            stop(service)
+    pool = ConfirmPool()
+    lean = lean_cases(random.Random(15))
+    cases = prepaidguard_cases(schools, pool.take)
+    results = await throughput(setup, args, schools, pool, lean, cases)
+    counted = await statements_per_request(setup, args, [*lean, *cases])
     for result in results:
         result.statements_per_request, result.statements = counted[result.case]
     with_ratios(results)

@@ -53,7 +53,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from dateutil.relativedelta import relativedelta
@@ -471,6 +471,7 @@ class Measured:
     rate_vs_lean: float | None = None
     cpu_vs_lean: float | None = None
     statements_per_request: float | None = None
+    empty_transactions_per_request: float | None = None
     statements: list[tuple[str, float]] | None = None
 
 
@@ -568,23 +569,28 @@ async def statement_logging(admin_url: str, databases: list[str]) -> AsyncIterat
         await connection.close()
 
 
+class Logged(NamedTuple):
+    pid: int  # the server process of the connection that sent it
+    sql: str
+
+
 def logged_statements(
     log: Path, offset: int, database: str, start: str, end: str, skip: int
-) -> list[str]:
+) -> list[Logged]:
     """The statements of `database` logged between the marker lines `start` and `end`, leaving
     out the lines of the marker's own connection (`skip`, its backend pid). A statement that
     spans several lines is joined (its continuation lines start with a tab)."""
     with log.open("rb") as handle:
         handle.seek(offset)
         lines = handle.read().decode("utf-8", "replace").splitlines()
-    statements: list[str] = []
-    inside, current = False, None
+    statements: list[Logged] = []
+    inside, current, pid = False, None, 0
     for line in lines:
         if line.startswith("\t") and current is not None:
             current.append(line.strip())
             continue
         if current is not None:
-            statements.append(" ".join(current))
+            statements.append(Logged(pid, " ".join(current)))
             current = None
         match = LOG_LINE.match(line)
         if match is None or match["db"] != database:
@@ -595,15 +601,33 @@ def logged_statements(
         if end in line:
             return statements
         if inside and int(match["pid"]) != skip:
-            current = [match["sql"].strip()]
+            current, pid = [match["sql"].strip()], int(match["pid"])
     raise RuntimeError(f"the marker {end} is not in {log}")
 
 
-async def count_statements(
-    url: str, log: Path, case: Case, port: int, requests: int
-) -> tuple[float, list[tuple[str, float]]]:
+def empty_transactions(statements: list[Logged]) -> int:
+    """BEGIN directly followed by ROLLBACK on one connection: nothing the log shows happened in
+    between. SQLAlchemy's pool pre-ping is one (it sends an empty query, `;`, in a transaction
+    of its own, and PostgreSQL does not log an empty query): three round trips, two logged."""
+    previous: dict[int, str] = {}
+    found = 0
+    for pid, sql in statements:
+        verb = sql.rstrip(";").strip().upper()
+        found += verb == "ROLLBACK" and previous.get(pid) == "BEGIN"
+        previous[pid] = verb
+    return found
+
+
+@dataclass
+class Counted:
+    statements_per_request: float
+    empty_transactions_per_request: float
+    statements: list[tuple[str, float]]  # each statement and how often it came per request
+
+
+async def count_statements(url: str, log: Path, case: Case, port: int, requests: int) -> Counted:
     """Statements per request of `case`: a few requests to warm the server, then `requests` one
-    at a time between two markers; the statements and how often each came per request."""
+    at a time between two markers."""
     database = str(make_url(url).database)
     await blast(port, case, _items(case, 5), 1, 60)
     marker = await asyncpg.connect(_plain(url))
@@ -627,9 +651,12 @@ async def count_statements(
             raise RuntimeError(f"the marker {end} never reached {log}")
     finally:
         await marker.close()
-    shapes = Counter(re.sub(r"\s+", " ", statement)[:160] for statement in found)
-    breakdown = [(text, round(n / requests, 2)) for text, n in shapes.most_common()]
-    return round(len(found) / requests, 2), breakdown
+    shapes = Counter(re.sub(r"\s+", " ", statement.sql)[:1000] for statement in found)
+    return Counted(
+        statements_per_request=round(len(found) / requests, 2),
+        empty_transactions_per_request=round(empty_transactions(found) / requests, 2),
+        statements=[(text, round(n / requests, 2)) for text, n in shapes.most_common()],
+    )
 
 
 def stand_in_calendar(directory: Path) -> dict[str, str]:
@@ -723,19 +750,19 @@ async def throughput(
 
 async def statements_per_request(
     setup: Setup, args: argparse.Namespace, cases: list[Case]
-) -> dict[str, tuple[float, list[tuple[str, float]]]]:
+) -> dict[str, Counted]:
     """Each case's statements per request, with logging on for the servers' new connections."""
     urls = {"prepaidguard": setup.url, "lean": setup.lean_url}
     admin_url = _plain(make_url(setup.url).set(database="postgres").render_as_string(False))
     databases = [str(make_url(url).database) for url in urls.values()]
-    counted = {}
+    counted: dict[str, Counted] = {}
     async with statement_logging(admin_url, databases), servers(setup) as running:
         for case in cases:
             port, _ = running[case.system]
             counted[case.name] = await count_statements(
                 urls[case.system], args.pg_log, case, port, args.log_requests
             )
-            print(f"{case.name}: {counted[case.name][0]} statements per request", flush=True)
+            print(f"{case.name}: {asdict(counted[case.name])}", flush=True)
     return counted
 
 
@@ -753,15 +780,14 @@ def with_ratios(results: list[Measured]) -> None:
 def table(pgbench_result: dict[str, Any], results: list[Measured]) -> str:
     head = (
         f"{'case':<26}{'per s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}"
-        f"{'x lean rate':>13}{'x lean CPU':>12}{'statements':>12}"
+        f"{'x lean rate':>13}{'x lean CPU':>12}{'statements':>12}{'empty txns':>12}"
     )
     lines = [head, f"{'pgbench (8 clients)':<26}{pgbench_result['per_second']:>9,.0f}"]
     for r in results:
-        statements = "" if r.statements_per_request is None else f"{r.statements_per_request:g}"
         lines.append(
             f"{r.case:<26}{r.per_second:>9,.0f}{r.p50_ms:>9}{r.p99_ms:>9}"
             f"{r.cpu_ms_per_request:>12.2f}{r.rate_vs_lean:>13.2f}{r.cpu_vs_lean:>12.1f}"
-            f"{statements:>12}"
+            f"{r.statements_per_request!s:>12}{r.empty_transactions_per_request!s:>12}"
         )
     return "\n".join(lines)
 
@@ -823,7 +849,9 @@ async def main() -> None:
     results = await throughput(setup, args, schools, pool, lean, cases)
     counted = await statements_per_request(setup, args, [*lean, *cases])
     for result in results:
-        result.statements_per_request, result.statements = counted[result.case]
+        result.statements_per_request = counted[result.case].statements_per_request
+        result.empty_transactions_per_request = counted[result.case].empty_transactions_per_request
+        result.statements = counted[result.case].statements
     with_ratios(results)
     print(table(pgbench_result, results))
     if args.out:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.requests import cpu_seconds, logged_statements
+from bench.requests import Logged, cpu_seconds, empty_transactions, logged_statements
 
 LOG = """\
 2026-11-29 20:00:00.001 UTC [100] postgres@bench LOG:  statement: BEGIN;
@@ -32,7 +32,24 @@ def test_statements_between_the_markers_of_one_database(tmp_path: Path) -> None:
     found = logged_statements(log, 0, "bench", "bench-marker-a", "bench-marker-b", skip=900)
     # Not the BEGIN before the first marker nor the ROLLBACK after the second, nor another
     # database's statement, nor the marker connection's own; a statement over several lines once.
-    assert found == ["BEGIN;", "SELECT id FROM lessons WHERE id = $1", "COMMIT"]
+    assert found == [
+        Logged(100, "BEGIN;"),
+        Logged(100, "SELECT id FROM lessons WHERE id = $1"),
+        Logged(101, "COMMIT"),
+    ]
+
+
+def test_an_empty_transaction_is_a_begin_then_rollback_on_one_connection() -> None:
+    statements = [
+        Logged(1, "BEGIN;"),
+        Logged(2, "BEGIN;"),  # another connection's, interleaved
+        Logged(1, "ROLLBACK"),  # a pre-ping's
+        Logged(2, "SELECT 1"),
+        Logged(2, "ROLLBACK"),  # a transaction that did something
+        Logged(1, "BEGIN;"),
+        Logged(1, "COMMIT;"),
+    ]
+    assert empty_transactions(statements) == 1
 
 
 def test_a_missing_end_marker_is_an_error(tmp_path: Path) -> None:

@@ -762,7 +762,12 @@ async def statements_per_request(
             counted[case.name] = await count_statements(
                 urls[case.system], args.pg_log, case, port, args.log_requests
             )
-            print(f"{case.name}: {asdict(counted[case.name])}", flush=True)
+            found = counted[case.name]
+            print(
+                f"{case.name}: {found.statements_per_request} statements and "
+                f"{found.empty_transactions_per_request} empty transactions per request",
+                flush=True,
+            )
     return counted
 
 

@@ -44,6 +44,7 @@ import secrets
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -107,7 +108,7 @@ LOG_LINE = re.compile(
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-class RequestFailed(SystemExit):
+class RequestFailed(Exception):
     """A request got a status other than the one its case expects: the run reports nothing."""
 
 
@@ -876,4 +877,7 @@ async def main() -> None:
 if __name__ == "__main__":
     # A SIGTERM unwinds like Ctrl-C, so the servers stop and statement logging is turned off.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except RequestFailed as failure:
+        sys.exit(f"no report: {failure}")

@@ -333,6 +333,9 @@ def lean_cases(rng: random.Random) -> list[Case]:
     ]
 
 
+PREPAIDGUARD_CASES = ("balance", "enrollment", "lesson", "lesson_idempotency_key", "confirm")
+
+
 def prepaidguard_cases(
     schools: list[School], confirmable: Callable[[int], list[tuple[uuid.UUID, uuid.UUID]]]
 ) -> list[Case]:
@@ -374,13 +377,15 @@ def prepaidguard_cases(
             for lesson, enrollment in confirmable(n)
         ]
 
-    return [
+    cases = [
         Case("balance", "prepaidguard", 200, balance, reusable=True),
         Case("enrollment", "prepaidguard", 200, enrollment, reusable=True),
         Case("lesson", "prepaidguard", 201, lessons(False), reusable=False),
         Case("lesson_idempotency_key", "prepaidguard", 201, lessons(True), reusable=False),
         Case("confirm", "prepaidguard", 200, confirm, reusable=False),
     ]
+    assert [case.name for case in cases] == list(PREPAIDGUARD_CASES)
+    return cases
 
 
 # --- measuring ------------------------------------------------------------------------------
@@ -830,10 +835,17 @@ async def main() -> None:
         help="writes prepared per second of run; a faster server runs out and says so",
     )
     parser.add_argument("--log-requests", type=int, default=50, metavar="K")
+    parser.add_argument(
+        "--cases",
+        default=",".join(PREPAIDGUARD_CASES),
+        help="PrepaidGuard's cases to run (the lean reference and pgbench always run)",
+    )
     parser.add_argument("--pg-log", type=Path, default=PG_LOG)
     parser.add_argument("--port", type=int, default=8941)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if unknown := set(args.cases.split(",")) - set(PREPAIDGUARD_CASES):
+        parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
 
     url = args.database_url
     lean_url = _plain(
@@ -865,7 +877,8 @@ async def main() -> None:
 
     pool = ConfirmPool()
     lean = lean_cases(random.Random(15))
-    cases = prepaidguard_cases(schools, pool.take)
+    wanted = args.cases.split(",")
+    cases = [case for case in prepaidguard_cases(schools, pool.take) if case.name in wanted]
     results = await throughput(setup, args, schools, pool, lean, cases)
     counted = await statements_per_request(setup, args, [*lean, *cases])
     for result in results:

@@ -23,7 +23,8 @@ For each case: requests per second over `--connections` keep-alive connections f
 
 4. **Statements per request, from PostgreSQL's log.** With `log_statement = 'all'` set on both
    benchmark databases, the servers are restarted (the setting applies to new connections), and
-   `--log-requests` requests of each case are sent one at a time between two markers (a
+   `--log-requests` requests of each case (PrepaidGuard's from one caller each, just warmed up:
+   see `statements_per_request`) are sent one at a time between two markers (a
    `SELECT 'bench-marker-...'` on a connection of its own, whose lines are left out). Every
    statement a server sent in between is counted, BEGIN and COMMIT included, and listed with its
    count per request; so are the empty transactions (BEGIN, then ROLLBACK: SQLAlchemy's pool
@@ -110,6 +111,8 @@ LOG_LINE = re.compile(
     r"^\S+ \S+ \S+ \[(?P<pid>\d+)\] \S*@(?P<db>\S*) LOG:  (?:statement|execute [^:]*): (?P<sql>.*)$"
 )
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Requests of a case sent before its statements are counted: connections open, caches filled.
+WARM_REQUESTS = 5
 
 
 class RequestFailed(Exception):
@@ -236,17 +239,20 @@ async def _add(session: AsyncSession, row: Any) -> None:
 async def pending_lessons(
     url: str, schools: list[School], wanted: int
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """(lesson, enrollment) of `wanted` lessons pending confirmation, shuffled: those recorded so
-    far, and as many more as are missing, recorded through the lesson service in batches."""
+    """(lesson, enrollment) of `wanted` lessons of the schools' enrollments pending confirmation,
+    shuffled: those recorded so far, and as many more as are missing, recorded through the lesson
+    service in batches."""
     engine = create_engine(url)
     db = Database(engine)
     rng = random.Random(13)
     try:
+        enrollment_ids = [e for school in schools for e in school.enrollments]
 
         async def pending(session: AsyncSession) -> list[tuple[uuid.UUID, uuid.UUID]]:
             rows = await session.execute(
                 select(Lesson.id, Lesson.enrollment_id).where(
-                    Lesson.status == LessonStatus.pending_confirmation
+                    Lesson.status == LessonStatus.pending_confirmation,
+                    Lesson.enrollment_id.in_(enrollment_ids),
                 )
             )
             return [(row[0], row[1]) for row in rows]
@@ -645,7 +651,7 @@ async def count_statements(url: str, log: Path, case: Case, port: int, requests:
     """Statements per request of `case`: a few requests to warm the server, then `requests` one
     at a time between two markers."""
     database = str(make_url(url).database)
-    await blast(port, case, _items(case, 5), 1, 60)
+    await blast(port, case, _items(case, WARM_REQUESTS), 1, 60)
     marker = await asyncpg.connect(_plain(url))
     try:
         offset = await asyncio.to_thread(os.path.getsize, log)
@@ -757,23 +763,35 @@ async def throughput(
     async with servers(setup) as running:
         for case in [*lean, *cases, lean[0]]:
             if case.name == "confirm":
-                # Its timed run and warm-up, and the statement count's later.
+                # Its timed run and its warm-up.
                 wanted = int(args.rate_ceiling * (args.seconds + args.warmup)) + 2
-                await pool.fill(setup.url, schools, wanted + args.log_requests + 5)
+                await pool.fill(setup.url, schools, wanted)
             results.append(await measure(*running[case.system], case, **run))
     return results
 
 
 async def statements_per_request(
-    setup: Setup, args: argparse.Namespace, cases: list[Case]
+    setup: Setup, args: argparse.Namespace, lean: list[Case], schools: list[School]
 ) -> dict[str, Counted]:
-    """Each case's statements per request, with logging on for the servers' new connections."""
+    """Each case's statements per request, with logging on for the servers' new connections.
+
+    PrepaidGuard's requests are counted on one caller each (one institution's key, one
+    enrollment's parent), which the warm-up has just used: the steady state of a caller that sends
+    requests one after another. A key or profile the process has not seen within its cache's
+    lifetime costs its lookup on top (it shows in the timed run's CPU, not here)."""
     urls = {"prepaidguard": setup.url, "lean": setup.lean_url}
     admin_url = _plain(make_url(setup.url).set(database="postgres").render_as_string(False))
     databases = [str(make_url(url).database) for url in urls.values()]
+    enrollment_id, parent_key = next(iter(schools[0].enrollments.items()))
+    caller = School(schools[0].institution_id, schools[0].key, {enrollment_id: parent_key})
+    pool = ConfirmPool()
+    wanted = args.cases.split(",")
+    cases = [case for case in prepaidguard_cases([caller], pool.take) if case.name in wanted]
     counted: dict[str, Counted] = {}
     async with statement_logging(admin_url, databases), servers(setup) as running:
-        for case in cases:
+        for case in [*lean, *cases]:
+            if case.name == "confirm":
+                await pool.fill(setup.url, [caller], WARM_REQUESTS + args.log_requests)
             port, _ = running[case.system]
             counted[case.name] = await count_statements(
                 urls[case.system], args.pg_log, case, port, args.log_requests
@@ -880,7 +898,7 @@ async def main() -> None:
     wanted = args.cases.split(",")
     cases = [case for case in prepaidguard_cases(schools, pool.take) if case.name in wanted]
     results = await throughput(setup, args, schools, pool, lean, cases)
-    counted = await statements_per_request(setup, args, [*lean, *cases])
+    counted = await statements_per_request(setup, args, lean, schools)
     for result in results:
         result.statements_per_request = counted[result.case].statements_per_request
         result.empty_transactions_per_request = counted[result.case].empty_transactions_per_request

@@ -834,7 +834,7 @@ def table(pgbench_result: dict[str, Any], results: list[Measured]) -> str:
     return "\n".join(lines)
 
 
-async def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -864,7 +864,17 @@ async def main() -> None:
     args = parser.parse_args()
     if unknown := set(args.cases.split(",")) - set(PREPAIDGUARD_CASES):
         parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
+    return args
 
+
+def measured_commit() -> str | None:
+    """The checkout measured, so that figures can be told apart as the code moves."""
+    found = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    return found.stdout.strip() or None
+
+
+async def main() -> None:
+    args = arguments()
     url = args.database_url
     lean_url = _plain(
         make_url(url)
@@ -908,6 +918,7 @@ async def main() -> None:
     if args.out:
         report = {
             "date": date.today().isoformat(),
+            "commit": measured_commit(),
             "institutions": args.institutions,
             "enrollments_per_institution": args.enrollments,
             "seconds": args.seconds,

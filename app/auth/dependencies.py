@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Scope
 
 from app.audit.context import Actor, current_actor
@@ -27,6 +27,7 @@ from app.auth.principal import (
 )
 from app.auth.service import principal_for_digest
 from app.config import Settings
+from app.db.unit import Database
 from app.kit.errors import DomainError, NotFound
 from app.models.api_key import Role
 
@@ -63,8 +64,9 @@ async def _principal_for_token(
     digest = key_hash(settings.secret_key.get_secret_value(), token)
     principal = key_cache.keys.get(digest)
     if principal is None:
-        async with AsyncSession(engine) as session:
-            principal = await principal_for_digest(session, digest)
+        principal = await Database(engine, settings).read(
+            lambda session: principal_for_digest(session, digest)
+        )
         if principal is not None:
             key_cache.keys.put(digest, principal, tag=principal.key_id)
     return principal

@@ -1,6 +1,11 @@
 """The balance view through the API: the hold-back in whole fen, the coverage ratio's rounding, and
 the allowance next to what is releasable."""
 
+import asyncio
+
+from sqlalchemy import select
+
+from app.models import Institution
 from tests.factories import auth, make_paid_enrollment, make_world
 
 
@@ -47,3 +52,27 @@ async def test_allowance_is_shown_next_to_releasable(engine, client):
     view = await _view(client, world)
     assert (view["releasable_fen"], view["payout_allowance_fen"]) == (100_000, 50_000)
     assert view["monthly_cap_left_fen"] is None
+
+
+async def test_a_balance_view_is_not_held_up_by_a_writer(engine, client):
+    """A view reads without a transaction of its own (`Database.read`): a writer holding the
+    institution (its row lock on PostgreSQL, the database's writer lock on SQLite) for longer than
+    the view waits does not delay it."""
+    world = await make_world(engine)
+    await make_paid_enrollment(engine, world, lessons=4)
+    async with engine.connect() as writer:
+        await writer.begin()  # BEGIN IMMEDIATE on SQLite: the writer lock
+        await writer.execute(
+            select(Institution.id).where(Institution.id == world.institution_id).with_for_update()
+        )
+        view = await asyncio.wait_for(_view(client, world, world.institution_key), timeout=5)
+        own = await asyncio.wait_for(
+            client.get(
+                f"/v1/institutions/{world.institution_id}/balance",
+                headers=auth(world.institution_key),
+            ),
+            timeout=5,
+        )
+        await writer.rollback()
+    assert view["unconsumed_fen"] == 4 * 10_000
+    assert own.status_code == 200 and own.json() == view

@@ -4,11 +4,12 @@ not gets 404 from the endpoint, exactly as if the object did not exist.
 `scoped` is the one lookup of an institution's object by id with its scope check; each kind's
 repository names it for its own model (`visible_payout`, `visible_lesson`, ...)."""
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -65,15 +66,7 @@ async def scoped(
     """The institution's object `model` with `object_id`, read with its institution's jurisdiction
     in one statement, if the caller sees it (`enrollment_of` names the enrollment it belongs to, for
     its parent); else None. `lock` takes the object's row lock (and reloads it)."""
-    table: Any = model  # its columns, as the mapped class carries them
-    query = (
-        select(table, Institution.jurisdiction_code)
-        .join(Institution, Institution.id == table.institution_id)
-        .where(table.id == object_id)
-    )
-    if lock:
-        query = query.with_for_update(of=table)
-    row = (await session.execute(query)).first()
+    row = (await session.execute(_scoped_query(model, lock), {"object_id": object_id})).first()
     if row is None:
         return None
     found, jurisdiction_code = row
@@ -81,6 +74,18 @@ async def scoped(
     if not sees(caller, found.institution_id, jurisdiction_code, enrollment_id):
         return None
     return found
+
+
+@functools.cache
+def _scoped_query(model: type[Any], lock: bool) -> Select[Any]:
+    """`scoped`'s statement for `model`, built once (the object's id is a parameter)."""
+    table: Any = model  # its columns, as the mapped class carries them
+    query = (
+        select(table, Institution.jurisdiction_code)
+        .join(Institution, Institution.id == table.institution_id)
+        .where(table.id == bindparam("object_id", type_=table.id.type))
+    )
+    return query.with_for_update(of=table) if lock else query
 
 
 def institution_scope(

@@ -4,7 +4,7 @@ of its ledger that regulators keep."""
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -13,16 +13,21 @@ from app.institutions.errors import InstitutionNotFound
 from app.kit.pagination import PageRequest, paginate
 from app.models import Institution, LedgerCheckpoint
 
+# Built once: the institution's id is a parameter.
+_READ = select(Institution).where(
+    Institution.id == bindparam("institution_id", type_=Institution.id.type)
+)
+_LOCKED = _READ.with_for_update()
+
 
 async def visible_institution(
     session: AsyncSession, caller: Principal, institution_id: UUID, *, lock: bool = False
 ) -> Institution:
     """The institution, to the operator, its regulator and itself; 404 to anyone else. `lock`
     takes its row lock (and reloads it)."""
-    query = select(Institution).where(Institution.id == institution_id)
-    if lock:
-        query = query.with_for_update()
-    institution = await session.scalar(query)
+    institution = await session.scalar(
+        _LOCKED if lock else _READ, {"institution_id": institution_id}
+    )
     if institution is None or not sees_institution(caller, institution):
         raise InstitutionNotFound(f"no institution {institution_id}")
     return institution

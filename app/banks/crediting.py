@@ -6,7 +6,8 @@ the oldest stored messages, groups them by their escrow account, and applies eac
 transaction, so that a transaction never spans institutions (the shard rule). The messages are
 taken with FOR UPDATE SKIP LOCKED and applied only while still `stored`, and the transaction that
 applies them marks them `processed`: two workers, or a worker and the `process_inbox` job, never
-apply one twice. What applying means is the inbox's `apply_notification`, unchanged: only its moment moved.
+apply one twice. What applying means is the inbox's, unchanged (`apply_payment_messages` does
+what `apply_notification` does to each message, in fewer statements): only its moment moved.
 
 A group that fails is rolled back and applied again one message per transaction, so one bad
 message (say, for an account nobody holds yet) is kept `failed`, as a synchronous failure would
@@ -23,9 +24,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.banks.config import BankSetup, cached_bank
@@ -36,10 +38,10 @@ from app.banks.inbox import (
     Source,
     StoreOutcome,
     StoreResult,
-    apply_notification,
+    apply_payment_messages,
     retry_failed_messages,
 )
-from app.banks.protocol import InboundRequest
+from app.banks.protocol import InboundRequest, Notification
 from app.config import InboxApply
 from app.db.unit import Database
 from app.kit.clock import as_utc, utcnow
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2  # how soon a message stored by another process (or before a crash) is credited
 PASS_SIZE = 1000  # stored messages taken per pass
 GROUP_SIZE = 100  # messages of one institution applied in one transaction
+CONCURRENT_GROUPS = 4  # transactions of a pass at once (each holds a pooled connection)
 
 
 class CreditedElsewhere(Exception):
@@ -66,11 +69,20 @@ async def credit_stored(db: Database) -> int:
     for message_id, (_, account_no) in pending.items():
         groups[account_no].append(message_id)
     banks = await _setups(db, {slug for slug, _ in pending.values()})
-    handled = 0
-    for ids in groups.values():
-        for start in range(0, len(ids), GROUP_SIZE):
-            handled += await credit_group(db, ids[start : start + GROUP_SIZE], banks)
-    return handled
+    # Institutions apart never wait for each other: their transactions overlap, so that a pass
+    # is not a string of round trips one after the other. SQLite has one writer at a time.
+    running = asyncio.Semaphore(1 if db.engine.dialect.name == "sqlite" else CONCURRENT_GROUPS)
+
+    async def credit(ids: list[UUID]) -> int:
+        async with running:
+            return await credit_group(db, ids, banks)
+
+    chunks = [
+        ids[start : start + GROUP_SIZE]
+        for ids in groups.values()
+        for start in range(0, len(ids), GROUP_SIZE)
+    ]
+    return sum(await asyncio.gather(*(credit(chunk) for chunk in chunks)))
 
 
 async def credit_group(
@@ -128,19 +140,15 @@ async def _apply_stored(
             .with_for_update(skip_locked=True)
         )
     ).all()
-    applied: list[UUID] = []
-    for row in rows:
-        received_at = as_utc(row.received_at)
-        request = InboundRequest(
-            headers={"content-type": row.content_type, **row.signature_headers},
-            body=row.body,
-            received_at=received_at,
-        )
-        notification = banks[row.bank_slug].adapter.parse_notification(request)
-        source = Source(row.bank_slug, notification.message_id, row.id, received_at)
-        status = await apply_notification(session, source, notification, None)
-        if status is MessageStatus.processed:
-            applied.append(row.id)
+    if not rows:
+        return 0
+    messages = [_read(row, banks[row.bank_slug]) for row in rows]
+    statuses = await apply_payment_messages(session, messages)
+    applied = [
+        source.stored_id
+        for (source, _), status in zip(messages, statuses, strict=True)
+        if status is MessageStatus.processed
+    ]
     if applied:
         marked = await session.execute(
             update(BankMessage)
@@ -154,6 +162,18 @@ async def _apply_stored(
         if marked.rowcount != len(applied):  # type: ignore[attr-defined]
             raise CreditedElsewhere()
     return len(rows)
+
+
+def _read(row: Row[Any], bank: BankSetup) -> tuple[Source, Notification]:
+    """A stored message read again by its bank's adapter, as when it arrived."""
+    received_at = as_utc(row.received_at)
+    request = InboundRequest(
+        headers={"content-type": row.content_type, **row.signature_headers},
+        body=row.body,
+        received_at=received_at,
+    )
+    notification = bank.adapter.parse_notification(request)
+    return Source(row.bank_slug, notification.message_id, row.id, received_at), notification
 
 
 async def _mark_failed(session: AsyncSession, message_id: UUID, why: str) -> None:

@@ -73,7 +73,12 @@ from app.models.alert import AlertKind
 from app.models.bank_message import MessageStatus
 from app.models.institution import AlertLevel
 from app.models.instruction import InstructionKind, InstructionStatus
-from app.payments.service import BankPayment, PaymentResult, credit_payment
+from app.payments.service import (
+    BankPayment,
+    PaymentResult,
+    credit_matching_payments,
+    credit_payment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -594,6 +599,58 @@ async def apply_notification(
     return MessageStatus.refused
 
 
+async def apply_payment_messages(
+    session: AsyncSession, messages: Sequence[tuple[Source, Notification]]
+) -> list[MessageStatus]:
+    """Apply stored payment messages of one escrow account (the crediting worker's group) with
+    what `apply_notification` does to each, in fewer statements: the bank check once for all, the
+    payments that credit their order straight in one batch (`credit_matching_payments`) with one
+    evaluation of the institution's alerts after them, and the rest one by one, in the order
+    received. The status of each message."""
+    events = [event for _, notification in messages for event in notification.events]
+    slugs = {source.slug for source, _ in messages}
+    if len(slugs) != 1 or await _foreign(session, next(iter(slugs)), events):
+        return [
+            await apply_notification(session, source, notification, None)
+            for source, notification in messages
+        ]
+    await _lock_institutions(session, events)
+    payments = [
+        (source, event)
+        for source, notification in messages
+        for event in notification.events
+        if isinstance(event, PaymentReceived)
+    ]
+    outcomes = await credit_matching_payments(
+        session, [_bank_payment(source.slug, event) for source, event in payments]
+    )
+    credited: list[PaymentReceived] = []
+    institution_id = None
+    for (source, event), outcome in zip(payments, outcomes, strict=True):
+        if outcome is None:
+            await _payment(session, source.slug, event)
+        else:
+            credited.append(event)
+            institution_id = outcome.institution_id
+    if institution_id is not None:
+        await evaluate_money(
+            session,
+            institution_id,
+            utcnow(),
+            cause=_cause_of_credits(credited),
+            actor=f"bank:{messages[0][0].slug}",
+        )
+    return [MessageStatus.processed] * len(messages)
+
+
+def _cause_of_credits(credited: Sequence[PaymentReceived]) -> str:
+    """What moved the money, as an alert level change records it."""
+    if len(credited) == 1:
+        return f"payment {credited[0].bank_reference} of {credited[0].amount_fen} fen"
+    total = sum(event.amount_fen for event in credited)
+    return f"{len(credited)} payments of {total} fen in all"
+
+
 # --- Applying events -----------------------------------------------------------------------------
 
 
@@ -607,21 +664,22 @@ async def apply_event(session: AsyncSession, source: Source, event: BankEvent) -
     # A Notice moves nothing: the stored message is its record.
 
 
-async def _payment(session: AsyncSession, slug: str, event: PaymentReceived) -> None:
-    outcome = await credit_payment(
-        session,
-        BankPayment(
-            bank_slug=slug,
-            bank_reference=event.bank_reference,
-            escrow_account_no=event.account_no,
-            order_no=event.order_no,
-            amount_fen=event.amount_fen,
-            paid_at=event.paid_at,
-            channel_order_id=event.channel_order_id,
-            payer_name=event.payer_name,
-            payer_account_no=event.payer_account_no,
-        ),
+def _bank_payment(slug: str, event: PaymentReceived) -> BankPayment:
+    return BankPayment(
+        bank_slug=slug,
+        bank_reference=event.bank_reference,
+        escrow_account_no=event.account_no,
+        order_no=event.order_no,
+        amount_fen=event.amount_fen,
+        paid_at=event.paid_at,
+        channel_order_id=event.channel_order_id,
+        payer_name=event.payer_name,
+        payer_account_no=event.payer_account_no,
     )
+
+
+async def _payment(session: AsyncSession, slug: str, event: PaymentReceived) -> None:
+    outcome = await credit_payment(session, _bank_payment(slug, event))
     if not outcome.replayed:
         await evaluate_money(
             session,

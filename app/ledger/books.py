@@ -1,5 +1,6 @@
 """An institution's standard accounts, by role, as the lifecycle uses them."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -41,15 +42,27 @@ async def books_and_enrollment_account(
     connection: AsyncConnection, institution_id: UUID, enrollment_id: UUID
 ) -> tuple[Books, Account]:
     """`institution_books` and `enrollment_account` in one read."""
-    *opened, prepaid = await open_accounts(
+    books, [prepaid] = await books_and_enrollment_accounts(
+        connection, institution_id, [enrollment_id]
+    )
+    return books, prepaid
+
+
+async def books_and_enrollment_accounts(
+    connection: AsyncConnection, institution_id: UUID, enrollment_ids: Sequence[UUID]
+) -> tuple[Books, list[Account]]:
+    """`institution_books` and the prepaid accounts of these enrollments, in their order, in one
+    read (a batch of payments credits many enrollments of one institution)."""
+    opened = await open_accounts(
         connection,
         institution_id,
         [
             *(AccountSpec(kind) for kind in INSTITUTION_KINDS),
-            prepaid_spec(enrollment_id),
+            *(prepaid_spec(enrollment_id) for enrollment_id in enrollment_ids),
         ],
     )
-    return Books(institution_id, *opened), prepaid
+    kinds = len(INSTITUTION_KINDS)
+    return Books(institution_id, *opened[:kinds]), opened[kinds:]
 
 
 async def enrollment_account(

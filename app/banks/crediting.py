@@ -24,7 +24,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Row, func, select, update
@@ -164,7 +163,9 @@ async def _apply_stored(
     return len(rows)
 
 
-def _read(row: Row[Any], bank: BankSetup) -> tuple[Source, Notification]:
+def _read(
+    row: "Row[UUID, str, str, dict[str, str], bytes, datetime]", bank: BankSetup
+) -> tuple[Source, Notification]:
     """A stored message read again by its bank's adapter, as when it arrived."""
     received_at = as_utc(row.received_at)
     request = InboundRequest(

@@ -289,15 +289,18 @@ async def test_a_crash_mid_apply_keeps_the_message_and_the_retry_credits_it_once
 ):
     enrollment = await enrollment_awaiting_payment(client, gm)
     message = gm.credit(enrollment["order_no"], enrollment["amount_fen"])
+
     # The crash comes after the ledger entry is written, in the same transaction as the credit
     # (one payment's post, or a batch's).
-    for name in ("post", "post_many"):
-
-        async def post_then_crash(*args, real=getattr(ledger, name), **kwargs):
-            await real(*args, **kwargs)
+    def then_crash(post):
+        async def post_then_crash(*args, **kwargs):
+            await post(*args, **kwargs)
             raise RuntimeError("the process died here")
 
-        monkeypatch.setattr(ledger, name, post_then_crash)
+        return post_then_crash
+
+    monkeypatch.setattr(ledger, "post", then_crash(ledger.post))
+    monkeypatch.setattr(ledger, "post_many", then_crash(ledger.post_many))
     body, headers = gm.signed(message)
     reply = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
 

@@ -320,6 +320,72 @@ async def one_by_one(url: str, secret_key: str, adapter: str, count: int) -> dic
     }
 
 
+async def store_then_credit(
+    url: str, secret_key: str, adapter: str, count: int, institutions: int
+) -> dict[str, Any]:
+    """Post `count` notifications, 32 at a time, to the app in this process with its crediting
+    worker idle, then credit them all with one drain: the CPU time and SQL statements per
+    notification of each half (storing includes this process's HTTP client)."""
+    from sqlalchemy import event
+
+    from app.banks.crediting import InboxRuntime
+    from app.config import InboxApply, Settings
+    from app.main import create_app
+
+    _, items = await prepare(url, secret_key, adapter, institutions, count + 50)
+    app = create_app(
+        Settings(
+            database_url=url,
+            secret_key=secret_key,
+            log_level="WARNING",
+            inbox_apply=InboxApply.background,
+        )
+    )
+    statements = 0
+
+    def counted(*_: object) -> None:
+        nonlocal statements
+        statements += 1
+
+    start = InboxRuntime.start
+    InboxRuntime.start = lambda self: None  # type: ignore[method-assign]  # credited below
+    try:
+        async with app.router.lifespan_context(app):
+            event.listen(app.state.engine.sync_engine, "before_cursor_execute", counted)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+                slots = asyncio.Semaphore(32)
+
+                async def post(item: Prepared) -> None:
+                    async with slots:
+                        reply = await client.post(
+                            item.path, content=item.body, headers=item.headers
+                        )
+                    if reply.status_code != 200:
+                        raise RuntimeError(f"{adapter}: {reply.status_code} {reply.text[:200]}")
+
+                await asyncio.gather(*(post(item) for item in items[:50]))  # warm-up
+                await app.state.inbox.drain()
+                statements, cpu = 0, time.process_time()
+                await asyncio.gather(*(post(item) for item in items[50 : count + 50]))
+                stored = (statements, time.process_time() - cpu)
+            statements, cpu = 0, time.process_time()
+            credited = await app.state.inbox.drain()
+            spent = (statements, time.process_time() - cpu)
+    finally:
+        InboxRuntime.start = start  # type: ignore[method-assign]
+    if credited != count:
+        raise RuntimeError(f"{adapter}: {credited} credited of {count} stored")
+    return {
+        "bank": adapter,
+        "institutions": institutions,
+        "store_cpu_ms": round(stored[1] / count * 1000, 2),
+        "store_statements": round(stored[0] / count, 2),
+        "credit_cpu_ms": round(spent[1] / count * 1000, 2),
+        "credit_statements": round(spent[0] / count, 2),
+    }
+
+
 async def settled(url: str, slug: str, patience: float = 120.0) -> None:
     """Wait until the service has credited every message it stored (its worker runs on)."""
     engine = create_engine(url)
@@ -465,6 +531,15 @@ async def main() -> None:
         help="instead of the HTTP run, post N notifications one at a time in this process and "
         "report time, CPU and SQL statements per notification",
     )
+    parser.add_argument(
+        "--split",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the HTTP run, store N notifications in this process (32 at a time, "
+        "worker idle), then credit them in one drain, and report CPU and SQL statements per "
+        "notification of each half (over --institutions institutions)",
+    )
     args = parser.parse_args()
 
     await recreate_database(args.database_url)
@@ -473,6 +548,18 @@ async def main() -> None:
     if args.one_by_one:
         costs = [
             await one_by_one(args.database_url, secret_key, adapter, args.one_by_one)
+            for adapter in args.banks.split(",")
+        ]
+        for cost in costs:
+            print(json.dumps(cost), flush=True)
+        if args.out:
+            args.out.write_text(json.dumps(costs, indent=2) + "\n")
+        return
+    if args.split:
+        costs = [
+            await store_then_credit(
+                args.database_url, secret_key, adapter, args.split, args.institutions
+            )
             for adapter in args.banks.split(",")
         ]
         for cost in costs:

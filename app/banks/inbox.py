@@ -536,18 +536,23 @@ async def _foreign(session: AsyncSession, slug: str, events: Sequence[BankEvent]
     return found
 
 
-async def _lock_institutions(session: AsyncSession, events: Sequence[BankEvent]) -> None:
-    """The rows of the institutions whose accounts the events name, in the order of their ids,
-    before anything else of theirs (the lock order of payouts): a credit or a debit may move an
-    institution's alert level. (A result is locked with its instruction, `locked_instruction`.)"""
+async def _lock_institutions(
+    session: AsyncSession, events: Sequence[BankEvent]
+) -> Sequence[Institution]:
+    """The rows of the institutions whose accounts the events name, locked in the order of their
+    ids, before anything else of theirs (the lock order of payouts): a credit or a debit may move
+    an institution's alert level. (A result is locked with its instruction, `locked_instruction`.)"""
     accounts = sorted({event.account_no for event in events if event.account_no})
-    if accounts:
-        await session.execute(
-            select(Institution.id)
+    if not accounts:
+        return []
+    return (
+        await session.scalars(
+            select(Institution)
             .where(Institution.escrow_account_no.in_(accounts))
             .order_by(Institution.id)
             .with_for_update()
         )
+    ).all()
 
 
 async def apply_notification(
@@ -603,18 +608,20 @@ async def apply_payment_messages(
     session: AsyncSession, messages: Sequence[tuple[Source, Notification]]
 ) -> list[MessageStatus]:
     """Apply stored payment messages of one escrow account (the crediting worker's group) with
-    what `apply_notification` does to each, in fewer statements: the bank check once for all, the
-    payments that credit their order straight in one batch (`credit_matching_payments`) with one
+    what `apply_notification` does to each, in fewer statements: the institution locked and the
+    bank checked once for all (one read), the payments that credit their order straight in one batch (`credit_matching_payments`) with one
     evaluation of the institution's alerts after them, and the rest one by one, in the order
     received. The status of each message."""
     events = [event for _, notification in messages for event in notification.events]
     slugs = {source.slug for source, _ in messages}
-    if len(slugs) != 1 or await _foreign(session, next(iter(slugs)), events):
+    # The institutions holding the accounts, locked; the bank check of payments needs nothing
+    # else than their banks.
+    holders = await _lock_institutions(session, events)
+    if len(slugs) != 1 or any(holder.bank_slug not in slugs for holder in holders):
         return [
             await apply_notification(session, source, notification, None)
             for source, notification in messages
         ]
-    await _lock_institutions(session, events)
     payments = [
         (source, event)
         for source, notification in messages
@@ -622,7 +629,9 @@ async def apply_payment_messages(
         if isinstance(event, PaymentReceived)
     ]
     outcomes = await credit_matching_payments(
-        session, [_bank_payment(source.slug, event) for source, event in payments]
+        session,
+        holders[0] if len(holders) == 1 else None,
+        [_bank_payment(source.slug, event) for source, event in payments],
     )
     credited: list[PaymentReceived] = []
     institution_id = None

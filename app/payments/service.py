@@ -148,7 +148,7 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
 
 
 async def credit_matching_payments(
-    session: AsyncSession, payments: Sequence[BankPayment]
+    session: AsyncSession, institution: Institution | None, payments: Sequence[BankPayment]
 ) -> list[PaymentOutcome | None]:
     """Credit together, in one round of statements and one ledger call, those of these payments
     (into one escrow account, in the order received) that `credit_payment` would credit straight
@@ -157,15 +157,13 @@ async def credit_matching_payments(
 
     A payment is taken here only when no earlier payment of the batch quotes its order or has its
     bank reference, so that whatever credit_payment does afterwards to the rest happens to each
-    order in the order received, as it would have one by one."""
+    order in the order received, as it would have one by one.
+
+    `institution` holds the payments' escrow account, its row locked by the caller (None when no
+    institution does: credit_payment says so)."""
     outcomes: list[PaymentOutcome | None] = [None] * len(payments)
     accounts = {payment.escrow_account_no for payment in payments}
-    if len(accounts) != 1:
-        return outcomes
-    institution = await session.scalar(
-        select(Institution).where(Institution.escrow_account_no == accounts.pop())
-    )
-    if institution is None:
+    if institution is None or accounts != {institution.escrow_account_no}:
         return outcomes
     orders = {
         payment.order_no

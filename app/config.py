@@ -17,6 +17,13 @@ class Environment(StrEnum):
 DEVELOPMENT_SECRET = "development-only-secret-do-not-use-in-production"
 
 
+class InboxApply(StrEnum):
+    """When a stored payment message is credited (app/banks/crediting.py)."""
+
+    background = "background"  # by this process's worker, right after the reply
+    inline = "inline"  # by the request itself, before the reply (tests, a single small process)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
@@ -49,6 +56,9 @@ class Settings(BaseSettings):
     # Enrollments a wind-down goes through per transaction (app/winddown): each batch commits on
     # its own, so a county's thousands never make one long transaction.
     wind_down_batch_size: int = Field(default=200, ge=1, le=5000)
+    # When a bank's payment is credited: by a worker right after the bank's reply (background,
+    # which group-commits the inbox: the reply means "stored"), or before the reply (inline).
+    inbox_apply: InboxApply = InboxApply.background
     # Tests only: comma-separated names of crash points (app/kit/crashpoints.py) at which the
     # process kills itself. Refused in production.
     crash_points: str = ""

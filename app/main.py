@@ -17,6 +17,7 @@ from app.audit.endpoints import router as audit_router
 from app.audit.middleware import ClientAddressMiddleware
 from app.auth import cache as key_cache
 from app.auth.dependencies import caller_of
+from app.banks.crediting import InboxRuntime
 from app.banks.endpoints import router as banks_router
 from app.body_limit import BodyLimitMiddleware
 from app.complaints.endpoints import router as complaints_router
@@ -24,6 +25,7 @@ from app.config import Settings, get_settings
 from app.courses.endpoints import router as courses_router
 from app.db.engine import create_engine
 from app.db.replica import create_read_engine
+from app.db.unit import Database
 from app.enrollments.endpoints import router as enrollments_router
 from app.errors import PROBLEM_RESPONSES, UnhandledErrorMiddleware, install_error_handlers
 from app.exports.endpoints import router as exports_router
@@ -91,9 +93,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         app.state.read_engine = create_read_engine(settings, app.state.engine)
+        app.state.inbox = InboxRuntime(Database(app.state.engine, settings), settings.inbox_apply)
+        app.state.inbox.start()
         try:
             yield
         finally:
+            await app.state.inbox.close()
             await app.state.engine.dispose()
             if app.state.read_engine is not app.state.engine:
                 await app.state.read_engine.dispose()

@@ -7,10 +7,13 @@ here), opens `--institutions` institutions per bank with enough enrollments awai
 starts the service with uvicorn (`--workers` processes). Then, for each bank, `--connections`
 keep-alive connections post signed payment notifications (one per enrollment, in the bank's own
 format, signed as the bank signs: ums SHA-256 with the appended key, iso20022 HMAC, gmbank SM2) for
-`--seconds` seconds. Every notification is verified, stored in the inbox and credited to its
-enrollment, and must be answered with the bank's success reply. Afterwards it checks that every
-acknowledged notification credited its enrollment exactly once and that the ledger of every
-institution verifies.
+`--seconds` seconds. Every notification is verified and stored in the inbox, must be answered
+with the bank's success reply, and is credited to its enrollment right after by the service's
+crediting worker (INBOX_APPLY=background). Once the inbox has nothing left to credit, it checks
+that every acknowledged notification credited its enrollment exactly once (one payment entry
+each, no message left uncredited) and that the ledger of every institution verifies, and reports
+how long each credit took to be visible from the moment the bank sent its request (the client's
+clock and the server's `processed_at`, on the same machine).
 
 The client is a small HTTP/1.1 writer on raw asyncio streams, with every message signed before the
 clock starts, so that the measurement is of the service rather than of a client library.
@@ -45,7 +48,7 @@ from app.ledger import service as ledger
 from app.ledger.books import institution_books
 from app.ledger.service import AccountSpec
 from app.ledger.types import AccountKind
-from app.models import Course, Enrollment, Institution, Jurisdiction
+from app.models import BankMessage, Course, Enrollment, Institution, Jurisdiction, LedgerEntry
 from bank_simulator.config import SimBank
 from bank_simulator.keys import bank_keys
 from bank_simulator.messages import DIALECTS
@@ -68,6 +71,10 @@ class Result:
     p99_ms: float
     credited: int
     journals_intact: bool
+    # From the bank's request (client clock) to the credit being visible (processed_at): p50/p99/max.
+    credit_p50_ms: float | None = None
+    credit_p99_ms: float | None = None
+    credit_max_ms: float | None = None
 
 
 @dataclass
@@ -131,6 +138,8 @@ async def prepare(url: str, secret_key: str, adapter: str, institutions: int, en
                     "lesson_price_fen": PRICE,
                     "amount_fen": LESSONS * PRICE,
                     "status": "awaiting_payment",
+                    "valid_from": now.date(),
+                    "valid_until": now.date().replace(year=now.year + 1),
                     "expires_at": now.replace(year=now.year + 1),
                     "created_at": now,
                     "updated_at": now,
@@ -247,7 +256,8 @@ async def blast(
 ):
     queue = list(items)
     latencies: list[float] = []
-    acknowledged: list[str] = []
+    acknowledged: list[Prepared] = []
+    sent_at: dict[bytes, float] = {}  # wall clock, to compare with the server's processed_at
     deadline = time.perf_counter() + seconds
 
     async def connection(port: int) -> None:
@@ -257,19 +267,20 @@ async def blast(
             while queue and time.perf_counter() < deadline:
                 item = queue.pop()
                 started = time.perf_counter()
+                sent_at[item.body] = time.time()
                 writer.write(request_bytes(host, item))
                 status, body = await read_response(reader)
                 latencies.append(time.perf_counter() - started)
                 if status != 200 or SUCCESS[adapter] not in body:
                     raise RuntimeError(f"{adapter}: {status} {body[:200]!r}")
-                acknowledged.append(item.order_no)
+                acknowledged.append(item)
         finally:
             writer.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(connection(ports[n % len(ports)]) for n in range(connections)))
     elapsed = time.perf_counter() - started
-    return acknowledged, latencies, elapsed
+    return acknowledged, latencies, elapsed, sent_at
 
 
 async def one_by_one(url: str, secret_key: str, adapter: str, count: int) -> dict[str, Any]:
@@ -281,7 +292,10 @@ async def one_by_one(url: str, secret_key: str, adapter: str, count: int) -> dic
     from app.main import create_app
 
     _, items = await prepare(url, secret_key, adapter, 20, count + 20)
-    app = create_app(Settings(database_url=url, secret_key=secret_key, log_level="WARNING"))
+    # Credited before each reply, so that the time and statements counted are the whole of it.
+    app = create_app(
+        Settings(database_url=url, secret_key=secret_key, log_level="WARNING", inbox_apply="inline")
+    )
     statements = 0
 
     def counted(*_: object) -> None:
@@ -306,22 +320,143 @@ async def one_by_one(url: str, secret_key: str, adapter: str, count: int) -> dic
     }
 
 
-async def check(url: str, acknowledged: list[str]) -> tuple[int, bool]:
+async def store_then_credit(
+    url: str, secret_key: str, adapter: str, count: int, institutions: int
+) -> dict[str, Any]:
+    """Post `count` notifications, 32 at a time, to the app in this process with its crediting
+    worker idle, then credit them all with one drain: the CPU time and SQL statements per
+    notification of each half (storing includes this process's HTTP client)."""
+    from sqlalchemy import event
+
+    from app.banks.crediting import InboxRuntime
+    from app.config import InboxApply, Settings
+    from app.main import create_app
+
+    _, items = await prepare(url, secret_key, adapter, institutions, count + 50)
+    app = create_app(
+        Settings(
+            database_url=url,
+            secret_key=secret_key,
+            log_level="WARNING",
+            inbox_apply=InboxApply.background,
+        )
+    )
+    statements = 0
+
+    def counted(*_: object) -> None:
+        nonlocal statements
+        statements += 1
+
+    start = InboxRuntime.start
+    InboxRuntime.start = lambda self: None  # type: ignore[method-assign]  # credited below
+    try:
+        async with app.router.lifespan_context(app):
+            event.listen(app.state.engine.sync_engine, "before_cursor_execute", counted)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+                slots = asyncio.Semaphore(32)
+
+                async def post(item: Prepared) -> None:
+                    async with slots:
+                        reply = await client.post(
+                            item.path, content=item.body, headers=item.headers
+                        )
+                    if reply.status_code != 200:
+                        raise RuntimeError(f"{adapter}: {reply.status_code} {reply.text[:200]}")
+
+                await asyncio.gather(*(post(item) for item in items[:50]))  # warm-up
+                await app.state.inbox.drain()
+                statements, cpu = 0, time.process_time()
+                await asyncio.gather(*(post(item) for item in items[50 : count + 50]))
+                stored = (statements, time.process_time() - cpu)
+            statements, cpu = 0, time.process_time()
+            credited = await app.state.inbox.drain()
+            spent = (statements, time.process_time() - cpu)
+    finally:
+        InboxRuntime.start = start  # type: ignore[method-assign]
+    if credited != count:
+        raise RuntimeError(f"{adapter}: {credited} credited of {count} stored")
+    return {
+        "bank": adapter,
+        "institutions": institutions,
+        "store_cpu_ms": round(stored[1] / count * 1000, 2),
+        "store_statements": round(stored[0] / count, 2),
+        "credit_cpu_ms": round(spent[1] / count * 1000, 2),
+        "credit_statements": round(spent[0] / count, 2),
+    }
+
+
+async def settled(url: str, slug: str, patience: float = 120.0) -> None:
+    """Wait until the service has credited every message it stored (its worker runs on)."""
+    engine = create_engine(url)
+    try:
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            async with engine.connect() as connection:
+                left = await connection.scalar(
+                    select(func.count())
+                    .select_from(BankMessage)
+                    .where(BankMessage.bank_slug == slug, BankMessage.status == "stored")
+                )
+            if not left:
+                return
+            await asyncio.sleep(0.2)
+        raise SystemExit(f"{slug}: {left} messages still uncredited after {patience} s")
+    finally:
+        await engine.dispose()
+
+
+async def check(url: str, slug: str, acknowledged: list[Prepared]) -> tuple[int, int, bool]:
+    """Enrollments credited among those acknowledged, payment entries of the bank, journals."""
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
-            credited = await connection.scalar(
+            credited = 0
+            for start in range(0, len(acknowledged), 5000):  # bounded IN lists
+                orders = [item.order_no for item in acknowledged[start : start + 5000]]
+                credited += (
+                    await connection.scalar(
+                        select(func.count())
+                        .select_from(Enrollment)
+                        .where(Enrollment.order_no.in_(orders), Enrollment.status == "active")
+                    )
+                    or 0
+                )
+            entries = await connection.scalar(
                 select(func.count())
-                .select_from(Enrollment)
-                .where(Enrollment.order_no.in_(acknowledged), Enrollment.status == "active")
+                .select_from(LedgerEntry)
+                .where(LedgerEntry.idempotency_key.like(f"payment:{slug}:%"))
             )
             intact = True
             for institution_id in await ledger.institutions(connection):
                 report = await ledger.verify(connection, institution_id)
                 intact = intact and report.intact
-        return int(credited or 0), intact
+        return credited, int(entries or 0), intact
     finally:
         await engine.dispose()
+
+
+async def credit_delays(url: str, slug: str, sent_at: dict[bytes, float]) -> list[float]:
+    """Seconds from each acknowledged request's sending to its credit's commit, sorted."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                select(BankMessage.body, BankMessage.processed_at).where(
+                    BankMessage.bank_slug == slug, BankMessage.status == "processed"
+                )
+            )
+            return sorted(
+                row.processed_at.timestamp() - sent_at[row.body]
+                for row in rows
+                if row.body in sent_at
+            )
+    finally:
+        await engine.dispose()
+
+
+def percentile_ms(values: list[float], share: float) -> float:
+    return round(values[max(0, int(len(values) * share) - 1)] * 1000, 1)
 
 
 def start_service(
@@ -338,6 +473,7 @@ def start_service(
         "SECRET_KEY": secret_key,
         "LOG_LEVEL": "WARNING",
         "ENVIRONMENT": "development",
+        "INBOX_APPLY": "background",
         **(extra_env or {}),
     }
     process = subprocess.Popen(
@@ -403,6 +539,15 @@ async def main() -> None:
         help="instead of the HTTP run, post N notifications one at a time in this process and "
         "report time, CPU and SQL statements per notification",
     )
+    parser.add_argument(
+        "--split",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the HTTP run, store N notifications in this process (32 at a time, "
+        "worker idle), then credit them in one drain, and report CPU and SQL statements per "
+        "notification of each half (over --institutions institutions)",
+    )
     args = parser.parse_args()
 
     await recreate_database(args.database_url)
@@ -418,9 +563,22 @@ async def main() -> None:
         if args.out:
             args.out.write_text(json.dumps(costs, indent=2) + "\n")
         return
+    if args.split:
+        costs = [
+            await store_then_credit(
+                args.database_url, secret_key, adapter, args.split, args.institutions
+            )
+            for adapter in args.banks.split(",")
+        ]
+        for cost in costs:
+            print(json.dumps(cost), flush=True)
+        if args.out:
+            args.out.write_text(json.dumps(costs, indent=2) + "\n")
+        return
     results = []
     for adapter in args.banks.split(","):
         count = int(args.rate_ceiling * args.seconds)
+        slug = ""
         if adapter in CEILINGS:
             items = [Prepared(f"/{adapter}", b"", {}, "", "GET") for _ in range(count)]
         else:
@@ -428,7 +586,7 @@ async def main() -> None:
                 f"{adapter}: preparing {count} notifications for {args.institutions} institutions",
                 flush=True,
             )
-            _, items = await prepare(
+            slug, items = await prepare(
                 args.database_url, secret_key, adapter, args.institutions, count
             )
         # One process per port, as behind a load balancer: a single listening socket shared by
@@ -438,18 +596,22 @@ async def main() -> None:
         try:
             for port in ports:
                 await wait_ready(port)
-            acknowledged, latencies, elapsed = await blast(
+            acknowledged, latencies, elapsed, sent_at = await blast(
                 ports, adapter, items, args.connections, args.seconds
             )
+            if slug:
+                await settled(args.database_url, slug)
         finally:
             for service in services:
                 service.send_signal(signal.SIGINT)
             for service in services:
                 service.wait(timeout=30)
+        delays: list[float] = []
         if adapter in CEILINGS:
-            credited, intact = len(acknowledged), True
+            credited, entries, intact = len(acknowledged), len(acknowledged), True
         else:
-            credited, intact = await check(args.database_url, acknowledged)
+            credited, entries, intact = await check(args.database_url, slug, acknowledged)
+            delays = await credit_delays(args.database_url, slug, sent_at)
         latencies.sort()
         result = Result(
             bank=adapter,
@@ -459,13 +621,19 @@ async def main() -> None:
             seconds=round(elapsed, 2),
             per_second=round(len(acknowledged) / elapsed, 1),
             p50_ms=round(statistics.median(latencies) * 1000, 1),
-            p99_ms=round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
+            p99_ms=percentile_ms(latencies, 0.99),
             credited=credited,
             journals_intact=intact,
+            credit_p50_ms=percentile_ms(delays, 0.5) if delays else None,
+            credit_p99_ms=percentile_ms(delays, 0.99) if delays else None,
+            credit_max_ms=percentile_ms(delays, 1.0) if delays else None,
         )
         print(json.dumps(asdict(result)), flush=True)
-        if credited != len(acknowledged) or not intact:
-            raise SystemExit(f"{adapter}: {credited} credited for {len(acknowledged)} acknowledged")
+        if credited != len(acknowledged) or entries != credited or not intact:
+            raise SystemExit(
+                f"{adapter}: {credited} credited with {entries} payment entries for "
+                f"{len(acknowledged)} acknowledged"
+            )
         results.append(result)
     if args.out:
         args.out.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")

@@ -26,6 +26,10 @@ os.environ.setdefault("ENVIRONMENT", "test")
 # The PostgreSQL pass shares its server with other clients: every app the tests start keeps a
 # small pool, so that the whole suite stays well under 50 connections (the server's default is 100).
 os.environ.setdefault("DB_POOL_SIZE", "3")
+# A bank's payment is credited before the bank's reply, so that a test can look at the enrollment
+# as soon as the notification is answered. Production credits it right after the reply
+# (background); the inbox's own tests run both ways (tests/banks/test_inbox.py).
+os.environ.setdefault("INBOX_APPLY", "inline")
 
 ON_POSTGRES = TEST_DATABASE_URL.startswith(("postgresql", "postgres"))
 

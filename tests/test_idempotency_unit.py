@@ -240,7 +240,7 @@ def _free_port() -> int:
 class Service:
     """The service as uvicorn runs it, on the test database, with crash points armed."""
 
-    def __init__(self, crash_points: str = "") -> None:
+    def __init__(self, crash_points: str = "", settings: dict[str, str] | None = None) -> None:
         self.port = _free_port()
         env = {
             **os.environ,
@@ -248,6 +248,7 @@ class Service:
             "ENVIRONMENT": "test",
             "CRASH_POINTS": crash_points,
             "LOG_LEVEL": "WARNING",
+            **(settings or {}),
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(self.port)],

@@ -138,7 +138,7 @@ async def inbound_request(request: Request) -> tuple[InboundRequest, str | None]
 async def notify(slug: Slug, request: Request, db: Db) -> Response:
     inbound, remote = await inbound_request(request)
     with acting_as(Actor("bank", slug)):  # what the message moves, the bank moved
-        bank, received = await receive(db, slug, inbound, remote)
+        bank, received = await receive(db, slug, inbound, remote, request.app.state.inbox)
     reply = bank.adapter.reply(received.reply)
     return Response(content=reply.body, status_code=reply.status_code, media_type=reply.media_type)
 

@@ -88,7 +88,9 @@ class BankMessageOut(BaseModel):
     )
     status: MessageStatus = Field(
         description=(
-            "`processed`; `failed` (applying it failed: `process_inbox` retries, see `detail`); "
+            "`stored` (a payment acknowledged and not yet credited: the inbox's worker credits "
+            "it within moments); `processed`; `failed` (applying it failed: `process_inbox` "
+            "retries, see `detail`); "
             "`malformed` (verified but unreadable); `rejected` (failed its signature check)."
         )
     )

@@ -45,6 +45,23 @@ async def locked_by_order_no(
     )
 
 
+async def locked_by_order_nos(
+    session: AsyncSession, institution_id: UUID, order_nos: Collection[str]
+) -> Sequence[Enrollment]:
+    """The institution's enrollments of these orders, locked in the order of their ids (the order
+    two batches of payments take them in, so that they never wait on each other in a circle)."""
+    if not order_nos:
+        return []
+    return (
+        await session.scalars(
+            select(Enrollment)
+            .where(Enrollment.institution_id == institution_id, Enrollment.order_no.in_(order_nos))
+            .order_by(Enrollment.id)
+            .with_for_update()
+        )
+    ).all()
+
+
 async def claim_expired(session: AsyncSession, as_of: datetime, limit: int) -> Sequence[Enrollment]:
     """Unpaid enrollments past their time, locked; rows another transaction holds are skipped (on
     PostgreSQL), so two runs share the work and a payment being credited is never waited for."""

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts import engine as alert_engine
-from app.banks.inbox import process_inbox
+from app.banks.crediting import process_inbox
 from app.banks.outbox import dispatch_instructions, poll_instructions
 from app.complaints.service import settle_aged_bursts
 from app.db.transaction import run_in_transaction

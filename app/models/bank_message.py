@@ -10,6 +10,9 @@ from app.db.base import Base, UtcDateTime
 
 class MessageStatus(StrEnum):
     received = "received"  # a statement file, verified and stored, not yet reconciled
+    # Verified, read and stored, its events not yet applied: the bank has its success reply, and
+    # the inbox worker credits it within moments (app/banks/crediting.py).
+    stored = "stored"
     processed = "processed"  # verified, read, and its events applied
     failed = "failed"  # verified and read, but applying it failed; the process_inbox job retries
     malformed = "malformed"  # verified but unreadable: kept raw, nothing else recorded
@@ -42,6 +45,9 @@ class BankMessage(Base):
     signature_headers: Mapped[dict[str, str]] = mapped_column(JSON)
     body: Mapped[bytes] = mapped_column(LargeBinary)
     events: Mapped[int] = mapped_column(Integer, default=0)
+    # The one escrow account a stored payment message names: how the crediting worker groups
+    # messages by institution (one transaction each) without reading their bodies.
+    account_no: Mapped[str | None] = mapped_column(String(40))
     detail: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)

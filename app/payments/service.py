@@ -12,6 +12,7 @@ of one institution, and under them the earlier outcome, if any, is found and ret
 lock order, enrollment before ledger, is the one lessons and refunds take too.)
 """
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -20,12 +21,17 @@ from uuid import UUID, uuid4
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.enrollments.repository import locked_by_order_no
+from app.enrollments.repository import locked_by_order_no, locked_by_order_nos
 from app.kit.clock import as_utc, utcnow
 from app.kit.money import is_fen
 from app.ledger import repository as ledger_repository
 from app.ledger import service as ledger
-from app.ledger.books import books_and_enrollment_account, institution_books
+from app.ledger.books import (
+    books_and_enrollment_account,
+    books_and_enrollment_accounts,
+    institution_books,
+)
+from app.ledger.errors import LedgerError
 from app.ledger.types import EntryDraft
 from app.models import Enrollment, Institution, SuspenseItem
 from app.models.enrollment import EnrollmentStatus
@@ -139,6 +145,111 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
             PaymentResult.credited, institution.id, entry.seq, enrollment_id=enrollment.id
         )
     return await _hold(session, institution.id, payment, reason)
+
+
+async def credit_matching_payments(
+    session: AsyncSession, institution: Institution | None, payments: Sequence[BankPayment]
+) -> list[PaymentOutcome | None]:
+    """Credit together, in one round of statements and one ledger call, those of these payments
+    (into one escrow account, in the order received) that `credit_payment` would credit straight
+    to the order they quote: the busy day's common case. Each of the others gets None, for the
+    caller to hand to `credit_payment` afterwards (suspense, an allocation, a replay, a refusal).
+
+    A payment is taken here only when no earlier payment of the batch quotes its order or has its
+    bank reference, so that whatever credit_payment does afterwards to the rest happens to each
+    order in the order received, as it would have one by one.
+
+    `institution` holds the payments' escrow account, its row locked by the caller (None when no
+    institution does: credit_payment says so)."""
+    outcomes: list[PaymentOutcome | None] = [None] * len(payments)
+    accounts = {payment.escrow_account_no for payment in payments}
+    if institution is None or accounts != {institution.escrow_account_no}:
+        return outcomes
+    orders = {
+        payment.order_no
+        for payment in payments
+        if payment.order_no and len(payment.order_no) <= MAX_ORDER_NO_LENGTH
+    }
+    enrollments = {
+        enrollment.order_no: enrollment
+        for enrollment in await locked_by_order_nos(session, institution.id, orders)
+    }
+    connection = await session.connection()
+    await ledger.lock(connection, institution.id)
+    posted = await ledger_repository.entries_by_key(
+        connection,
+        institution.id,
+        [key for payment in payments for key in (payment_key(payment), suspense_key(payment))],
+    )
+    chosen = _straight_credits(institution, enrollments, posted, payments)
+    if not chosen:
+        return outcomes
+    books, prepaid = await books_and_enrollment_accounts(
+        connection, institution.id, [enrollment.id for _, _, enrollment in chosen]
+    )
+    results = await ledger.post_many(
+        connection,
+        institution.id,
+        [
+            EntryDraft.transfer(
+                payment_key(payment),
+                "payment",
+                books.escrow_cash.id,
+                account.id,
+                payment.amount_fen,
+                memo=f"order {enrollment.order_no}",
+            )
+            for (_, payment, enrollment), account in zip(chosen, prepaid, strict=True)
+        ],
+    )
+    for (index, payment, enrollment), result in zip(chosen, results, strict=True):
+        if isinstance(result, LedgerError):
+            raise result  # nothing of the batch stays: the caller applies it one by one
+        _mark_paid(enrollment, payment)
+        outcomes[index] = PaymentOutcome(
+            PaymentResult.credited, institution.id, result.seq, enrollment_id=enrollment.id
+        )
+    await session.flush()
+    return outcomes
+
+
+def _straight_credits(
+    institution: Institution,
+    enrollments: Mapping[str, Enrollment],
+    posted: Mapping[str, object],
+    payments: Sequence[BankPayment],
+) -> list[tuple[int, BankPayment, Enrollment]]:
+    """The payments of the batch that credit the order they quote, first of their order and bank
+    reference in the batch, never handled before: with their place in the batch and enrollment."""
+    chosen: list[tuple[int, BankPayment, Enrollment]] = []
+    orders_seen: set[str | None] = set()
+    references_seen: set[str] = set()
+    for index, payment in enumerate(payments):
+        first = (
+            payment.order_no not in orders_seen and payment.bank_reference not in references_seen
+        )
+        orders_seen.add(payment.order_no)
+        references_seen.add(payment.bank_reference)
+        enrollment = enrollments.get(payment.order_no or "")
+        if (
+            first
+            and enrollment is not None
+            and institution.bank_slug == payment.bank_slug
+            and _valid(payment)
+            and payment_key(payment) not in posted
+            and suspense_key(payment) not in posted
+            and _mismatch(enrollment, payment) is None
+        ):
+            chosen.append((index, payment, enrollment))
+    return chosen
+
+
+def _valid(payment: BankPayment) -> bool:
+    try:
+        _check(payment)
+    except InvalidBankPayment:
+        return False
+    return True
 
 
 async def _allocate(

@@ -1,155 +1,52 @@
 """The inbox through the API, with messages signed here as the bank (gmbank) would sign them:
-verified on the raw bytes, stored, applied once, acknowledged with the bank's own replies."""
+verified on the raw bytes, stored, applied once, acknowledged with the bank's own replies.
+
+Every test runs twice: with payments credited before the bank's reply (INBOX_APPLY=inline) and
+right after it by the crediting worker (background, production's way). `settled` waits for the
+credit where a test looks at it, as a user would look a moment after the reply."""
 
 import asyncio
 import json
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from fastapi import FastAPI
+from sqlalchemy import select
 
 from app.banks.gmbank import signing
-from app.config import Settings
+from app.config import InboxApply, Settings
 from app.db.unit import Database
 from app.kit.clock import SHANGHAI, utcnow
-from app.kit.money import yuan
 from app.ledger import service as ledger
 from app.ledger.types import AccountKind
 from app.models import Alert, BankMessage, Payout, SecurityEvent
-from app.models.api_key import Role
 from bank_simulator.keys import bank_keys
-from tests.factories import (
-    World,
-    auth,
-    make_institution,
-    make_jurisdiction,
-    make_key,
-    make_paid_enrollment,
-)
+from tests.banks.gm_bank import GmBank, count, enrollment_awaiting_payment, totals
+from tests.factories import auth, make_institution, make_paid_enrollment
 
 
-@dataclass
-class GmBank:
-    slug: str
-    app_id: str
-    private_key_hex: str
-    world: World
-    service_config: dict
+@pytest.fixture(params=list(InboxApply))
+async def app(request, database_url: str) -> AsyncIterator[FastAPI]:
+    from app.main import create_app
 
-    def signed(self, message: dict, nonce: str | None = None, at: datetime | None = None):
-        body = json.dumps(message, ensure_ascii=False).encode()
-        moment = at or utcnow()
-        headers = signing.sign_headers(
-            self.app_id,
-            self.private_key_hex,
-            body,
-            int(moment.timestamp() * 1000),
-            nonce or signing.new_nonce(),
-        )
-        return body, {**headers, "Content-Type": "application/json; charset=utf-8"}
-
-    def credit(self, order_no: str, amount_fen: int, **fields) -> dict:
-        return {
-            "msgId": f"M{uuid.uuid4().hex[:20]}",
-            "msgType": "CREDIT",
-            "acctNo": self.world.escrow_account_no,
-            "serialNo": f"S{uuid.uuid4().hex[:20]}",
-            "amount": yuan(amount_fen),
-            "currency": "CNY",
-            "orderNo": order_no,
-            "instrId": None,
-            "status": "SUCCESS",
-            "failReason": None,
-            "txnTime": utcnow().astimezone(SHANGHAI).strftime("%Y%m%d%H%M%S"),
-            "payerName": "张*",
-            "payerAcct": "6222********1234",
-            **fields,
-        }
+    application = create_app(Settings(database_url=database_url, inbox_apply=request.param))
+    async with application.router.lifespan_context(application):
+        yield application
 
 
-@pytest.fixture
-async def gm(engine, client) -> GmBank:
-    keys = bank_keys("gmbank")
-    slug = f"gm-{uuid.uuid4().hex[:10]}"
-    admin = auth(await make_key(engine, Role.admin))
-    put = await client.put(
-        f"/v1/banks/{slug}",
-        headers=admin,
-        json={
-            "adapter": "gmbank",
-            "base_url": "http://127.0.0.1:9/bank",
-            "config": keys.service_config,
-        },
-    )
-    assert put.status_code == 200, put.text
-    assert "private_key_hex" in put.json()["configured"]
-    assert keys.service_config["private_key_hex"] not in put.text
-    code = await make_jurisdiction(engine, min_balance_floor_fen=0, release_lag_days=0)
-    school = await make_institution(engine, code, bank_slug=slug)
-    world = World(
-        jurisdiction_code=code,
-        institution_id=school.id,
-        escrow_account_no=school.escrow_account_no,
-        institution_key=await make_key(engine, Role.institution, institution_id=school.id),
-        regulator_key=await make_key(engine, Role.regulator, jurisdiction_code=code),
-        admin_key=await make_key(engine, Role.admin),
-    )
-    return GmBank(
-        slug,
-        keys.service_config["app_id"],
-        keys.simulator_config["bank_private_key_hex"],
-        world,
-        keys.service_config,
-    )
+async def settled(app: FastAPI) -> None:
+    """Every payment acknowledged so far is credited (at once when inline)."""
+    await app.state.inbox.drain()
 
 
-async def enrollment_awaiting_payment(client, gm: GmBank) -> dict:
-    today = utcnow().astimezone(SHANGHAI).date()
-    headers = auth(gm.world.institution_key)
-    course = await client.post(
-        "/v1/courses",
-        headers=headers,
-        json={
-            "name": "Chess",
-            "category": "non_subject",
-            "lesson_price_fen": 10_000,
-            "starts_on": today.isoformat(),
-            "ends_on": (today + timedelta(days=60)).isoformat(),
-        },
-    )
-    enrollment = await client.post(
-        "/v1/enrollments",
-        headers=headers,
-        json={
-            "course_id": course.json()["id"],
-            "student": {"name": "Han Meimei", "id_number": "110105201502020022"},
-            "payer": {"name": "Han parent", "phone": "13800138000"},
-            "lessons": 10,
-            "loan_funded": False,
-        },
-    )
-    assert enrollment.status_code == 201, enrollment.text
-    return enrollment.json()
-
-
-async def totals(engine, gm: GmBank) -> dict:
-    async with engine.connect() as connection:
-        return await ledger.balances_by_kind(connection, gm.world.institution_id)
-
-
-async def count(engine, model, *where) -> int:
-    return await Database(engine).run(
-        lambda session: session.scalar(select(func.count()).select_from(model).where(*where))
-    )
-
-
-async def test_a_payment_is_credited_and_acknowledged_in_the_banks_words(engine, client, gm):
+async def test_a_payment_is_credited_and_acknowledged_in_the_banks_words(app, client, gm):
     enrollment = await enrollment_awaiting_payment(client, gm)
     body, headers = gm.signed(gm.credit(enrollment["order_no"], enrollment["amount_fen"]))
     reply = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
     assert (reply.status_code, reply.json()) == (200, {"code": "0000", "msg": "OK"})
+    await settled(app)
     seen = await client.get(
         f"/v1/enrollments/{enrollment['id']}", headers=auth(gm.world.institution_key)
     )
@@ -157,7 +54,7 @@ async def test_a_payment_is_credited_and_acknowledged_in_the_banks_words(engine,
     assert seen.json()["paid_fen"] == enrollment["amount_fen"]
 
 
-async def test_the_same_notification_ten_times_at_once_is_credited_once(engine, client, gm):
+async def test_the_same_notification_ten_times_at_once_is_credited_once(app, engine, client, gm):
     enrollment = await enrollment_awaiting_payment(client, gm)
     message = gm.credit(enrollment["order_no"], enrollment["amount_fen"])
     # Each resend is signed afresh (new nonce and time) but carries the same message id.
@@ -169,6 +66,7 @@ async def test_the_same_notification_ten_times_at_once_is_credited_once(engine, 
         )
     )
     assert [reply.json()["code"] for reply in replies] == ["0000"] * 10
+    await settled(app)
     assert (await totals(engine, gm))[AccountKind.escrow_cash] == enrollment["amount_fen"]
     assert await count(engine, BankMessage, BankMessage.message_id == message["msgId"]) == 1
 
@@ -211,7 +109,7 @@ async def test_a_badly_signed_message_changes_nothing(engine, client, gm, tamper
     assert seen.json()["status"] == "awaiting_payment"
 
 
-async def test_a_rotated_bank_key_takes_effect_at_once(engine, client, gm):
+async def test_a_rotated_bank_key_takes_effect_at_once(app, engine, client, gm):
     first = await enrollment_awaiting_payment(client, gm)
     body, headers = gm.signed(gm.credit(first["order_no"], first["amount_fen"]))
     accepted = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
@@ -241,12 +139,13 @@ async def test_a_rotated_bank_key_takes_effect_at_once(engine, client, gm):
     body, headers = gm.signed(gm.credit(second["order_no"], second["amount_fen"]))
     accepted = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
     assert accepted.status_code == 200
+    await settled(app)
     total = first["amount_fen"] + second["amount_fen"]
     assert (await totals(engine, gm))[AccountKind.escrow_cash] == total
 
 
 async def test_a_replayed_nonce_is_refused_even_by_another_process(
-    engine, database_url, client, gm
+    app, engine, database_url, client, gm
 ):
     enrollment = await enrollment_awaiting_payment(client, gm)
     body, headers = gm.signed(gm.credit(enrollment["order_no"], enrollment["amount_fen"]))
@@ -257,7 +156,9 @@ async def test_a_replayed_nonce_is_refused_even_by_another_process(
 
     from app.main import create_app
 
-    other = create_app(Settings(database_url=database_url))
+    other = create_app(
+        Settings(database_url=database_url, inbox_apply=app.state.settings.inbox_apply)
+    )
     async with (
         other.router.lifespan_context(other),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://other") as c,
@@ -268,6 +169,7 @@ async def test_a_replayed_nonce_is_refused_even_by_another_process(
         lambda s: s.scalars(select(SecurityEvent.kind).where(SecurityEvent.bank_slug == gm.slug))
     )
     assert list(kinds) == ["replayed_signature"]
+    await settled(app)
     assert (await totals(engine, gm))[AccountKind.escrow_cash] == enrollment["amount_fen"]
 
 
@@ -287,10 +189,11 @@ async def test_an_inexact_amount_is_refused_and_only_the_raw_message_kept(
     assert (await totals(engine, gm))[AccountKind.escrow_cash] == 0
 
 
-async def test_money_for_an_unknown_order_goes_to_suspense_with_an_alert(engine, client, gm):
+async def test_money_for_an_unknown_order_goes_to_suspense_with_an_alert(app, engine, client, gm):
     body, headers = gm.signed(gm.credit("NOSUCHORDER123", 12_345))
     reply = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
     assert reply.json()["code"] == "0000"
+    await settled(app)
     money = await totals(engine, gm)
     assert (money[AccountKind.escrow_cash], money[AccountKind.suspense]) == (12_345, 12_345)
     kinds = await Database(engine).run(
@@ -382,23 +285,28 @@ async def stored(engine, gm: GmBank, message_id: str) -> BankMessage:
 
 
 async def test_a_crash_mid_apply_keeps_the_message_and_the_retry_credits_it_once(
-    engine, client, gm, monkeypatch
+    app, engine, client, gm, monkeypatch
 ):
     enrollment = await enrollment_awaiting_payment(client, gm)
     message = gm.credit(enrollment["order_no"], enrollment["amount_fen"])
-    # The crash comes after the ledger entry is written, in the same transaction as the credit.
-    real_post = ledger.post
 
-    async def post_then_crash(*args, **kwargs):
-        await real_post(*args, **kwargs)
-        raise RuntimeError("the process died here")
+    # The crash comes after the ledger entry is written, in the same transaction as the credit
+    # (one payment's post, or a batch's).
+    def then_crash(post):
+        async def post_then_crash(*args, **kwargs):
+            await post(*args, **kwargs)
+            raise RuntimeError("the process died here")
 
-    monkeypatch.setattr(ledger, "post", post_then_crash)
+        return post_then_crash
+
+    monkeypatch.setattr(ledger, "post", then_crash(ledger.post))
+    monkeypatch.setattr(ledger, "post_many", then_crash(ledger.post_many))
     body, headers = gm.signed(message)
     reply = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
 
     # Durably ours, so the bank is told so; nothing of the half-done credit stayed.
     assert (reply.status_code, reply.json()["code"]) == (200, "0000")
+    await settled(app)
     kept = await stored(engine, gm, message["msgId"])
     assert kept.status == "failed" and "the process died here" in kept.detail
     assert (await totals(engine, gm)).get(AccountKind.escrow_cash, 0) == 0
@@ -425,13 +333,14 @@ async def test_a_crash_mid_apply_keeps_the_message_and_the_retry_credits_it_once
 
 
 async def test_money_for_an_account_nobody_holds_waits_until_its_institution_is_onboarded(
-    engine, client, gm
+    app, engine, client, gm
 ):
     account_no = f"6222{uuid.uuid4().int % 10**15:015d}"
     message = {**gm.credit("PG-UNKNOWN-ORDER", 12_345), "acctNo": account_no}
     body, headers = gm.signed(message)
     reply = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
     assert (reply.status_code, reply.json()["code"]) == (200, "0000")
+    await settled(app)
     kept = await stored(engine, gm, message["msgId"])
     assert kept.status == "failed" and account_no in kept.detail
     assert await run_job(client, gm, "process_inbox") == 0  # still nobody's
@@ -448,7 +357,7 @@ async def test_money_for_an_account_nobody_holds_waits_until_its_institution_is_
 
 
 async def test_the_operator_sees_failed_messages_and_retries_one_once_its_cause_is_fixed(
-    engine, client, gm
+    app, engine, client, gm
 ):
     admin = auth(gm.world.admin_key)
     account_no = f"6222{uuid.uuid4().int % 10**15:015d}"
@@ -460,6 +369,7 @@ async def test_the_operator_sees_failed_messages_and_retries_one_once_its_cause_
     # Another first byte, whatever the signature's was (a fixed "00" would be no change 1 time in 256).
     bad_headers["X-GM-Signature"] = f"{(int(signature[:2], 16) + 1) % 256:02x}" + signature[2:]
     await client.post(f"/v1/banks/{gm.slug}/notify", content=bad_body, headers=bad_headers)
+    await settled(app)
 
     listed = await client.get(f"/v1/banks/{gm.slug}/messages?status=failed", headers=admin)
     assert listed.status_code == 200, listed.text

@@ -1,0 +1,263 @@
+"""Crediting the payment messages the inbox stored and acknowledged (status `stored`).
+
+Each process runs a worker, woken after each of its group commits and every POLL_SECONDS anyway
+(for messages another process stored, or one that died between storing and crediting). It takes
+the oldest stored messages, groups them by their escrow account, and applies each group in one
+transaction, so that a transaction never spans institutions (the shard rule). The messages are
+taken with FOR UPDATE SKIP LOCKED and applied only while still `stored`, and the transaction that
+applies them marks them `processed`: two workers, or a worker and the `process_inbox` job, never
+apply one twice. What applying means is the inbox's, unchanged (`apply_payment_messages` does
+what `apply_notification` does to each message, in fewer statements): only its moment moved.
+
+A group that fails is rolled back and applied again one message per transaction, so one bad
+message (say, for an account nobody holds yet) is kept `failed`, as a synchronous failure would
+be, and the others are credited; `process_inbox` tries it again later.
+
+With INBOX_APPLY=inline a request credits its own message before its reply instead, on the same
+path (tests, and a small single process that wants the old behaviour).
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from functools import partial
+from uuid import UUID
+
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.banks.config import BankSetup, cached_bank
+from app.banks.group_commit import InboxWriter
+from app.banks.inbox import (
+    MAX_DETAIL,
+    Pending,
+    Source,
+    StoreOutcome,
+    StoreResult,
+    apply_payment_messages,
+    retry_failed_messages,
+)
+from app.banks.protocol import InboundRequest, Notification
+from app.config import InboxApply
+from app.db.unit import Database
+from app.kit.clock import as_utc, utcnow
+from app.models import BankMessage
+from app.models.bank_message import MessageStatus
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2  # how soon a message stored by another process (or before a crash) is credited
+PASS_SIZE = 1000  # stored messages taken per pass
+GROUP_SIZE = 100  # messages of one institution applied in one transaction
+CONCURRENT_GROUPS = 4  # transactions of a pass at once (each holds a pooled connection)
+
+
+class CreditedElsewhere(Exception):
+    """A message of the group was applied by another worker meanwhile (SQLite takes no row locks):
+    the group rolls back and is applied again one by one, skipping it."""
+
+
+async def credit_stored(db: Database) -> int:
+    """One pass over the oldest stored messages: each institution's in transactions of its own.
+    How many were applied, refused or kept failed (0: none left, or all taken by others)."""
+    pending = await db.run(_oldest_stored)
+    groups: dict[str, list[UUID]] = defaultdict(list)
+    for message_id, (_, account_no) in pending.items():
+        groups[account_no].append(message_id)
+    banks = await _setups(db, {slug for slug, _ in pending.values()})
+    # Institutions apart never wait for each other: their transactions overlap, so that a pass
+    # is not a string of round trips one after the other. SQLite has one writer at a time.
+    running = asyncio.Semaphore(1 if db.engine.dialect.name == "sqlite" else CONCURRENT_GROUPS)
+
+    async def credit(ids: list[UUID]) -> int:
+        async with running:
+            return await credit_group(db, ids, banks)
+
+    chunks = [
+        ids[start : start + GROUP_SIZE]
+        for ids in groups.values()
+        for start in range(0, len(ids), GROUP_SIZE)
+    ]
+    return sum(await asyncio.gather(*(credit(chunk) for chunk in chunks)))
+
+
+async def credit_group(
+    db: Database, ids: Sequence[UUID], banks: Mapping[str, BankSetup] | None = None
+) -> int:
+    """Apply these stored messages (of one institution) in one transaction; if that fails, each
+    in its own, keeping one that still fails as `failed`."""
+    if banks is None:
+        banks = await _setups(db, await db.run(partial(_slugs_of, ids=ids)))
+    try:
+        return await db.run(partial(_apply_stored, ids=ids, banks=banks))
+    except Exception as error:
+        if len(ids) > 1:
+            return sum([await credit_group(db, [one], banks) for one in ids])
+        if not isinstance(error, CreditedElsewhere):
+            log.exception("stored bank message %s could not be applied", ids[0])
+            await db.run(partial(_mark_failed, message_id=ids[0], why=repr(error)))
+        return 1
+
+
+async def _oldest_stored(session: AsyncSession) -> dict[UUID, tuple[str, str]]:
+    rows = await session.execute(
+        select(BankMessage.id, BankMessage.bank_slug, BankMessage.account_no)
+        .where(BankMessage.status == MessageStatus.stored)
+        .order_by(BankMessage.received_at)
+        .limit(PASS_SIZE)
+    )
+    return {row.id: (row.bank_slug, row.account_no or "") for row in rows}
+
+
+async def _slugs_of(session: AsyncSession, ids: Sequence[UUID]) -> set[str]:
+    rows = await session.scalars(select(BankMessage.bank_slug).where(BankMessage.id.in_(ids)))
+    return set(rows)
+
+
+async def _setups(db: Database, slugs: Iterable[str]) -> dict[str, BankSetup]:
+    return {slug: await cached_bank(db, slug) for slug in slugs}
+
+
+async def _apply_stored(
+    session: AsyncSession, ids: Sequence[UUID], banks: Mapping[str, BankSetup]
+) -> int:
+    rows = (
+        await session.execute(
+            select(
+                BankMessage.id,
+                BankMessage.bank_slug,
+                BankMessage.content_type,
+                BankMessage.signature_headers,
+                BankMessage.body,
+                BankMessage.received_at,
+            )
+            .where(BankMessage.id.in_(ids), BankMessage.status == MessageStatus.stored)
+            .order_by(BankMessage.received_at, BankMessage.id)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not rows:
+        return 0
+    messages = [_read(row, banks[row.bank_slug]) for row in rows]
+    statuses = await apply_payment_messages(session, messages)
+    applied = [
+        source.stored_id
+        for (source, _), status in zip(messages, statuses, strict=True)
+        if status is MessageStatus.processed
+    ]
+    if applied:
+        marked = await session.execute(
+            update(BankMessage)
+            .where(BankMessage.id.in_(applied), BankMessage.status == MessageStatus.stored)
+            .values(
+                status=MessageStatus.processed,
+                processed_at=utcnow(),
+                attempts=BankMessage.attempts + 1,
+            )
+        )
+        if marked.rowcount != len(applied):  # type: ignore[attr-defined]
+            raise CreditedElsewhere()
+    return len(rows)
+
+
+def _read(
+    row: "Row[UUID, str, str, dict[str, str], bytes, datetime]", bank: BankSetup
+) -> tuple[Source, Notification]:
+    """A stored message read again by its bank's adapter, as when it arrived."""
+    received_at = as_utc(row.received_at)
+    request = InboundRequest(
+        headers={"content-type": row.content_type, **row.signature_headers},
+        body=row.body,
+        received_at=received_at,
+    )
+    notification = bank.adapter.parse_notification(request)
+    return Source(row.bank_slug, notification.message_id, row.id, received_at), notification
+
+
+async def _mark_failed(session: AsyncSession, message_id: UUID, why: str) -> None:
+    await session.execute(
+        update(BankMessage)
+        .where(BankMessage.id == message_id, BankMessage.status == MessageStatus.stored)
+        .values(
+            status=MessageStatus.failed,
+            detail=why[:MAX_DETAIL],
+            attempts=BankMessage.attempts + 1,
+        )
+    )
+
+
+async def process_inbox(db: Database, as_of: datetime) -> int:
+    """The `process_inbox` job: credit what is stored and not yet credited (a process that died
+    between the reply and the credit left it), then apply again what failed."""
+    handled = 0
+    while credited := await credit_stored(db):
+        handled += credited
+    return handled + await retry_failed_messages(db)
+
+
+async def oldest_unapplied_age(db: Database, now: datetime) -> float:
+    """Seconds since the oldest stored message not yet credited was received (0 when none): the
+    inbox's lag, for monitoring. A failed message is not counted: it has its own status."""
+    oldest = await db.run(
+        lambda session: session.scalar(
+            select(func.min(BankMessage.received_at)).where(
+                BankMessage.status == MessageStatus.stored
+            )
+        )
+    )
+    return 0.0 if oldest is None else max(0.0, (now - as_utc(oldest)).total_seconds())
+
+
+class InboxRuntime:
+    """This process's inbox: the group-commit writer and the crediting worker (the
+    `DeferredInbox` that notify stores payment messages through)."""
+
+    def __init__(self, db: Database, apply: InboxApply) -> None:
+        self.db = db
+        self.apply = apply
+        self.writer = InboxWriter(db.engine, self._stored)
+        self._wake = asyncio.Event()
+        self._draining = asyncio.Lock()
+        self._worker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.apply is InboxApply.background:
+            self._worker = asyncio.create_task(self._run(), name="inbox-crediting")
+
+    async def close(self) -> None:
+        await self.writer.close()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+
+    async def store(self, pending: Pending) -> StoreOutcome:
+        outcome = await self.writer.store(pending)
+        if self.apply is InboxApply.inline and outcome.result is StoreResult.stored:
+            assert outcome.stored_id is not None
+            await credit_group(self.db, [outcome.stored_id])
+        return outcome
+
+    async def drain(self) -> int:
+        """Credit everything stored now (the worker's pass; tests wait on it)."""
+        async with self._draining:
+            handled = 0
+            while credited := await credit_stored(self.db):
+                handled += credited
+            return handled
+
+    def _stored(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+            self._wake.clear()
+            try:
+                await self.drain()
+            except Exception:
+                log.exception("crediting stored bank messages failed; trying again shortly")

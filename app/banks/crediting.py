@@ -26,7 +26,7 @@ from datetime import datetime
 from functools import partial
 from uuid import UUID
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.banks.config import BankSetup, cached_bank
@@ -196,19 +196,6 @@ async def process_inbox(db: Database, as_of: datetime) -> int:
     while credited := await credit_stored(db):
         handled += credited
     return handled + await retry_failed_messages(db)
-
-
-async def oldest_unapplied_age(db: Database, now: datetime) -> float:
-    """Seconds since the oldest stored message not yet credited was received (0 when none): the
-    inbox's lag, for monitoring. A failed message is not counted: it has its own status."""
-    oldest = await db.run(
-        lambda session: session.scalar(
-            select(func.min(BankMessage.received_at)).where(
-                BankMessage.status == MessageStatus.stored
-            )
-        )
-    )
-    return 0.0 if oldest is None else max(0.0, (now - as_utc(oldest)).total_seconds())
 
 
 class InboxRuntime:

@@ -10,10 +10,11 @@ from app.models.bank_message import MessageStatus
 from app.models.instruction import InstructionStatus
 from app.models.reconciliation import BreakStatus
 
-# Stored and verified, but not applied yet: a statement file waiting for its reconciliation, and a
-# notification whose application failed (the process_inbox job retries it; once out of retries it
-# stays here, and the lag keeps growing until someone looks, which is the point).
-AWAITING_APPLICATION = (MessageStatus.received, MessageStatus.failed)
+# Stored and verified, but not applied yet: a payment acknowledged to its bank and not yet credited
+# (the inbox's worker credits it within moments), a statement file waiting for its reconciliation,
+# and a notification whose application failed (the process_inbox job retries it; once out of
+# retries it stays here, and the lag keeps growing until someone looks, which is the point).
+AWAITING_APPLICATION = (MessageStatus.stored, MessageStatus.received, MessageStatus.failed)
 
 
 async def oldest_unapplied_message(connection: AsyncConnection) -> datetime | None:

@@ -4,6 +4,7 @@ after, each once, by a worker per process; also across processes, and after a pr
 between the store and the credit."""
 
 import asyncio
+import re
 import signal
 import uuid
 from collections.abc import AsyncIterator
@@ -14,11 +15,10 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.banks import group_commit
-from app.banks.crediting import InboxRuntime, oldest_unapplied_age
+from app.banks.crediting import InboxRuntime
 from app.config import InboxApply, Settings
 from app.db.engine import create_engine
 from app.db.unit import Database
-from app.kit.clock import utcnow
 from app.ledger.types import AccountKind
 from app.models import BankMessage, Enrollment
 from tests.banks.gm_bank import GmBank, enrollment_awaiting_payment, totals
@@ -149,7 +149,9 @@ async def test_a_stored_payment_shows_as_lag_until_the_job_credits_it(engine, cl
     assert await statuses(engine, gm) == ["stored"]
     assert await paid(engine, [enrollment["id"]]) == {enrollment["id"]: 0}
     await asyncio.sleep(0.1)
-    assert await oldest_unapplied_age(Database(engine), utcnow()) >= 0.1
+    metrics = (await client.get("/metrics")).text
+    [lag] = re.findall(r"^bank_inbox_lag_seconds (\S+)$", metrics, re.M)
+    assert float(lag) >= 0.1
 
     job = await client.post(
         "/v1/admin/jobs/process_inbox", headers=auth(gm.world.admin_key), json={}

@@ -27,12 +27,13 @@ from app.kit.money import is_fen
 from app.ledger import repository as ledger_repository
 from app.ledger import service as ledger
 from app.ledger.books import (
+    Books,
     books_and_enrollment_account,
     books_and_enrollment_accounts,
     institution_books,
 )
 from app.ledger.errors import LedgerError
-from app.ledger.types import EntryDraft
+from app.ledger.types import Account, EntryDraft
 from app.models import Enrollment, Institution, SuspenseItem
 from app.models.enrollment import EnrollmentStatus
 from app.models.reconciliation import BreakType
@@ -128,16 +129,7 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
             connection, institution.id, enrollment.id
         )
         entry = await ledger.post(
-            connection,
-            institution.id,
-            EntryDraft.transfer(
-                payment_key(payment),
-                "payment",
-                books.escrow_cash.id,
-                prepaid.id,
-                payment.amount_fen,
-                memo=f"order {enrollment.order_no}",
-            ),
+            connection, institution.id, _credit_draft(payment, books, prepaid, enrollment)
         )
         _mark_paid(enrollment, payment)
         await session.flush()
@@ -145,6 +137,20 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
             PaymentResult.credited, institution.id, entry.seq, enrollment_id=enrollment.id
         )
     return await _hold(session, institution.id, payment, reason)
+
+
+def _credit_draft(
+    payment: BankPayment, books: Books, prepaid: Account, enrollment: Enrollment
+) -> EntryDraft:
+    """The entry crediting `payment` to the order it quotes: escrow cash to its prepaid account."""
+    return EntryDraft.transfer(
+        payment_key(payment),
+        "payment",
+        books.escrow_cash.id,
+        prepaid.id,
+        payment.amount_fen,
+        memo=f"order {enrollment.order_no}",
+    )
 
 
 async def credit_matching_payments(
@@ -191,14 +197,7 @@ async def credit_matching_payments(
         connection,
         institution.id,
         [
-            EntryDraft.transfer(
-                payment_key(payment),
-                "payment",
-                books.escrow_cash.id,
-                account.id,
-                payment.amount_fen,
-                memo=f"order {enrollment.order_no}",
-            )
+            _credit_draft(payment, books, account, enrollment)
             for (_, payment, enrollment), account in zip(chosen, prepaid, strict=True)
         ],
     )

@@ -256,10 +256,17 @@ async def _post_locked(
         except LedgerError as error:
             results[index] = error
 
+    # One read under the lock: the keys, and the accounts of every valid draft (a replay's too, a
+    # few rows more, rather than a second round trip once the replays are known).
+    keys = list({drafts[i].idempotency_key for i in hashes})
+    account_ids = {p.account_id for i in hashes for p in drafts[i].postings}
+    posted, known = (
+        await repo.keys_and_accounts(connection, institution_id, keys, account_ids)
+        if hashes
+        else ({}, {})
+    )
     # A key already in the journal, or earlier in this batch, is a replay when the content is the
     # same and a misuse when it is not.
-    keys = list({drafts[i].idempotency_key for i in hashes})
-    posted = await repo.entries_by_key(connection, institution_id, keys) if keys else {}
     replay_of_seq: dict[int, int] = {}
     replay_of_index: dict[int, int] = {}
     first_with_key: dict[str, int] = {}
@@ -282,9 +289,7 @@ async def _post_locked(
                 f"entry {key!r} was posted before with different content"
             )
 
-    account_ids = {p.account_id for i in hashes for p in drafts[i].postings}
-    known = await repo.accounts_by_id(connection, institution_id, account_ids) if hashes else {}
-    missing = account_ids - known.keys()
+    missing = {p.account_id for i in hashes for p in drafts[i].postings} - known.keys()
     balances = {account_id: account.balance_fen for account_id, account in known.items()}
     last_seq_of: dict[UUID, int] = {}  # each changed account's last entry in this batch
     now = utcnow()

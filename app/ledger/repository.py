@@ -5,15 +5,18 @@ are distributed by `institution_id`.
 """
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 from uuid import UUID
 
 from sqlalchemy import (
     Join,
+    String,
     Table,
     bindparam,
     func,
+    literal_column,
     null,
     select,
     text,
@@ -68,7 +71,7 @@ _ACCOUNT_COLUMNS = (
 # The statements of every ledger write, built once: building a statement costs more Python than
 # running it. Parameters are bound by name at each call.
 _LOCK_HEAD = (
-    select(heads.c.last_seq, heads.c.last_hash)
+    select(heads.c.institution_id)
     .where(heads.c.institution_id == bindparam("institution_id"))
     .with_for_update()
 )
@@ -84,24 +87,43 @@ _ENTRIES_BY_KEY = select(*_KEY_COLUMNS).where(
 
 
 def _nulls(columns: Sequence[Any]) -> list[Any]:
-    """Typed NULLs standing in for `columns` in the other arm of a UNION."""
+    """Typed NULLs standing in for `columns` in another part of a UNION."""
     return [sql_cast(null(), column.type).label(column.name) for column in columns]
 
 
-# What a post reads once it holds the lock, in one statement: the accounts its entries name and
-# which of its keys are already posted. Each row is one or the other (the other's columns NULL).
-# It must be a statement of its own after the lock's: one folded into the lock would read the
-# snapshot taken before the lock was granted, and with it stale balances.
-_KEYS_AND_ACCOUNTS = union_all(
-    select(*_ACCOUNT_COLUMNS, *_nulls(_KEY_COLUMNS)).where(
+def _part(name: str) -> Any:
+    return literal_column(f"'{name}'", String).label("part")
+
+
+# What a post reads once it holds the lock, in one statement: the chain's tip, the accounts its
+# entries name, and which of its keys are already posted; each row is one of them, named by
+# `part`. It must be a statement of its own after the lock's: one folded into the lock would read
+# the snapshot taken before the lock was granted, and with it stale balances.
+_TIP, _ACCOUNT, _KEY = "tip", "account", "key"
+_TIP_KEYS_AND_ACCOUNTS = union_all(
+    select(_part(_TIP), *_nulls(_ACCOUNT_COLUMNS), *_nulls(_KEY_COLUMNS[:1]))
+    .add_columns(heads.c.last_seq.label("seq"), heads.c.last_hash.label("content_hash"))
+    .where(heads.c.institution_id == bindparam("institution_id")),
+    select(_part(_ACCOUNT), *_ACCOUNT_COLUMNS, *_nulls(_KEY_COLUMNS)).where(
         accounts.c.institution_id == bindparam("institution_id"),
         accounts.c.id.in_(bindparam("ids", expanding=True)),
     ),
-    select(*_nulls(_ACCOUNT_COLUMNS), *_KEY_COLUMNS).where(
+    select(_part(_KEY), *_nulls(_ACCOUNT_COLUMNS), *_KEY_COLUMNS).where(
         entries.c.institution_id == bindparam("institution_id"),
         entries.c.idempotency_key.in_(bindparam("keys", expanding=True)),
     ),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class LockedRead:
+    """What `tip_keys_and_accounts` found: the chain's tip (None before the head exists), the
+    posted keys among those asked with their seq and content hash, and the accounts asked that
+    exist."""
+
+    tip: tuple[int, str] | None
+    posted: dict[str, tuple[int, str]]
+    accounts: dict[UUID, Account]
 
 
 def _account(row: Any) -> Account:
@@ -127,11 +149,30 @@ async def ensure_head(connection: AsyncConnection, institution_id: UUID, now: da
     )
 
 
-async def lock_head(connection: AsyncConnection, institution_id: UUID) -> tuple[int, str] | None:
-    """Take the institution's ledger lock (its head row) and read the chain's tip. On SQLite the
-    write lock taken at BEGIN IMMEDIATE already serialises every writer."""
-    row = (await connection.execute(_LOCK_HEAD, {"institution_id": institution_id})).first()
-    return None if row is None else (row.last_seq, row.last_hash)
+_HELD = "ledger_locks"  # in the connection's info: (transaction, institutions locked in it)
+
+
+def _innermost_transaction(connection: AsyncConnection) -> Any:
+    sync = connection.sync_connection
+    return None if sync is None else sync.get_nested_transaction() or sync.get_transaction()
+
+
+async def lock_head(connection: AsyncConnection, institution_id: UUID) -> None:
+    """Take the institution's ledger lock (its head row) for the rest of the transaction, once:
+    asked again within the same transaction it sends nothing, as the row lock is held until the
+    transaction ends. Remembered per innermost transaction: a savepoint rolled back releases what
+    it locked, so a lock taken in another (or an outer) one is taken again rather than trusted. On
+    SQLite the write lock taken at BEGIN IMMEDIATE already serialises every writer."""
+    transaction = _innermost_transaction(connection)
+    held = connection.info.get(_HELD)
+    if held is not None and held[0] is transaction and institution_id in held[1]:
+        return
+    await connection.execute(_LOCK_HEAD, {"institution_id": institution_id})
+    if transaction is None:
+        return
+    if held is None or held[0] is not transaction:
+        held = connection.info[_HELD] = (transaction, set[UUID]())
+    held[1].add(institution_id)
 
 
 async def institution_ids(connection: AsyncConnection) -> list[UUID]:
@@ -303,25 +344,28 @@ async def entries_by_key(
     return {row.idempotency_key: (row.seq, row.content_hash) for row in rows}
 
 
-async def keys_and_accounts(
+async def tip_keys_and_accounts(
     connection: AsyncConnection,
     institution_id: UUID,
     keys: Sequence[str],
     account_ids: Iterable[UUID],
-) -> tuple[dict[str, tuple[int, str]], dict[UUID, Account]]:
-    """`entries_by_key` and `accounts_by_id` in one round trip, for a post under the lock."""
+) -> LockedRead:
+    """Everything a post reads under the lock, in one round trip."""
     rows = await connection.execute(
-        _KEYS_AND_ACCOUNTS,
+        _TIP_KEYS_AND_ACCOUNTS,
         {"institution_id": institution_id, "keys": list(keys), "ids": list(account_ids)},
     )
+    tip: tuple[int, str] | None = None
     posted: dict[str, tuple[int, str]] = {}
     found: dict[UUID, Account] = {}
     for row in rows:
-        if row.idempotency_key is None:
+        if row.part == _ACCOUNT:
             found[row.id] = _account(row)
-        else:
+        elif row.part == _KEY:
             posted[row.idempotency_key] = (row.seq, row.content_hash)
-    return posted, found
+        else:
+            tip = (row.seq, row.content_hash)
+    return LockedRead(tip, posted, found)
 
 
 # PostgreSQL takes whole columns as arrays: one statement and one round trip for any number of

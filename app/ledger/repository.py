@@ -96,8 +96,9 @@ def _part(name: str) -> Any:
 
 
 # What a post reads once it holds the lock, in one statement: the chain's tip, the accounts its
-# entries name, and which of its keys are already posted; each row is one of them, named by
-# `part`. It must be a statement of its own after the lock's: one folded into the lock would read
+# entries name (by id, or by code for a caller that has no ids yet), and which of its keys are
+# already posted; each row is one of them, named by `part` (an account asked both ways comes
+# twice, alike). It must be a statement of its own after the lock's: one folded into the lock would read
 # the snapshot taken before the lock was granted, and with it stale balances.
 _TIP, _ACCOUNT, _KEY = "tip", "account", "key"
 _TIP_KEYS_AND_ACCOUNTS = union_all(
@@ -107,6 +108,10 @@ _TIP_KEYS_AND_ACCOUNTS = union_all(
     select(_part(_ACCOUNT), *_ACCOUNT_COLUMNS, *_nulls(_KEY_COLUMNS)).where(
         accounts.c.institution_id == bindparam("institution_id"),
         accounts.c.id.in_(bindparam("ids", expanding=True)),
+    ),
+    select(_part(_ACCOUNT), *_ACCOUNT_COLUMNS, *_nulls(_KEY_COLUMNS)).where(
+        accounts.c.institution_id == bindparam("institution_id"),
+        accounts.c.code.in_(bindparam("codes", expanding=True)),
     ),
     select(_part(_KEY), *_nulls(_ACCOUNT_COLUMNS), *_KEY_COLUMNS).where(
         entries.c.institution_id == bindparam("institution_id"),
@@ -348,12 +353,18 @@ async def tip_keys_and_accounts(
     connection: AsyncConnection,
     institution_id: UUID,
     keys: Sequence[str],
-    account_ids: Iterable[UUID],
+    account_ids: Iterable[UUID] = (),
+    codes: Iterable[str] = (),
 ) -> LockedRead:
     """Everything a post reads under the lock, in one round trip."""
     rows = await connection.execute(
         _TIP_KEYS_AND_ACCOUNTS,
-        {"institution_id": institution_id, "keys": list(keys), "ids": list(account_ids)},
+        {
+            "institution_id": institution_id,
+            "keys": list(keys),
+            "ids": list(account_ids),
+            "codes": list(codes),
+        },
     )
     tip: tuple[int, str] | None = None
     posted: dict[str, tuple[int, str]] = {}

@@ -84,8 +84,34 @@ async def open_accounts(
     """Open the accounts that do not exist yet and return all of them, in the order asked. Reads
     first, so the usual call (the accounts exist) costs one query and writes nothing. Opening needs
     no ledger lock: an account starts at zero and is unique by its code."""
-    codes = [spec.code for spec in specs]
-    found = await repo.accounts_by_code(connection, institution_id, codes)
+    found = await repo.accounts_by_code(connection, institution_id, [spec.code for spec in specs])
+    return await _opened(connection, institution_id, specs, found)
+
+
+async def posted_and_open_accounts(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    keys: Sequence[str],
+    specs: Sequence[AccountSpec],
+) -> tuple[dict[str, int], list[Account]]:
+    """For a caller holding the ledger lock (`lock`) that decides what to post by what was posted
+    before (a bank payment's earlier outcome): the seq of each of `keys` already posted, and
+    `open_accounts(specs)`, in one read."""
+    read = await repo.tip_keys_and_accounts(
+        connection, institution_id, keys, codes=[spec.code for spec in specs]
+    )
+    found = {account.code: account for account in read.accounts.values()}
+    posted = {key: seq for key, (seq, _) in read.posted.items()}
+    return posted, await _opened(connection, institution_id, specs, found)
+
+
+async def _opened(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    specs: Sequence[AccountSpec],
+    found: dict[str, Account],
+) -> list[Account]:
+    """The accounts `specs` name, given those `found` by code: the missing ones opened."""
     missing = [spec for spec in specs if spec.code not in found]
     if missing:
         now = utcnow()
@@ -106,7 +132,9 @@ async def open_accounts(
                 for spec in missing
             ],
         )
-        found = await repo.accounts_by_code(connection, institution_id, codes)
+        found = await repo.accounts_by_code(
+            connection, institution_id, [spec.code for spec in specs]
+        )
     return [found[spec.code] for spec in specs]
 
 

@@ -98,8 +98,8 @@ def _part(name: str) -> Any:
 # What a post reads once it holds the lock, in one statement: the chain's tip, the accounts its
 # entries name (by id, or by code for a caller that has no ids yet), and which of its keys are
 # already posted; each row is one of them, named by `part` (an account asked both ways comes
-# twice, alike). It must be a statement of its own after the lock's: one folded into the lock would read
-# the snapshot taken before the lock was granted, and with it stale balances.
+# twice, alike). It must be a statement of its own after the lock's: one folded into the lock
+# would read the snapshot taken before the lock was granted, and with it stale balances.
 _TIP, _ACCOUNT, _KEY = "tip", "account", "key"
 _TIP_KEYS_AND_ACCOUNTS = union_all(
     select(_part(_TIP), *_nulls(_ACCOUNT_COLUMNS), *_nulls(_KEY_COLUMNS[:1]))

@@ -24,7 +24,9 @@ Concurrency: which lock serialises each balance change
     * On SQLite, BEGIN IMMEDIATE takes the database's single write lock, which serialises everything.
 
 Write cost
-    One lock round trip, then a fixed number of statements whatever the number of entries: a batch of
-    entries of one institution (`post_many`, e.g. a lesson batch) shares one lock acquisition and
-    one commit, which is what keeps one busy institution fast.
+    One lock round trip, then on PostgreSQL one read (the chain's tip, the keys, the accounts) and one
+    write (postings, entries, balances, head) whatever the number of entries: a batch of entries of
+    one institution (`post_many`, e.g. a lesson batch) shares one lock acquisition and one commit,
+    which is what keeps one busy institution fast. The lock is taken once per transaction: a caller
+    that took it (`lock`) to read balances that must stay true posts without asking again.
 """

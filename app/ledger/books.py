@@ -6,7 +6,12 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.ledger.service import AccountSpec, open_accounts, prepaid_spec
+from app.ledger.service import (
+    AccountSpec,
+    open_accounts,
+    posted_and_open_accounts,
+    prepaid_spec,
+)
 from app.ledger.types import Account, AccountKind
 
 INSTITUTION_KINDS = (
@@ -38,29 +43,39 @@ async def institution_books(connection: AsyncConnection, institution_id: UUID) -
     return Books(institution_id, *opened)
 
 
-async def books_and_enrollment_account(
-    connection: AsyncConnection, institution_id: UUID, enrollment_id: UUID
-) -> tuple[Books, Account]:
-    """`institution_books` and `enrollment_account` in one read."""
-    books, [prepaid] = await books_and_enrollment_accounts(
-        connection, institution_id, [enrollment_id]
-    )
-    return books, prepaid
-
-
 async def books_and_enrollment_accounts(
     connection: AsyncConnection, institution_id: UUID, enrollment_ids: Sequence[UUID]
 ) -> tuple[Books, list[Account]]:
     """`institution_books` and the prepaid account of each of `enrollment_ids`, in order, in one
     read."""
-    opened = await open_accounts(
-        connection,
-        institution_id,
-        [
-            *(AccountSpec(kind) for kind in INSTITUTION_KINDS),
-            *(prepaid_spec(enrollment_id) for enrollment_id in enrollment_ids),
-        ],
+    opened = await open_accounts(connection, institution_id, _specs(enrollment_ids))
+    return _books_and_rest(institution_id, opened)
+
+
+async def posted_and_books(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    keys: Sequence[str],
+    enrollment_id: UUID | None,
+) -> tuple[dict[str, int], Books, Account | None]:
+    """With the ledger lock held, in one read: the seq of each of `keys` already posted, the
+    institution's books and, given an enrollment, its prepaid account."""
+    enrollment_ids = [] if enrollment_id is None else [enrollment_id]
+    posted, opened = await posted_and_open_accounts(
+        connection, institution_id, keys, _specs(enrollment_ids)
     )
+    books, prepaid = _books_and_rest(institution_id, opened)
+    return posted, books, prepaid[0] if prepaid else None
+
+
+def _specs(enrollment_ids: Sequence[UUID]) -> list[AccountSpec]:
+    return [
+        *(AccountSpec(kind) for kind in INSTITUTION_KINDS),
+        *(prepaid_spec(enrollment_id) for enrollment_id in enrollment_ids),
+    ]
+
+
+def _books_and_rest(institution_id: UUID, opened: list[Account]) -> tuple[Books, list[Account]]:
     books = len(INSTITUTION_KINDS)
     return Books(institution_id, *opened[:books]), opened[books:]
 

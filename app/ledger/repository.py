@@ -5,11 +5,26 @@ are distributed by `institution_id`.
 """
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Join, Table, bindparam, func, select, text, true, update
+from sqlalchemy import (
+    Join,
+    String,
+    Table,
+    bindparam,
+    func,
+    literal_column,
+    null,
+    select,
+    text,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.batch import among
@@ -56,7 +71,7 @@ _ACCOUNT_COLUMNS = (
 # The statements of every ledger write, built once: building a statement costs more Python than
 # running it. Parameters are bound by name at each call.
 _LOCK_HEAD = (
-    select(heads.c.last_seq, heads.c.last_hash)
+    select(heads.c.institution_id)
     .where(heads.c.institution_id == bindparam("institution_id"))
     .with_for_update()
 )
@@ -64,14 +79,56 @@ _ACCOUNTS_BY_CODE = select(*_ACCOUNT_COLUMNS).where(
     accounts.c.institution_id == bindparam("institution_id"),
     accounts.c.code.in_(bindparam("codes", expanding=True)),
 )
-_ACCOUNTS_BY_ID = select(*_ACCOUNT_COLUMNS).where(
-    accounts.c.institution_id == bindparam("institution_id"),
-    accounts.c.id.in_(bindparam("ids", expanding=True)),
-)
-_ENTRIES_BY_KEY = select(entries.c.idempotency_key, entries.c.seq, entries.c.content_hash).where(
+_KEY_COLUMNS = (entries.c.idempotency_key, entries.c.seq, entries.c.content_hash)
+_ENTRIES_BY_KEY = select(*_KEY_COLUMNS).where(
     entries.c.institution_id == bindparam("institution_id"),
     entries.c.idempotency_key.in_(bindparam("keys", expanding=True)),
 )
+
+
+def _nulls(columns: Sequence[Any]) -> list[Any]:
+    """Typed NULLs standing in for `columns` in another part of a UNION."""
+    return [sql_cast(null(), column.type).label(column.name) for column in columns]
+
+
+def _part(name: str) -> Any:
+    return literal_column(f"'{name}'", String).label("part")
+
+
+# What a post reads once it holds the lock, in one statement: the chain's tip, the accounts its
+# entries name (by id, or by code for a caller that has no ids yet), and which of its keys are
+# already posted; each row is one of them, named by `part` (an account asked both ways comes
+# twice, alike). It must be a statement of its own after the lock's: one folded into the lock
+# would read the snapshot taken before the lock was granted, and with it stale balances.
+_TIP, _ACCOUNT, _KEY = "tip", "account", "key"
+_TIP_KEYS_AND_ACCOUNTS = union_all(
+    select(_part(_TIP), *_nulls(_ACCOUNT_COLUMNS), *_nulls(_KEY_COLUMNS[:1]))
+    .add_columns(heads.c.last_seq.label("seq"), heads.c.last_hash.label("content_hash"))
+    .where(heads.c.institution_id == bindparam("institution_id")),
+    select(_part(_ACCOUNT), *_ACCOUNT_COLUMNS, *_nulls(_KEY_COLUMNS)).where(
+        accounts.c.institution_id == bindparam("institution_id"),
+        accounts.c.id.in_(bindparam("ids", expanding=True)),
+    ),
+    select(_part(_ACCOUNT), *_ACCOUNT_COLUMNS, *_nulls(_KEY_COLUMNS)).where(
+        accounts.c.institution_id == bindparam("institution_id"),
+        accounts.c.code.in_(bindparam("codes", expanding=True)),
+    ),
+    select(_part(_KEY), *_nulls(_ACCOUNT_COLUMNS), *_KEY_COLUMNS).where(
+        entries.c.institution_id == bindparam("institution_id"),
+        entries.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LockedRead:
+    """What `tip_keys_and_accounts` found: the chain's tip (None before the head exists), the
+    posted keys among those asked with their seq and content hash, and the accounts asked that
+    exist."""
+
+    tip: tuple[int, str] | None
+    posted: dict[str, tuple[int, str]]
+    accounts: dict[UUID, Account]
 
 
 def _account(row: Any) -> Account:
@@ -97,11 +154,30 @@ async def ensure_head(connection: AsyncConnection, institution_id: UUID, now: da
     )
 
 
-async def lock_head(connection: AsyncConnection, institution_id: UUID) -> tuple[int, str] | None:
-    """Take the institution's ledger lock (its head row) and read the chain's tip. On SQLite the
-    write lock taken at BEGIN IMMEDIATE already serialises every writer."""
-    row = (await connection.execute(_LOCK_HEAD, {"institution_id": institution_id})).first()
-    return None if row is None else (row.last_seq, row.last_hash)
+_HELD = "ledger_locks"  # in the connection's info: (transaction, institutions locked in it)
+
+
+def _innermost_transaction(connection: AsyncConnection) -> Any:
+    sync = connection.sync_connection
+    return None if sync is None else sync.get_nested_transaction() or sync.get_transaction()
+
+
+async def lock_head(connection: AsyncConnection, institution_id: UUID) -> None:
+    """Take the institution's ledger lock (its head row) for the rest of the transaction, once:
+    asked again within the same transaction it sends nothing, as the row lock is held until the
+    transaction ends. Remembered per innermost transaction: a savepoint rolled back releases what
+    it locked, so a lock taken in another (or an outer) one is taken again rather than trusted. On
+    SQLite the write lock taken at BEGIN IMMEDIATE already serialises every writer."""
+    transaction = _innermost_transaction(connection)
+    held = connection.info.get(_HELD)
+    if held is not None and held[0] is transaction and institution_id in held[1]:
+        return
+    await connection.execute(_LOCK_HEAD, {"institution_id": institution_id})
+    if transaction is None:
+        return
+    if held is None or held[0] is not transaction:
+        held = connection.info[_HELD] = (transaction, set[UUID]())
+    held[1].add(institution_id)
 
 
 async def institution_ids(connection: AsyncConnection) -> list[UUID]:
@@ -139,16 +215,10 @@ async def accounts_by_code(
     return {row.code: _account(row) for row in rows}
 
 
-async def accounts_by_id(
-    connection: AsyncConnection, institution_id: UUID, ids: Iterable[UUID] | None = None
-) -> dict[UUID, Account]:
-    if ids is None:
-        query = select(*_ACCOUNT_COLUMNS).where(accounts.c.institution_id == institution_id)
-        return {row.id: _account(row) for row in await connection.execute(query)}
-    rows = await connection.execute(
-        _ACCOUNTS_BY_ID, {"institution_id": institution_id, "ids": list(ids)}
-    )
-    return {row.id: _account(row) for row in rows}
+async def accounts_by_id(connection: AsyncConnection, institution_id: UUID) -> dict[UUID, Account]:
+    """Every account of the institution (a post reads its own through `keys_and_accounts`)."""
+    query = select(*_ACCOUNT_COLUMNS).where(accounts.c.institution_id == institution_id)
+    return {row.id: _account(row) for row in await connection.execute(query)}
 
 
 async def totals_by_kind(
@@ -279,17 +349,53 @@ async def entries_by_key(
     return {row.idempotency_key: (row.seq, row.content_hash) for row in rows}
 
 
-# PostgreSQL takes whole columns as arrays: two statements and two round trips for any number of
-# entries, with no per-row work in the driver. The second runs after the first, so the entries'
-# trigger sees their postings.
-_INSERT_POSTINGS = text("""
-    INSERT INTO ledger_postings (institution_id, entry_seq, line_no, account_id, amount_fen)
-    SELECT :institution_id, * FROM unnest(
-        CAST(:entry_seq AS bigint[]), CAST(:line_no AS smallint[]),
-        CAST(:account_id AS uuid[]), CAST(:amount_fen AS bigint[]))
-""")
-_INSERT_ENTRIES_SET_BALANCES_AND_HEAD = text("""
-    WITH new_entries AS (
+async def tip_keys_and_accounts(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    keys: Sequence[str],
+    account_ids: Iterable[UUID] = (),
+    codes: Iterable[str] = (),
+) -> LockedRead:
+    """Everything a post reads under the lock, in one round trip."""
+    rows = await connection.execute(
+        _TIP_KEYS_AND_ACCOUNTS,
+        {
+            "institution_id": institution_id,
+            "keys": list(keys),
+            "ids": list(account_ids),
+            "codes": list(codes),
+        },
+    )
+    tip: tuple[int, str] | None = None
+    posted: dict[str, tuple[int, str]] = {}
+    found: dict[UUID, Account] = {}
+    for row in rows:
+        if row.part == _ACCOUNT:
+            found[row.id] = _account(row)
+        elif row.part == _KEY:
+            posted[row.idempotency_key] = (row.seq, row.content_hash)
+        else:
+            tip = (row.seq, row.content_hash)
+    return LockedRead(tip, posted, found)
+
+
+# PostgreSQL takes whole columns as arrays: one statement and one round trip for any number of
+# entries, with no per-row work in the driver. The journal's guards need its parts in order: every
+# posting written before any entry (a posting's trigger refuses one for an entry that exists) and
+# before any balance moves (an account's trigger checks the move against its postings). Sibling
+# parts of one statement run in no promised order, so entries and balances both read `written`,
+# the count of postings, which exists only once every posting is. The entries' balance trigger
+# and the head's run at the statement's end and see all of it.
+_WRITE_JOURNAL = text("""
+    WITH new_postings AS (
+        INSERT INTO ledger_postings (institution_id, entry_seq, line_no, account_id, amount_fen)
+        SELECT :institution_id, * FROM unnest(
+            CAST(:entry_seq AS bigint[]), CAST(:line_no AS smallint[]),
+            CAST(:account_id AS uuid[]), CAST(:amount_fen AS bigint[]))
+        RETURNING entry_seq
+    ), written AS (
+        SELECT count(*) AS postings FROM new_postings
+    ), new_entries AS (
         INSERT INTO ledger_entries (institution_id, seq, idempotency_key, kind, memo, posted_at,
                                     posting_count, content_hash, prev_hash, hash,
                                     actor_role, actor_id, address)
@@ -300,11 +406,13 @@ _INSERT_ENTRIES_SET_BALANCES_AND_HEAD = text("""
                       CAST(:posting_count AS smallint[]), CAST(:content_hash AS varchar[]),
                       CAST(:prev_hash AS varchar[]), CAST(:hash AS varchar[]))
             AS e(seq, idempotency_key, kind, memo, posting_count, content_hash, prev_hash, hash)
+         CROSS JOIN written
     ), new_balances AS (
         UPDATE ledger_accounts SET balance_fen = b.balance_fen, last_seq = b.last_seq
           FROM unnest(CAST(:balance_account AS uuid[]), CAST(:balance_fen AS bigint[]),
                       CAST(:balance_last_seq AS bigint[]))
             AS b(id, balance_fen, last_seq)
+         CROSS JOIN written
          WHERE ledger_accounts.institution_id = :institution_id AND ledger_accounts.id = b.id
     )
     UPDATE ledger_heads SET last_seq = :head_seq, last_hash = :head_hash, updated_at = :posted_at
@@ -334,15 +442,9 @@ async def write_journal(
     head_seq, head_hash = entry_rows[-1]["seq"], entry_rows[-1]["hash"]
     if connection.dialect.name == "postgresql":
         await connection.execute(
-            _INSERT_POSTINGS,
+            _WRITE_JOURNAL,
             {
-                "institution_id": institution_id,
                 **_columns(posting_rows, ("entry_seq", "line_no", "account_id", "amount_fen")),
-            },
-        )
-        await connection.execute(
-            _INSERT_ENTRIES_SET_BALANCES_AND_HEAD,
-            {
                 "institution_id": institution_id,
                 "posted_at": now,
                 # One actor and address for the call's entries: scalars, like the moment.

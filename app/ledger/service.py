@@ -84,8 +84,34 @@ async def open_accounts(
     """Open the accounts that do not exist yet and return all of them, in the order asked. Reads
     first, so the usual call (the accounts exist) costs one query and writes nothing. Opening needs
     no ledger lock: an account starts at zero and is unique by its code."""
-    codes = [spec.code for spec in specs]
-    found = await repo.accounts_by_code(connection, institution_id, codes)
+    found = await repo.accounts_by_code(connection, institution_id, [spec.code for spec in specs])
+    return await _opened(connection, institution_id, specs, found)
+
+
+async def posted_and_open_accounts(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    keys: Sequence[str],
+    specs: Sequence[AccountSpec],
+) -> tuple[dict[str, int], list[Account]]:
+    """For a caller holding the ledger lock (`lock`) that decides what to post by what was posted
+    before (a bank payment's earlier outcome): the seq of each of `keys` already posted, and
+    `open_accounts(specs)`, in one read."""
+    read = await repo.tip_keys_and_accounts(
+        connection, institution_id, keys, codes=[spec.code for spec in specs]
+    )
+    found = {account.code: account for account in read.accounts.values()}
+    posted = {key: seq for key, (seq, _) in read.posted.items()}
+    return posted, await _opened(connection, institution_id, specs, found)
+
+
+async def _opened(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    specs: Sequence[AccountSpec],
+    found: dict[str, Account],
+) -> list[Account]:
+    """The accounts `specs` name, given those `found` by code: the missing ones opened."""
     missing = [spec for spec in specs if spec.code not in found]
     if missing:
         now = utcnow()
@@ -106,14 +132,17 @@ async def open_accounts(
                 for spec in missing
             ],
         )
-        found = await repo.accounts_by_code(connection, institution_id, codes)
+        found = await repo.accounts_by_code(
+            connection, institution_id, [spec.code for spec in specs]
+        )
     return [found[spec.code] for spec in specs]
 
 
 async def lock(connection: AsyncConnection, institution_id: UUID) -> None:
     """Take the institution's ledger lock for the rest of the caller's transaction, so that what it
     reads of balances stays true until it commits (e.g. a payout checked against the floor). It is
-    the lock every ledger write takes first, so taking it early keeps the lock order."""
+    the lock every ledger write takes first, so taking it early keeps the lock order; the write
+    then finds it held and does not ask for it again."""
     await repo.lock_head(connection, institution_id)
 
 
@@ -194,9 +223,8 @@ async def post_many(
     entry writes nothing and does not stop the others. One lock, one round of inserts."""
     if len(drafts) > MAX_ENTRIES_PER_CALL:
         raise InvalidEntry(f"at most {MAX_ENTRIES_PER_CALL} entries per call, got {len(drafts)}")
-    return await _post_locked(
-        connection, institution_id, await repo.lock_head(connection, institution_id), drafts
-    )
+    await repo.lock_head(connection, institution_id)
+    return await _post_locked(connection, institution_id, drafts)
 
 
 def _validate(institution_id: UUID, draft: EntryDraft) -> str:
@@ -242,12 +270,11 @@ async def _unknown_account_error(
 async def _post_locked(
     connection: AsyncConnection,
     institution_id: UUID,
-    tip: tuple[int, str] | None,
     drafts: Sequence[EntryDraft],
 ) -> list[Result]:
     """The write path, run with the institution's ledger lock held: validate, deduplicate by key,
-    apply limits in order against balances read under the lock, then write journal and balances in
-    a fixed number of statements whatever the batch size."""
+    apply limits in order against balances read under the lock, then write journal and balances:
+    on PostgreSQL one statement to read and one to write, whatever the batch size."""
     results: list[Result | None] = [None] * len(drafts)
     hashes: dict[int, str] = {}
     for index, draft in enumerate(drafts):
@@ -256,10 +283,18 @@ async def _post_locked(
         except LedgerError as error:
             results[index] = error
 
+    # One read under the lock: the chain's tip, the keys, and the accounts of every valid draft (a
+    # replay's too, a few rows more, rather than a second round trip once the replays are known).
+    keys = list({drafts[i].idempotency_key for i in hashes})
+    account_ids = {p.account_id for i in hashes for p in drafts[i].postings}
+    read = (
+        await repo.tip_keys_and_accounts(connection, institution_id, keys, account_ids)
+        if hashes
+        else repo.LockedRead(None, {}, {})
+    )
+    posted, known = read.posted, read.accounts
     # A key already in the journal, or earlier in this batch, is a replay when the content is the
     # same and a misuse when it is not.
-    keys = list({drafts[i].idempotency_key for i in hashes})
-    posted = await repo.entries_by_key(connection, institution_id, keys) if keys else {}
     replay_of_seq: dict[int, int] = {}
     replay_of_index: dict[int, int] = {}
     first_with_key: dict[str, int] = {}
@@ -282,9 +317,7 @@ async def _post_locked(
                 f"entry {key!r} was posted before with different content"
             )
 
-    account_ids = {p.account_id for i in hashes for p in drafts[i].postings}
-    known = await repo.accounts_by_id(connection, institution_id, account_ids) if hashes else {}
-    missing = account_ids - known.keys()
+    missing = {p.account_id for i in hashes for p in drafts[i].postings} - known.keys()
     balances = {account_id: account.balance_fen for account_id, account in known.items()}
     last_seq_of: dict[UUID, int] = {}  # each changed account's last entry in this batch
     now = utcnow()
@@ -292,7 +325,7 @@ async def _post_locked(
     actor = current_actor.get()
     actor_role, actor_id = (actor.role, actor.id) if actor is not None else (None, None)
     address = client_address.get()
-    last_seq, last_hash = tip if tip is not None else (0, GENESIS_HASH)
+    last_seq, last_hash = read.tip if read.tip is not None else (0, GENESIS_HASH)
     entry_rows: list[dict] = []
     posting_rows: list[dict] = []
 
@@ -416,8 +449,8 @@ async def reserve(
     Phase two, once, either posts it (debit transit, credit `settle`, e.g. escrow cash) or voids it
     (debit transit, credit source). Reserving the same key again returns the same transfer."""
     draft = EntryDraft.transfer(idempotency_key, kind, source, transit, amount_fen, memo)
-    tip = await repo.lock_head(connection, institution_id)
-    [result] = await _post_locked(connection, institution_id, tip, [draft])
+    await repo.lock_head(connection, institution_id)
+    [result] = await _post_locked(connection, institution_id, [draft])
     if isinstance(result, LedgerError):
         raise result
     if result.replayed:
@@ -493,7 +526,7 @@ async def _resolve(
 ) -> Transfer:
     """Resolve a pending transfer at most once. The ledger lock makes read-check-write atomic; asking
     for the outcome it already has is a replay, asking for the other one is refused."""
-    tip = await repo.lock_head(connection, institution_id)
+    await repo.lock_head(connection, institution_id)
     transfer = await repo.transfer_by_id(connection, institution_id, transfer_id)
     if transfer is None:
         raise TransferNotFound(f"no transfer {transfer_id} in institution {institution_id}")
@@ -515,7 +548,7 @@ async def _resolve(
         credit,
         transfer.amount_fen,
     )
-    [result] = await _post_locked(connection, institution_id, tip, [draft])
+    [result] = await _post_locked(connection, institution_id, [draft])
     if isinstance(result, LedgerError):
         raise result
     await repo.resolve_transfer(

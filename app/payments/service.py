@@ -26,12 +26,7 @@ from app.kit.clock import as_utc, utcnow
 from app.kit.money import is_fen
 from app.ledger import repository as ledger_repository
 from app.ledger import service as ledger
-from app.ledger.books import (
-    Books,
-    books_and_enrollment_account,
-    books_and_enrollment_accounts,
-    institution_books,
-)
+from app.ledger.books import Books, books_and_enrollment_accounts, posted_and_books
 from app.ledger.errors import LedgerError
 from app.ledger.types import Account, EntryDraft
 from app.models import Enrollment, Institution, SuspenseItem
@@ -116,18 +111,24 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
         enrollment = await locked_by_order_no(session, institution.id, payment.order_no)
     connection = await session.connection()
     await ledger.lock(connection, institution.id)
+    # Under the lock, in one read: this payment's entries if handled before, and the accounts any
+    # outcome posts to.
+    posted, books, prepaid = await posted_and_books(
+        connection,
+        institution.id,
+        [payment_key(payment), suspense_key(payment)],
+        None if enrollment is None else enrollment.id,
+    )
 
-    earlier = await _earlier_outcome(session, institution.id, enrollment, payment)
+    earlier = await _earlier_outcome(session, institution.id, enrollment, payment, posted)
     reason = _mismatch(enrollment, payment)
     if earlier is not None:
         if reason is None and earlier.result is PaymentResult.suspense:
-            return await _allocate(session, institution.id, enrollment, payment, earlier)
+            assert prepaid is not None  # an enrollment was found
+            return await _allocate(session, books, prepaid, enrollment, payment, earlier)
         return earlier
     if reason is None:
-        assert enrollment is not None
-        books, prepaid = await books_and_enrollment_account(
-            connection, institution.id, enrollment.id
-        )
+        assert enrollment is not None and prepaid is not None
         entry = await ledger.post(
             connection, institution.id, _credit_draft(payment, books, prepaid, enrollment)
         )
@@ -136,7 +137,7 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
         return PaymentOutcome(
             PaymentResult.credited, institution.id, entry.seq, enrollment_id=enrollment.id
         )
-    return await _hold(session, institution.id, payment, reason)
+    return await _hold(session, books, payment, reason)
 
 
 def _credit_draft(
@@ -253,7 +254,8 @@ def _valid(payment: BankPayment) -> bool:
 
 async def _allocate(
     session: AsyncSession,
-    institution_id: UUID,
+    books: Books,
+    prepaid: Account,
     enrollment: Enrollment | None,
     payment: BankPayment,
     held: PaymentOutcome,
@@ -262,15 +264,14 @@ async def _allocate(
     quoting no order credited it before its notification came): moved from suspense to the
     enrollment, once, and the statement's break for it closed."""
     assert enrollment is not None and held.suspense_item_id is not None
+    institution_id = books.institution_id
     item = await session.get_one(
         SuspenseItem, (institution_id, held.suspense_item_id), with_for_update=True
     )
     if item.resolved_at is not None or item.amount_fen != payment.amount_fen:
         return held
-    connection = await session.connection()
-    books, prepaid = await books_and_enrollment_account(connection, institution_id, enrollment.id)
     entry = await ledger.post(
-        connection,
+        await session.connection(),
         institution_id,
         EntryDraft.transfer(
             f"allocated:{payment.bank_slug}:{payment.bank_reference}",
@@ -317,13 +318,12 @@ def _mark_paid(enrollment: Enrollment, payment: BankPayment) -> None:
 
 
 async def _hold(
-    session: AsyncSession, institution_id: UUID, payment: BankPayment, reason: SuspenseReason
+    session: AsyncSession, books: Books, payment: BankPayment, reason: SuspenseReason
 ) -> PaymentOutcome:
     """The money into suspense, flagged."""
-    connection = await session.connection()
-    books = await institution_books(connection, institution_id)
+    institution_id = books.institution_id
     entry = await ledger.post(
-        connection,
+        await session.connection(),
         institution_id,
         EntryDraft.transfer(
             suspense_key(payment),
@@ -381,17 +381,17 @@ async def _earlier_outcome(
     institution_id: UUID,
     enrollment: Enrollment | None,
     payment: BankPayment,
+    posted: dict[str, int],
 ) -> PaymentOutcome | None:
-    """The outcome of this same bank payment handled before, read under the ledger lock: its
-    entry, credited or held, is found by key; a held one's suspense item was written with it."""
-    connection = await session.connection()
+    """The outcome of this same bank payment handled before, from its entries `posted` (read
+    under the ledger lock, by key, with their seq): credited, or held, whose suspense item was
+    written with its entry."""
     credited, held = payment_key(payment), suspense_key(payment)
-    posted = await ledger_repository.entries_by_key(connection, institution_id, [credited, held])
     if credited in posted:
         return PaymentOutcome(
             PaymentResult.credited,
             institution_id,
-            posted[credited][0],
+            posted[credited],
             enrollment_id=None if enrollment is None else enrollment.id,
             replayed=True,
         )

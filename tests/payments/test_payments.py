@@ -6,7 +6,7 @@ from datetime import timedelta
 from uuid import UUID
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.db.unit import Database
 from app.kit.clock import utcnow
@@ -262,3 +262,23 @@ async def test_concurrent_different_payments_of_one_order_credit_it_once(client,
     assert totals[AccountKind.prepaid] == 10 * PRICE
     assert totals[AccountKind.suspense] == 90 * PRICE
     assert len(await _suspense_items(engine, world)) == 9
+
+
+@pytest.mark.postgres_only
+async def test_a_credit_takes_the_ledger_lock_once(client, engine):
+    """The payment locks the ledger before looking for its earlier outcome; its post then finds
+    the lock held and reads and writes the entry in a statement each."""
+    world, enrollment = await _setup(client, engine)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        outcome = await credit(engine, bank_payment(world, enrollment["order_no"], 10 * PRICE))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert outcome.result is PaymentResult.credited
+    locks = [s for s in statements if "FROM ledger_heads" in s and "FOR UPDATE" in s]
+    assert len(locks) == 1, statements

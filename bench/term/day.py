@@ -27,6 +27,8 @@ from bench.term.measure import Endpoint, T, fan_out
 BANKS = ("ums", "iso20022", "gmbank")  # each bank's slug is its adapter's name, as in the demo
 PRICE = 10_000
 LESSONS_BOUGHT = 20
+# How long a payment acknowledged by the service may take to show on its enrollment.
+CREDIT_WAIT_SECONDS = 30
 
 
 @dataclass
@@ -230,7 +232,7 @@ class Replay:
         async def one(paying: tuple[School, Family]) -> None:
             school, family = paying
             paid = await self.bank.call(
-                "payment (bank to credit)",
+                "payment (bank to acknowledgment)",
                 "POST",
                 "/sim/payments",
                 body={
@@ -247,16 +249,29 @@ class Replay:
         await self.fan_out(self.families, one)
 
     async def parents_look(self) -> None:
+        """Each parent reads the enrollment until it shows paid. The bank's reply means "stored"
+        (docs/banks.md): the credit follows a moment later, so a parent who looks at once may
+        still see it awaiting payment; one who sees it unpaid after CREDIT_WAIT_SECONDS fails
+        the run."""
+
         async def one(looking: tuple[School, Family]) -> None:
             _, family = looking
-            seen = await self.service.call(
-                "enrollment read (parent)", "GET", f"/v1/enrollments/{family.id}", family.parent_key
-            )
-            if (seen["status"], seen["paid_fen"]) != ("active", family.amount_fen):
-                raise ReplayFailed(
-                    f"enrollment {family.id} after its payment: {seen['status']}, "
-                    f"paid {seen['paid_fen']} of {family.amount_fen} fen"
+            deadline = time.monotonic() + CREDIT_WAIT_SECONDS
+            while True:
+                seen = await self.service.call(
+                    "enrollment read (parent)",
+                    "GET",
+                    f"/v1/enrollments/{family.id}",
+                    family.parent_key,
                 )
+                if (seen["status"], seen["paid_fen"]) == ("active", family.amount_fen):
+                    return
+                if time.monotonic() > deadline:
+                    raise ReplayFailed(
+                        f"enrollment {family.id} {CREDIT_WAIT_SECONDS} s after its payment: "
+                        f"{seen['status']}, paid {seen['paid_fen']} of {family.amount_fen} fen"
+                    )
+                await asyncio.sleep(0.05)
 
         await self.fan_out(self.families, one)
 

@@ -15,7 +15,7 @@ from app.lessons.errors import (
     LessonTooOld,
     OccurredInFuture,
 )
-from app.models import Enrollment
+from app.lessons.types import LockedEnrollment
 
 # Clocks disagree a little: a lesson "a minute from now" was given now, and one a minute before the
 # bank's time of the payment was given after it.
@@ -29,7 +29,7 @@ def confirm_due_on(occurred_at: datetime, recorded_at: datetime, workdays: int) 
 
 
 def check_lesson_time(
-    profile: RuleProfile, enrollment: Enrollment, occurred_at: datetime, now: datetime
+    profile: RuleProfile, enrollment: LockedEnrollment, occurred_at: datetime, now: datetime
 ) -> None:
     """A lesson is given after its enrollment was paid, on a day the payment covers, not in the
     future, and recorded at most `max_lesson_backdate_days` days (of the local calendar) after the

@@ -46,7 +46,7 @@ from app.lessons.errors import (
     LessonsExhausted,
     ResolutionForbidden,
 )
-from app.lessons.rules import check_lesson_time, confirm_due_on
+from app.lessons.rules import Deadlines, check_lesson_time
 from app.lessons.schemas import LessonItem, Party
 from app.lessons.types import LessonRow, LockedEnrollment
 from app.models import Enrollment, Lesson
@@ -154,6 +154,7 @@ def _new_lesson(
     item: LessonItem,
     enrollments: dict[UUID, LockedEnrollment],
     profile: RuleProfile,
+    deadlines: Deadlines,
     now: datetime,
 ) -> LessonRow:
     """The lesson `item` records, counted as pending in its enrollment; or raise why not."""
@@ -191,7 +192,7 @@ def _new_lesson(
         first_no=used + 1,
         amount_fen=price_of_next(enrollment, item.count),
         occurred_at=item.occurred_at,
-        confirm_due_on=confirm_due_on(item.occurred_at, now, profile.parent_auto_confirm_workdays),
+        confirm_due_on=deadlines.due_on(item.occurred_at),
         dispute_reason=None,
         decided_by=None,
         decided_at=None,
@@ -219,6 +220,7 @@ async def record_lessons(
         connection, institution_id, {item.lesson_key for item in items}
     )
     profile = await profile_of_institution(session, institution_id)
+    deadlines = Deadlines(now, profile.parent_auto_confirm_workdays)
     outcomes: list[Outcome] = []
     new: list[LessonRow] = []
     for item in items:
@@ -227,7 +229,7 @@ async def record_lessons(
             outcomes.append(_replayed(earlier, item))
             continue
         try:
-            lesson = _new_lesson(item, enrollments, profile, now)
+            lesson = _new_lesson(item, enrollments, profile, deadlines, now)
         except DomainError as error:
             outcomes.append(error)
             continue

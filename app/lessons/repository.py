@@ -28,7 +28,8 @@ enrollments = cast(Table, Enrollment.__table__)
 
 _ENROLLMENT_COLUMNS = [enrollments.c[field.name] for field in fields(LockedEnrollment)]
 _LESSON_COLUMNS = [lessons.c[field.name] for field in fields(LessonRow)]
-# What a new lesson sets; the rest (its dispute, decision, release) is empty until later.
+# What a new lesson sets, apart from its institution, status and moment of recording (the same for
+# every lesson of a batch); the rest (its dispute, decision, release) is empty until later.
 _INSERTED = (
     "id",
     "enrollment_id",
@@ -37,9 +38,7 @@ _INSERTED = (
     "count",
     "first_no",
     "amount_fen",
-    "status",
     "confirm_due_on",
-    "created_at",
 )
 _DIALECTS = ("postgresql", "sqlite")
 
@@ -68,12 +67,15 @@ _RECORD = text("""
     WITH new_lessons AS (
         INSERT INTO lessons (institution_id, id, enrollment_id, lesson_key, occurred_at, count,
                              first_no, amount_fen, status, confirm_due_on, created_at)
-        SELECT :institution_id, * FROM unnest(
+        SELECT :institution_id, id, enrollment_id, lesson_key, occurred_at, count, first_no,
+               amount_fen, CAST(:status AS varchar), confirm_due_on, CAST(:now AS timestamptz)
+          FROM unnest(
             CAST(:id AS uuid[]), CAST(:enrollment_id AS uuid[]), CAST(:lesson_key AS varchar[]),
             CAST(:occurred_at AS timestamptz[]), CAST(:count AS integer[]),
             CAST(:first_no AS integer[]), CAST(:amount_fen AS bigint[]),
-            CAST(:status AS varchar[]), CAST(:confirm_due_on AS date[]),
-            CAST(:created_at AS timestamptz[]))
+            CAST(:confirm_due_on AS date[]))
+            AS l(id, enrollment_id, lesson_key, occurred_at, count, first_no, amount_fen,
+                 confirm_due_on)
     )
     UPDATE enrollments
        SET lessons_pending = counted.lessons_pending, pending_fen = counted.pending_fen,
@@ -126,12 +128,14 @@ async def write_recorded(
     counted: Sequence[LockedEnrollment],
     now: datetime,
 ) -> None:
-    """Insert the new lessons and set the pending counters of the enrollments they are in."""
+    """Insert the new lessons, all pending and recorded `now`, and set the pending counters of the
+    enrollments they are in."""
     if connection.dialect.name == "postgresql":
         await connection.execute(
             _RECORD,
             {
                 "institution_id": institution_id,
+                "status": LessonStatus.pending_confirmation,
                 **{name: [getattr(lesson, name) for lesson in new] for name in _INSERTED},
                 "enrollment_ids": [enrollment.id for enrollment in counted],
                 "lessons_pending": [enrollment.lessons_pending for enrollment in counted],
@@ -140,7 +144,9 @@ async def write_recorded(
             },
         )
         return
-    await connection.execute(_INSERT_LESSONS, [_inserted(institution_id, lesson) for lesson in new])
+    await connection.execute(
+        _INSERT_LESSONS, [_inserted(institution_id, lesson, now) for lesson in new]
+    )
     await connection.execute(
         _SET_PENDING,
         [
@@ -156,8 +162,13 @@ async def write_recorded(
     )
 
 
-def _inserted(institution_id: UUID, lesson: LessonRow) -> dict[str, Any]:
-    return {"institution_id": institution_id, **{name: getattr(lesson, name) for name in _INSERTED}}
+def _inserted(institution_id: UUID, lesson: LessonRow, now: datetime) -> dict[str, Any]:
+    return {
+        "institution_id": institution_id,
+        "status": LessonStatus.pending_confirmation,
+        "created_at": now,
+        **{name: getattr(lesson, name) for name in _INSERTED},
+    }
 
 
 def _due(today: date) -> tuple[ColumnElement[bool], ...]:

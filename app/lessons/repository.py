@@ -62,7 +62,7 @@ _LESSONS_BY_KEY: dict[str, Executable] = {
     for dialect in _DIALECTS
 }
 # PostgreSQL: the new lessons and the counters they change, in one statement and one round trip
-# whatever the batch, with no per-row work in the driver (the columns go as arrays).
+# whatever the batch (each column goes as one array), prepared once for every batch size.
 _RECORD = text("""
     WITH new_lessons AS (
         INSERT INTO lessons (institution_id, id, enrollment_id, lesson_key, occurred_at, count,

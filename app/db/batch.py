@@ -1,4 +1,4 @@
-"""Reading many institutions' rows at once."""
+"""Reading many rows by a list of keys at once."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -22,3 +22,13 @@ def among(connection: AsyncConnection, column: Any, ids: Sequence[UUID]) -> Colu
     else:
         listed = column.in_(ids)
     return and_(column >= min(ids), column <= max(ids), listed)
+
+
+def in_list(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
+    """`column IN :name` for a statement built once and run with lists of any length: on
+    PostgreSQL one array parameter (`= ANY(:name)`), so one prepared statement serves every
+    length where an expanding IN would be a new statement text, prepared anew, for each; on SQLite
+    an expanding IN."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))

@@ -7,6 +7,9 @@ the unit of work is run again, and this time the look finds the row and refuses 
 serialises writers from BEGIN, so there the look alone is enough.)
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,10 +18,17 @@ from app.db.transaction import RetryTransaction, sqlstate
 UNIQUE_VIOLATION = "23505"
 
 
-async def flush_or_retry(session: AsyncSession) -> None:
+@contextmanager
+def retry_on_unique_violation() -> Iterator[None]:
+    """Around the statements that insert the keyed rows (an ORM flush or a Core insert)."""
     try:
-        await session.flush()
+        yield
     except IntegrityError as error:
         if sqlstate(error) != UNIQUE_VIOLATION:
             raise
         raise RetryTransaction("a concurrent request created the same row") from error
+
+
+async def flush_or_retry(session: AsyncSession) -> None:
+    with retry_on_unique_violation():
+        await session.flush()

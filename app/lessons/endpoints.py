@@ -21,6 +21,7 @@ from app.lessons.schemas import (
     LessonOut,
     Resolution,
 )
+from app.lessons.types import LessonRow
 from app.models import Lesson
 from app.models.api_key import Role
 from app.models.lesson import LessonStatus
@@ -57,7 +58,7 @@ Resolver = Annotated[Principal, Depends(require(Role.regulator, Role.institution
 )
 async def record_lesson(
     enrollment_id: UUID, body: LessonCreate, caller: InstitutionCaller, db: Db, response: Response
-) -> Lesson:
+) -> LessonRow:
     institution_id = caller.institution_id
     item = LessonItem(enrollment_id=enrollment_id, **body.model_dump())
     recorded = await db.run(

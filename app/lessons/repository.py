@@ -1,27 +1,174 @@
-"""The lesson queries: the locks of the lesson flows, the keys already used, the due lessons, pages."""
+"""The lesson queries: recording's reads and writes, the locks of the lesson flows, the due
+lessons, pages.
+
+Recording runs on SQLAlchemy Core, its statements built once: a batch of a thousand lessons is the
+enrollments locked in one statement, the keys already used read in one, and on PostgreSQL the new
+lessons and the enrollments' counters written in one more, the columns sent as arrays."""
 
 from collections.abc import Collection, Sequence
-from datetime import date
+from dataclasses import fields
+from datetime import date, datetime
+from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, exists, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Executable, Table, bindparam, exists, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.auth.principal import Principal
 from app.auth.scope import scoped
+from app.db.batch import in_list
 from app.kit.pagination import PageRequest, paginate
 from app.lessons.errors import LessonNotFound
-from app.models import Lesson, WindDown
+from app.lessons.types import LessonRow, LockedEnrollment
+from app.models import Enrollment, Lesson, WindDown
 from app.models.lesson import LessonStatus
+
+lessons = cast(Table, Lesson.__table__)
+enrollments = cast(Table, Enrollment.__table__)
+
+_ENROLLMENT_COLUMNS = [enrollments.c[field.name] for field in fields(LockedEnrollment)]
+_LESSON_COLUMNS = [lessons.c[field.name] for field in fields(LessonRow)]
+# What a new lesson sets, apart from its institution, status and moment of recording (the same for
+# every lesson of a batch); the rest (its dispute, decision, release) is empty until later.
+_INSERTED = (
+    "id",
+    "enrollment_id",
+    "lesson_key",
+    "occurred_at",
+    "count",
+    "first_no",
+    "amount_fen",
+    "confirm_due_on",
+)
+_DIALECTS = ("postgresql", "sqlite")
+
+# The enrollments in id order (so that two transactions locking several never wait on each other
+# in a cycle), and the lessons of the keys, each statement spelled once per database.
+_LOCK_ENROLLMENTS: dict[str, Executable] = {
+    dialect: select(*_ENROLLMENT_COLUMNS)
+    .where(
+        enrollments.c.institution_id == bindparam("institution_id"),
+        in_list(enrollments.c.id, "ids", dialect),
+    )
+    .order_by(enrollments.c.id)
+    .with_for_update()
+    for dialect in _DIALECTS
+}
+_LESSONS_BY_KEY: dict[str, Executable] = {
+    dialect: select(*_LESSON_COLUMNS).where(
+        lessons.c.institution_id == bindparam("institution_id"),
+        in_list(lessons.c.lesson_key, "keys", dialect),
+    )
+    for dialect in _DIALECTS
+}
+# PostgreSQL: the new lessons and the counters they change, in one statement and one round trip
+# whatever the batch (each column goes as one array), prepared once for every batch size.
+_RECORD = text("""
+    WITH new_lessons AS (
+        INSERT INTO lessons (institution_id, id, enrollment_id, lesson_key, occurred_at, count,
+                             first_no, amount_fen, status, confirm_due_on, created_at)
+        SELECT :institution_id, id, enrollment_id, lesson_key, occurred_at, count, first_no,
+               amount_fen, CAST(:status AS varchar), confirm_due_on, CAST(:now AS timestamptz)
+          FROM unnest(
+            CAST(:id AS uuid[]), CAST(:enrollment_id AS uuid[]), CAST(:lesson_key AS varchar[]),
+            CAST(:occurred_at AS timestamptz[]), CAST(:count AS integer[]),
+            CAST(:first_no AS integer[]), CAST(:amount_fen AS bigint[]),
+            CAST(:confirm_due_on AS date[]))
+            AS l(id, enrollment_id, lesson_key, occurred_at, count, first_no, amount_fen,
+                 confirm_due_on)
+    )
+    UPDATE enrollments
+       SET lessons_pending = counted.lessons_pending, pending_fen = counted.pending_fen,
+           updated_at = :now
+      FROM unnest(CAST(:enrollment_ids AS uuid[]), CAST(:lessons_pending AS integer[]),
+                  CAST(:pending_fen AS bigint[])) AS counted(id, lessons_pending, pending_fen)
+     WHERE enrollments.institution_id = :institution_id AND enrollments.id = counted.id
+""")
+# SQLite: the same two writes as executemany.
+_INSERT_LESSONS = lessons.insert()
+_SET_PENDING = (
+    update(enrollments)
+    .where(
+        enrollments.c.institution_id == bindparam("institution"),
+        enrollments.c.id == bindparam("enrollment"),
+    )
+    .values(
+        lessons_pending=bindparam("pending"),
+        pending_fen=bindparam("pending_amount"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+async def locked_for_recording(
+    connection: AsyncConnection, institution_id: UUID, enrollment_ids: Collection[UUID]
+) -> dict[UUID, LockedEnrollment]:
+    """The institution's enrollments among `enrollment_ids`, locked in id order."""
+    rows = await connection.execute(
+        _LOCK_ENROLLMENTS[connection.dialect.name],
+        {"institution_id": institution_id, "ids": list(enrollment_ids)},
+    )
+    return {row.id: LockedEnrollment(*row) for row in rows}
 
 
 async def lessons_by_key(
-    session: AsyncSession, institution_id: UUID, keys: Collection[str]
-) -> dict[str, Lesson]:
-    rows = await session.scalars(
-        select(Lesson).where(Lesson.institution_id == institution_id, Lesson.lesson_key.in_(keys))
+    connection: AsyncConnection, institution_id: UUID, keys: Collection[str]
+) -> dict[str, LessonRow]:
+    rows = await connection.execute(
+        _LESSONS_BY_KEY[connection.dialect.name],
+        {"institution_id": institution_id, "keys": list(keys)},
     )
-    return {lesson.lesson_key: lesson for lesson in rows}
+    return {row.lesson_key: LessonRow(*row) for row in rows}
+
+
+async def write_recorded(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    new: Sequence[LessonRow],
+    counted: Sequence[LockedEnrollment],
+    now: datetime,
+) -> None:
+    """Insert the new lessons, all pending and recorded `now`, and set the pending counters of the
+    enrollments they are in."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(
+            _RECORD,
+            {
+                "institution_id": institution_id,
+                "status": LessonStatus.pending_confirmation,
+                **{name: [getattr(lesson, name) for lesson in new] for name in _INSERTED},
+                "enrollment_ids": [enrollment.id for enrollment in counted],
+                "lessons_pending": [enrollment.lessons_pending for enrollment in counted],
+                "pending_fen": [enrollment.pending_fen for enrollment in counted],
+                "now": now,
+            },
+        )
+        return
+    await connection.execute(
+        _INSERT_LESSONS, [_inserted(institution_id, lesson, now) for lesson in new]
+    )
+    await connection.execute(
+        _SET_PENDING,
+        [
+            {
+                "institution": institution_id,
+                "enrollment": enrollment.id,
+                "pending": enrollment.lessons_pending,
+                "pending_amount": enrollment.pending_fen,
+                "now": now,
+            }
+            for enrollment in counted
+        ],
+    )
+
+
+def _inserted(institution_id: UUID, lesson: LessonRow, now: datetime) -> dict[str, Any]:
+    return {
+        "institution_id": institution_id,
+        "status": LessonStatus.pending_confirmation,
+        "created_at": now,
+        **{name: getattr(lesson, name) for name in _INSERTED},
+    }
 
 
 def _due(today: date) -> tuple[ColumnElement[bool], ...]:

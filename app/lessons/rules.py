@@ -15,7 +15,7 @@ from app.lessons.errors import (
     LessonTooOld,
     OccurredInFuture,
 )
-from app.models import Enrollment
+from app.lessons.types import LockedEnrollment
 
 # Clocks disagree a little: a lesson "a minute from now" was given now, and one a minute before the
 # bank's time of the payment was given after it.
@@ -25,11 +25,29 @@ CLOCK_SKEW = timedelta(minutes=5)
 def confirm_due_on(occurred_at: datetime, recorded_at: datetime, workdays: int) -> date:
     """The last day the parent may answer: `workdays` working days after the later of the lesson's
     day and the day it was recorded (Asia/Shanghai)."""
-    return add_workdays(max(local_date(occurred_at), local_date(recorded_at)), workdays)
+    return Deadlines(recorded_at, workdays).due_on(occurred_at)
+
+
+class Deadlines:
+    """`confirm_due_on` for the lessons of one batch, all recorded at one moment. The working days
+    are counted once per lesson day rather than once per lesson: a batch's thousand lessons fall on
+    a few days, and counting a fortnight of working days is most of the rules' cost per lesson."""
+
+    def __init__(self, recorded_at: datetime, workdays: int) -> None:
+        self._recorded_on = local_date(recorded_at)
+        self._workdays = workdays
+        self._due: dict[date, date] = {}
+
+    def due_on(self, occurred_at: datetime) -> date:
+        start = max(local_date(occurred_at), self._recorded_on)
+        due = self._due.get(start)
+        if due is None:
+            due = self._due[start] = add_workdays(start, self._workdays)
+        return due
 
 
 def check_lesson_time(
-    profile: RuleProfile, enrollment: Enrollment, occurred_at: datetime, now: datetime
+    profile: RuleProfile, enrollment: LockedEnrollment, occurred_at: datetime, now: datetime
 ) -> None:
     """A lesson is given after its enrollment was paid, on a day the payment covers, not in the
     future, and recorded at most `max_lesson_backdate_days` days (of the local calendar) after the

@@ -23,11 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.balances.service import profile_of_institution
-from app.db.unique import flush_or_retry
+from app.db.unique import retry_on_unique_violation
 from app.enrollments import repository as enrollment_repository
 from app.enrollments.errors import EnrollmentNotFound
 from app.jurisdictions.profile import RuleProfile
-from app.kit.clock import as_utc, utcnow
+from app.kit.clock import utcnow
 from app.kit.errors import DomainError
 from app.kit.money import lessons_amount
 from app.kit.pagination import PageRequest
@@ -46,8 +46,9 @@ from app.lessons.errors import (
     LessonsExhausted,
     ResolutionForbidden,
 )
-from app.lessons.rules import check_lesson_time, confirm_due_on
+from app.lessons.rules import Deadlines, check_lesson_time
 from app.lessons.schemas import LessonItem, Party
+from app.lessons.types import LessonRow, LockedEnrollment
 from app.models import Enrollment, Lesson
 from app.models.api_key import Role
 from app.models.enrollment import EnrollmentStatus
@@ -71,7 +72,7 @@ COUNTERS: dict[LessonStatus, tuple[str, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    lesson: Lesson
+    lesson: LessonRow
     created: bool  # False: the key was recorded before with the same lesson, returned again
 
 
@@ -81,19 +82,14 @@ Outcome = Recorded | DomainError
 # --- counters and price ---------------------------------------------------------------------------
 
 
-def lessons_used(enrollment: Enrollment) -> int:
-    return enrollment.lessons_confirmed + enrollment.lessons_pending + enrollment.lessons_disputed
-
-
-def price_of_next(enrollment: Enrollment, count: int) -> int:
+def price_of_next(enrollment: LockedEnrollment, count: int) -> int:
     """The price of the next `count` lessons of the enrollment by the remainder rule. The record
     that completes the package takes what the lessons held so far leave of its amount: that is the
     remainder rule's last lesson, and it stays exact when an earlier lesson was resolved for the
     parent (numbering by `used + 1` alone would then charge the remainder twice)."""
-    used = lessons_used(enrollment)
+    used = enrollment.lessons_used
     if used + count == enrollment.lessons:
-        held = enrollment.confirmed_fen + enrollment.pending_fen + enrollment.disputed_fen
-        return enrollment.amount_fen - held
+        return enrollment.amount_fen - enrollment.held_fen
     return lessons_amount(enrollment.amount_fen, enrollment.lessons, used + 1, count)
 
 
@@ -135,21 +131,32 @@ def _decide(
 # --- recording ----------------------------------------------------------------------------------
 
 
-def _same_lesson(lesson: Lesson, item: LessonItem) -> bool:
+def _same_lesson(lesson: LessonRow, item: LessonItem) -> bool:
     return (
         lesson.enrollment_id == item.enrollment_id
-        and as_utc(lesson.occurred_at) == item.occurred_at
+        and lesson.occurred_at == item.occurred_at
         and lesson.count == item.count
     )
 
 
+def _replayed(earlier: LessonRow, item: LessonItem) -> Outcome:
+    """An item whose key was recorded before: that lesson again if it is the same one."""
+    if _same_lesson(earlier, item):
+        return Recorded(earlier, created=False)
+    return LessonKeyReused(
+        f"lesson_key {item.lesson_key!r} already records lesson {earlier.id}, "
+        "with another enrollment, time or count",
+        lesson_id=str(earlier.id),
+    )
+
+
 def _new_lesson(
-    institution_id: UUID,
     item: LessonItem,
-    enrollments: dict[UUID, Enrollment],
+    enrollments: dict[UUID, LockedEnrollment],
     profile: RuleProfile,
+    deadlines: Deadlines,
     now: datetime,
-) -> Lesson:
+) -> LessonRow:
     """The lesson `item` records, counted as pending in its enrollment; or raise why not."""
     enrollment = enrollments.get(item.enrollment_id)
     if enrollment is None:
@@ -168,7 +175,7 @@ def _new_lesson(
             refunded_fen=enrollment.refunded_fen,
         )
     check_lesson_time(profile, enrollment, item.occurred_at, now)
-    used = lessons_used(enrollment)
+    used = enrollment.lessons_used
     if used + item.count > enrollment.lessons:
         raise LessonsExhausted(
             f"{item.count} lessons asked, {enrollment.lessons - used} of {enrollment.lessons} left",
@@ -176,22 +183,23 @@ def _new_lesson(
             lessons_used=used,
             count=item.count,
         )
-    due = confirm_due_on(item.occurred_at, now, profile.parent_auto_confirm_workdays)
-    lesson = Lesson(
-        institution_id=institution_id,
+    lesson = LessonRow(
         id=uuid4(),
         enrollment_id=enrollment.id,
         lesson_key=item.lesson_key,
-        occurred_at=item.occurred_at,
+        status=LessonStatus.pending_confirmation,
         count=item.count,
         first_no=used + 1,
         amount_fen=price_of_next(enrollment, item.count),
-        status=LessonStatus.pending_confirmation,
-        confirm_due_on=due,
+        occurred_at=item.occurred_at,
+        confirm_due_on=deadlines.due_on(item.occurred_at),
+        dispute_reason=None,
+        decided_by=None,
+        decided_at=None,
+        resolution_note=None,
         created_at=now,
     )
-    _tally(enrollment, lesson, LessonStatus.pending_confirmation, +1)
-    enrollment.updated_at = now
+    enrollment.hold(lesson.count, lesson.amount_fen)
     return lesson
 
 
@@ -199,41 +207,43 @@ async def record_lessons(
     session: AsyncSession, institution_id: UUID, items: Sequence[LessonItem], now: datetime
 ) -> list[Outcome]:
     """Record each item, in order, accepted or refused on its own: a refusal changes nothing, and
-    a later item of the same enrollment sees the earlier ones. The enrollments are loaded in one
-    query and locked in id order; the new lessons are written together. A key the institution
-    used before returns that lesson when the item is the same lesson, and is refused when not."""
-    enrollments = await enrollment_repository.locked_enrollments(
-        session, institution_id, {item.enrollment_id for item in items}
+    a later item of the same enrollment sees the earlier ones. The enrollments are locked in id
+    order in one statement, and the keys are read after the locks (so a concurrent record of the
+    same enrollment and key, committed while this one waited, is found and replayed); the new
+    lessons and the counters they change are written together. A key the institution used before
+    returns that lesson when the item is the same lesson, and is refused when not."""
+    connection = await session.connection()
+    enrollments = await repository.locked_for_recording(
+        connection, institution_id, {item.enrollment_id for item in items}
     )
     known = await repository.lessons_by_key(
-        session, institution_id, {item.lesson_key for item in items}
+        connection, institution_id, {item.lesson_key for item in items}
     )
     profile = await profile_of_institution(session, institution_id)
+    deadlines = Deadlines(now, profile.parent_auto_confirm_workdays)
     outcomes: list[Outcome] = []
+    new: list[LessonRow] = []
     for item in items:
         earlier = known.get(item.lesson_key)
         if earlier is not None:
-            outcomes.append(
-                Recorded(earlier, created=False)
-                if _same_lesson(earlier, item)
-                else LessonKeyReused(
-                    f"lesson_key {item.lesson_key!r} already records lesson {earlier.id}, "
-                    "with another enrollment, time or count",
-                    lesson_id=str(earlier.id),
-                )
-            )
+            outcomes.append(_replayed(earlier, item))
             continue
         try:
-            lesson = _new_lesson(institution_id, item, enrollments, profile, now)
+            lesson = _new_lesson(item, enrollments, profile, deadlines, now)
         except DomainError as error:
             outcomes.append(error)
             continue
-        session.add(lesson)
+        new.append(lesson)
         known[lesson.lesson_key] = lesson
         outcomes.append(Recorded(lesson, created=True))
-    # A concurrent request recording the same key for another enrollment makes this a retry,
-    # which then finds the key and answers as above.
-    await flush_or_retry(session)
+    if new:
+        counted = [
+            enrollments[key] for key in dict.fromkeys(lesson.enrollment_id for lesson in new)
+        ]
+        # A concurrent request recording the same key for another enrollment makes this a retry,
+        # which then finds the key and answers as above.
+        with retry_on_unique_violation():
+            await repository.write_recorded(connection, institution_id, new, counted, now)
     return outcomes
 
 

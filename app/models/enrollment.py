@@ -93,7 +93,12 @@ class Enrollment(Base):
 
     @property
     def refund_under_way(self) -> bool:
-        """An approved refund not yet paid by the bank: the enrollment stays `active` until it is
-        (then `refunded`), and a refund that fails gives its amount back to `refunded_fen`, so an
-        active enrollment with money refunded has one on its way."""
-        return self.status == EnrollmentStatus.active and self.refunded_fen > 0
+        return refund_under_way(self.status, self.refunded_fen)
+
+
+def refund_under_way(status: str, refunded_fen: int) -> bool:
+    """An approved refund not yet paid by the bank: the enrollment stays `active` until it is
+    (then `refunded`), and a refund that fails gives its amount back to `refunded_fen`, so an
+    active enrollment with money refunded has one on its way. A function of the two figures, so
+    that an enrollment read as a plain row (app.lessons.types) asks the same question."""
+    return status == EnrollmentStatus.active and refunded_fen > 0

@@ -2,13 +2,15 @@
 DOMAIN.md: whatever the batches and whichever disputed lessons are resolved for the parent (voided)
 along the way, the lessons held when the package is used up add up exactly to what was paid."""
 
+import uuid
 from dataclasses import dataclass
+from datetime import date
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app.lessons.service import price_of_next
-from app.models import Enrollment
+from app.lessons.types import LockedEnrollment
 
 STATUSES = ("confirmed", "pending", "disputed")
 
@@ -20,14 +22,24 @@ class Held:
     status: str
 
 
-def _enrollment(amount_fen: int, lessons: int, held: list[Held]) -> Enrollment:
+def _enrollment(amount_fen: int, lessons: int, held: list[Held]) -> LockedEnrollment:
     """The enrollment's counters as the lesson service keeps them for the lessons held."""
     counters = {}
     for status in STATUSES:
         mine = [h for h in held if h.status == status]
         counters[f"lessons_{status}"] = sum(h.count for h in mine)
         counters[f"{status}_fen"] = sum(h.amount_fen for h in mine)
-    return Enrollment(amount_fen=amount_fen, lessons=lessons, **counters)
+    return LockedEnrollment(
+        id=uuid.uuid4(),
+        status="active",
+        lessons=lessons,
+        amount_fen=amount_fen,
+        refunded_fen=0,
+        paid_at=None,
+        valid_from=date(2026, 1, 1),
+        valid_until=date(2026, 12, 31),
+        **counters,
+    )
 
 
 # A step: record `count` lessons with a status, or void the n-th disputed lesson held.

@@ -318,3 +318,32 @@ async def test_one_key_sent_for_two_enrollments_at_once_records_one_lesson(clien
         for target in (first, second)
     ]
     assert sorted(pending) == [0, 1]
+
+
+@pytest.mark.postgres_only
+async def test_two_batches_racing_on_the_same_keys_record_each_key_once(client, engine):
+    """Each batch is one transaction: the one that inserts second fails the unique key, runs again,
+    and then finds every key recorded for the other enrollment."""
+    world = await make_world(engine, max_prepaid_lessons=100, max_prepaid_amount_fen=1_000_000)
+    targets = [await paid_enrollment(engine, world, lessons=100) for _ in range(2)]
+    at = (utcnow() - timedelta(minutes=5)).isoformat()
+
+    def batch(target):
+        items = [
+            {"enrollment_id": str(target.id), "lesson_key": f"r-{n}", "occurred_at": at}
+            for n in range(50)
+        ]
+        return client.post(
+            "/v1/lessons/batch", headers=auth(world.institution_key), json={"items": items}
+        )
+
+    responses = await asyncio.gather(*(batch(target) for target in targets))
+
+    # Per batch, the distinct (status, code) of its items: all accepted, or all refused.
+    outcomes = sorted(
+        sorted({(r["status"], r.get("code")) for r in response.json()["results"]})
+        for response in responses
+    )
+    assert outcomes == [[("accepted", None)], [("refused", "lesson_key_reused")]]
+    pending = [(await enrollment_view(client, world, t))["lessons_pending"] for t in targets]
+    assert sorted(pending) == [0, 50]

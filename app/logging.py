@@ -11,6 +11,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -107,12 +108,18 @@ def _ids_from(scope: Scope) -> tuple[str, str]:
     return request_id, _sane(offered.get(b"x-correlation-id")) or request_id
 
 
+# Told of each request once it is over: its scope (the route the router chose in it), the status
+# its caller got, and its duration in seconds (app.metrics counts requests this way).
+RequestObserver = Callable[[Scope, int, float], None]
+
+
 class RequestContextMiddleware:
     """Outermost layer: gives the request its ids, echoes them in the response and logs the request
-    once it is over, with its status and duration."""
+    once it is over, with its status and duration, which it also hands to its observers."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, observers: Sequence[RequestObserver] = ()) -> None:
         self.app = app
+        self.observers = tuple(observers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -141,13 +148,16 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_request_id)
         finally:
+            seconds = time.perf_counter() - started
+            for observe in self.observers:
+                observe(scope, status, seconds)
             request_logger.info(
                 "request",
                 extra={
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(seconds * 1000, 2),
                 },
             )
             _correlation_id.reset(correlation_token)

@@ -39,7 +39,7 @@ from app.kit import crashpoints, workdays
 from app.lessons.endpoints import router as lessons_router
 from app.logging import RequestContextMiddleware, configure_logging
 from app.metrics.endpoints import router as metrics_router
-from app.metrics.middleware import HttpMetricsMiddleware
+from app.metrics.middleware import RequestMetrics
 from app.opening.endpoints import router as opening_router
 from app.payouts.endpoints import router as payouts_router
 from app.reconciliation.endpoints import router as reconciliation_router
@@ -116,8 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
 
-    # Each middleware added wraps the ones before it. From the outside in: the request id and the
-    # request log line; the request's metrics (by route template); the body read whole and refused
+    # Each middleware added wraps the ones before it. From the outside in: the request id, the
+    # request log line and the request's metrics (by route template); the body read whole and refused
     # when too large (before anything else reads it); the 500 problem for anything unhandled (so it
     # has the request id); the idempotency layer, which owns the transaction of a request with a key
     # (so an error inside rolls it back before the 500 is written).
@@ -128,8 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(HttpMetricsMiddleware)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, observers=[RequestMetrics().observe])
     # Outermost: the caller's address, for the audit trail, before anything acts.
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxy_addresses)
     install_tracing(app)  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md)

@@ -1,13 +1,11 @@
-"""Requests and their durations by route template, counted by a pure ASGI middleware.
+"""Requests and their durations by route template, counted as each request ends.
 
 A route template (`/v1/enrollments/{enrollment_id}/lessons`), never the raw path, labels a series,
 and an unknown method is "other": a caller cannot mint new series by varying what it sends.
 """
 
-import time
-
 from prometheus_client import Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from app.kit.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 
@@ -24,36 +22,21 @@ def route_of(scope: Scope) -> str:
     return getattr(scope.get("route"), "path", UNMATCHED)
 
 
-class HttpMetricsMiddleware:
+class RequestMetrics:
     """Counts each HTTP request once it is over: `http_requests_total{method,route,status}` and
-    `http_request_duration_seconds{method,route}`."""
+    `http_request_duration_seconds{method,route}`. `observe` is handed to the request-context
+    middleware (app.logging), which times every request and sees its status for its log line
+    already: one layer does both."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
         # The labelled children, found once per (method, route, status): the library's `labels`
         # validates and locks on every call, which an ordinary request need not pay for.
         self._series: dict[tuple[str, str, int], _Series] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        # Stays 500 if the app fails before answering: that is what the client will see.
-        status = 500
-        started = time.perf_counter()
-
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note_status)
-        finally:
-            requests, seconds = self._series_of(scope, status)
-            requests.inc()
-            seconds.observe(time.perf_counter() - started)
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        requests, duration = self._series_of(scope, status)
+        requests.inc()
+        duration.observe(seconds)
 
     def _series_of(self, scope: Scope, status: int) -> _Series:
         method = scope["method"] if scope["method"] in _METHODS else "other"

@@ -1,6 +1,11 @@
-"""Lessons recorded per second in batches (`POST /v1/lessons/batch`), through HTTP, on PostgreSQL.
+"""Lessons recorded per second in batches (`POST /v1/lessons/batch`), or one per request with
+`--single` (`POST /v1/enrollments/{id}/lessons`), through HTTP, on PostgreSQL.
 
     python -m bench.lesson_batches --database-url postgresql://postgres@127.0.0.1:5432/bench_batches
+    python -m bench.lesson_batches --single --institutions 1000 --enrollments 2 --connections 64
+    python -m bench.lesson_batches --single --institutions 1 --enrollments 200 --connections 64
+
+(the last two: single records spread over 1,000 institutions, and all on one, the hot case.)
 
 Drops and recreates the database, migrates it, and opens `--institutions` institutions, each with
 an institution key and `--enrollments` paid enrollments of 1,000 lessons (through the services, as
@@ -9,7 +14,8 @@ institution, spread evenly over its enrollments, the institutions taken in turn,
 sent at once mostly lock different enrollments. The service runs as `--workers` uvicorn processes,
 one port each (as behind a load balancer); `--connections` keep-alive connections, shared out over
 the ports, post the next batch as soon as the last is answered, for `--seconds` seconds after
-`--warmup` seconds not counted.
+`--warmup` seconds not counted. With `--single`, each request records one lesson (answered 201),
+the institutions and their enrollments taken in turn.
 
 Reports records per second, batches' p50/p99 latency and the servers' CPU per record (user and
 system time of the uvicorn processes over the timed window, from /proc) and the database's (its
@@ -28,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date
 from itertools import cycle
@@ -92,6 +99,37 @@ def batches(schools: list[School], size: int) -> list[bytes]:
     return built
 
 
+def singles(schools: list[School], most: int) -> list[bytes]:
+    """Up to `most` requests of one lesson each, the institutions and enrollments in turn."""
+    occurred_at = utcnow().isoformat()
+    enrollments = [(school, list(school.enrollments)) for school in schools]
+    built: list[bytes] = []
+    for _ in range(LESSONS):
+        for index in range(len(enrollments[0][1])):
+            for school, ids in enrollments:
+                if len(built) == most:
+                    return built
+                body = json.dumps({"lesson_key": uuid.uuid4().hex, "occurred_at": occurred_at})
+                headers = {
+                    "authorization": f"Bearer {school.key}",
+                    "content-type": "application/json",
+                }
+                prepared = Prepared(
+                    f"/v1/enrollments/{ids[index]}/lessons", body.encode(), headers, ""
+                )
+                built.append(request_bytes("bench", prepared))
+    return built
+
+
+def accepted_whole(size: int) -> Callable[[int, bytes], bool]:
+    """A batch's answer: 200 with every item accepted (counted in the raw body: parsing a thousand
+    results would cost the client more than the check is worth on a machine it shares with the
+    servers); a single record's: 201."""
+    if size == 0:
+        return lambda status, _body: status == 201
+    return lambda status, body: status == 200 and body.count(b'"status":"accepted"') == size
+
+
 @dataclass
 class Window:
     batches: int
@@ -103,8 +141,9 @@ class Window:
 async def blast(
     ports: list[int], queue: list[bytes], size: int, connections: int, seconds: float
 ) -> Window:
-    """Post batches from `queue` (taken from its end) until `seconds` pass or it is empty; each
-    answer must accept every item."""
+    """Post requests from `queue` (taken from its end) until `seconds` pass or it is empty; each
+    answer must accept every item (`size` 0: a single record)."""
+    accepted = accepted_whole(size)
     latencies: list[float] = []
     exhausted = False
     deadline = time.perf_counter() + seconds
@@ -121,10 +160,8 @@ async def blast(
                 writer.write(queue.pop())
                 status, body = await read_response(reader)
                 latencies.append(time.perf_counter() - started)
-                # Counted in the raw body: parsing a thousand results would cost the client more
-                # than the check is worth on a machine it shares with the servers.
-                if status != 200 or body.count(b'"status":"accepted"') != size:
-                    raise RequestFailed(f"batch: {status} {body[:300]!r}")
+                if not accepted(status, body):
+                    raise RequestFailed(f"{status} {body[:300]!r}")
         finally:
             writer.close()
 
@@ -176,19 +213,21 @@ async def run(args: argparse.Namespace) -> Measured:
     env = stand_in_calendar(Path(tempfile.mkdtemp(prefix="bench-batches-")))
     print(f"loading {args.institutions} institutions", flush=True)
     schools = await load(url, secret, args.institutions, args.enrollments)
-    queue = batches(schools, args.batch)
+    size = 0 if args.single else args.batch
+    most = int(args.rate_ceiling * (args.warmup + args.seconds))
+    queue = singles(schools, most) if args.single else batches(schools, size)
     queue.reverse()  # taken from the end: the institutions in turn
-    print(f"{len(queue)} batches of {args.batch} built", flush=True)
+    print(f"{len(queue)} requests of {max(size, 1)} built", flush=True)
     ports = [args.port + n for n in range(args.workers)]
     services = [start_service(url, secret, port, extra_env=env) for port in ports]
     try:
         for port in ports:
             await wait_ready(port)
-        warm = await blast(ports, queue, args.batch, args.connections, args.warmup)
+        warm = await blast(ports, queue, size, args.connections, args.warmup)
         database = str(make_url(url).database)
         cpu_before = sum(cpu_seconds(service.pid) for service in services)
         database_before = database_cpu_seconds(database)
-        window = await blast(ports, queue, args.batch, args.connections, args.seconds)
+        window = await blast(ports, queue, size, args.connections, args.seconds)
         cpu = sum(cpu_seconds(service.pid) for service in services) - cpu_before
         database_after = database_cpu_seconds(database)
     finally:
@@ -198,14 +237,14 @@ async def run(args: argparse.Namespace) -> Measured:
             service.wait(timeout=30)
     await check(
         url.replace("postgresql+asyncpg", "postgresql"),
-        (warm.batches + window.batches) * args.batch,
+        (warm.batches + window.batches) * max(size, 1),
     )
-    records = window.batches * args.batch
+    records = window.batches * max(size, 1)
     cuts = statistics.quantiles(sorted(window.latencies), n=100, method="inclusive")
     return Measured(
         workers=args.workers,
         connections=args.connections,
-        batch=args.batch,
+        batch=size,
         batches=window.batches,
         records=records,
         seconds=round(window.seconds, 2),
@@ -233,6 +272,15 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--institutions", type=int, default=10)
     parser.add_argument("--enrollments", type=int, default=20, help="paid, per institution")
     parser.add_argument("--batch", type=int, default=1000, help="items per batch")
+    parser.add_argument(
+        "--single", action="store_true", help="one lesson per request, not batches (batch: 0)"
+    )
+    parser.add_argument(
+        "--rate-ceiling",
+        type=float,
+        default=8000,
+        help="--single: requests built per second of the run, at most",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5)

@@ -20,6 +20,7 @@ regulator, never logged.
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from uuid import UUID
 
 from sqlalchemy import func, select
@@ -218,11 +219,14 @@ async def settle_aged_bursts(db: Database, as_of: datetime) -> int:
     """Close the complaint_burst alerts whose complaints have aged out of the window (or were
     resolved) by `as_of`: each institution with one open, in a transaction of its own. Part of the
     `evaluate_alerts` job. Returns how many institutions it settled."""
-    institution_ids = await db.run(lambda session: _institutions_with_open_bursts(session))
+    institution_ids = await db.run(_institutions_with_open_bursts)
     for institution_id in institution_ids:
         await db.run(
-            lambda session, institution_id=institution_id: settle_complaint_burst(
-                session, institution_id, as_of, actor="job:evaluate_alerts"
+            partial(
+                settle_complaint_burst,
+                institution_id=institution_id,
+                now=as_of,
+                actor="job:evaluate_alerts",
             )
         )
     return len(institution_ids)

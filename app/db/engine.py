@@ -103,7 +103,9 @@ class StatementProgress:
 
     def __init__(self, connection: AsyncConnection) -> None:
         # The pool keeps this dict per connection; held here, it outlives an invalidation.
-        self._info = connection.sync_connection.info
+        synced = connection.sync_connection
+        assert synced is not None, "a connection that has begun"
+        self._info = synced.info
 
     @property
     def any(self) -> bool:

@@ -2,9 +2,10 @@
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -35,6 +36,24 @@ async def locked_open_enrollments(
     ).all()
 
 
+def _locked_among(column: Any, name: str) -> Select[Enrollment]:
+    """An institution's enrollments whose `column` is among the list `name`, locked in id order;
+    built once (the institution and the list are parameters)."""
+    return (
+        select(Enrollment)
+        .where(
+            Enrollment.institution_id == bindparam("institution_id", type_=Enrollment.id.type),
+            column.in_(bindparam(name, expanding=True)),
+        )
+        .order_by(Enrollment.id)
+        .with_for_update()
+    )
+
+
+_LOCKED_BY_IDS = _locked_among(Enrollment.id, "ids")
+_LOCKED_BY_ORDER_NOS = _locked_among(Enrollment.order_no, "order_nos")
+
+
 async def locked_by_order_no(
     session: AsyncSession, institution_id: UUID, order_no: str
 ) -> Enrollment | None:
@@ -52,14 +71,11 @@ async def locked_by_order_nos(
     two batches of payments take them in, so that they never wait on each other in a circle)."""
     if not order_nos:
         return []
-    return (
-        await session.scalars(
-            select(Enrollment)
-            .where(Enrollment.institution_id == institution_id, Enrollment.order_no.in_(order_nos))
-            .order_by(Enrollment.id)
-            .with_for_update()
-        )
-    ).all()
+    found = await session.scalars(
+        _LOCKED_BY_ORDER_NOS,
+        {"institution_id": institution_id, "order_nos": list(order_nos)},
+    )
+    return found.all()
 
 
 async def claim_expired(session: AsyncSession, as_of: datetime, limit: int) -> Sequence[Enrollment]:
@@ -98,10 +114,7 @@ async def locked_enrollments(
     """The institution's enrollments among `enrollment_ids`, locked in id order (so that two
     transactions locking several never wait on each other in a cycle)."""
     rows = await session.scalars(
-        select(Enrollment)
-        .where(Enrollment.institution_id == institution_id, Enrollment.id.in_(enrollment_ids))
-        .order_by(Enrollment.id)
-        .with_for_update()
+        _LOCKED_BY_IDS, {"institution_id": institution_id, "ids": list(enrollment_ids)}
     )
     return {enrollment.id: enrollment for enrollment in rows}
 

@@ -56,16 +56,15 @@ async def posted_and_books(
     connection: AsyncConnection,
     institution_id: UUID,
     keys: Sequence[str],
-    enrollment_id: UUID | None,
-) -> tuple[dict[str, int], Books, Account | None]:
+    enrollment_ids: Sequence[UUID],
+) -> tuple[dict[str, int], Books, list[Account]]:
     """With the ledger lock held, in one read: the seq of each of `keys` already posted, the
-    institution's books and, given an enrollment, its prepaid account."""
-    enrollment_ids = [] if enrollment_id is None else [enrollment_id]
+    institution's books and the prepaid account of each of `enrollment_ids`, in order."""
     posted, opened = await posted_and_open_accounts(
         connection, institution_id, keys, _specs(enrollment_ids)
     )
     books, prepaid = _books_and_rest(institution_id, opened)
-    return posted, books, prepaid[0] if prepaid else None
+    return posted, books, prepaid
 
 
 def _specs(enrollment_ids: Sequence[UUID]) -> list[AccountSpec]:

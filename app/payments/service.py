@@ -24,9 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.enrollments.repository import locked_by_order_no, locked_by_order_nos
 from app.kit.clock import as_utc, utcnow
 from app.kit.money import is_fen
-from app.ledger import repository as ledger_repository
 from app.ledger import service as ledger
-from app.ledger.books import Books, books_and_enrollment_accounts, posted_and_books
+from app.ledger.books import Books, posted_and_books
 from app.ledger.errors import LedgerError
 from app.ledger.types import Account, EntryDraft
 from app.models import Enrollment, Institution, SuspenseItem
@@ -113,12 +112,13 @@ async def credit_payment(session: AsyncSession, payment: BankPayment) -> Payment
     await ledger.lock(connection, institution.id)
     # Under the lock, in one read: this payment's entries if handled before, and the accounts any
     # outcome posts to.
-    posted, books, prepaid = await posted_and_books(
+    posted, books, accounts = await posted_and_books(
         connection,
         institution.id,
         [payment_key(payment), suspense_key(payment)],
-        None if enrollment is None else enrollment.id,
+        [] if enrollment is None else [enrollment.id],
     )
+    prepaid = accounts[0] if accounts else None
 
     earlier = await _earlier_outcome(session, institution.id, enrollment, payment, posted)
     reason = _mismatch(enrollment, payment)
@@ -183,23 +183,27 @@ async def credit_matching_payments(
     }
     connection = await session.connection()
     await ledger.lock(connection, institution.id)
-    posted = await ledger_repository.entries_by_key(
+    # Under the lock, in one read: the payments' entries if handled before, the books, and the
+    # prepaid account of every order they quote (each enrollment has had one since it was made).
+    found = list(enrollments.values())
+    posted, books, prepaid = await posted_and_books(
         connection,
         institution.id,
         [key for payment in payments for key in (payment_key(payment), suspense_key(payment))],
+        [enrollment.id for enrollment in found],
     )
+    account_of = {
+        enrollment.id: account for enrollment, account in zip(found, prepaid, strict=True)
+    }
     chosen = _straight_credits(institution, enrollments, posted, payments)
     if not chosen:
         return outcomes
-    books, prepaid = await books_and_enrollment_accounts(
-        connection, institution.id, [enrollment.id for _, _, enrollment in chosen]
-    )
     results = await ledger.post_many(
         connection,
         institution.id,
         [
-            _credit_draft(payment, books, account, enrollment)
-            for (_, payment, enrollment), account in zip(chosen, prepaid, strict=True)
+            _credit_draft(payment, books, account_of[enrollment.id], enrollment)
+            for _, payment, enrollment in chosen
         ],
     )
     for (index, payment, enrollment), result in zip(chosen, results, strict=True):

@@ -10,6 +10,7 @@ executed and reported back. It returns the keys it made (`prepaid-guard serve` w
 `demo-keys.json`).
 """
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +32,9 @@ from bank_simulator.keys import BankKeys, bank_keys
 
 JURISDICTION = "DEMO-COUNTY"
 DEMO_ADAPTERS = ("ums", "iso20022", "gmbank")  # each demo bank's slug is its adapter's name
+# How long the demo waits for an acknowledged payment to be credited: 10 s at most.
+CREDIT_WAIT_TRIES = 200
+CREDIT_WAIT_STEP_SECONDS = 0.05
 
 
 def demo_banks() -> dict[str, BankKeys]:
@@ -278,6 +282,13 @@ async def seed(
         )
         if not paid["deliveries"] or paid["deliveries"][-1]["status_code"] != 200:
             raise DemoFailed(f"the bank's notification was not acknowledged: {paid}")
+        # The bank's reply means "stored": the credit follows a moment later (docs/banks.md).
+        path = f"/v1/enrollments/{enrollment['id']}"
+        for _ in range(CREDIT_WAIT_TRIES):
+            if (await call("GET", path, institution))["status"] != "awaiting_payment":
+                return
+            await asyncio.sleep(CREDIT_WAIT_STEP_SECONDS)
+        raise DemoFailed(f"the payment of {enrollment['order_no']} was acknowledged, not credited")
 
     active = await enroll("李小明", "110105201501010017", 20)
     refunded = await enroll("王小红", "110105201502020022", 10)

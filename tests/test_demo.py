@@ -5,7 +5,7 @@ import asyncio
 
 import httpx
 
-from app.config import Settings
+from app.config import InboxApply, Settings
 from app.db import migrate
 from app.db.unit import Database
 from app.demo import demo_banks, seed, simulator_config
@@ -18,7 +18,9 @@ from tests.live import serve
 async def test_demo_has_every_enrollment_state_and_seeds_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     await asyncio.to_thread(migrate.upgrade, url)
-    app = create_app(Settings(database_url=url))
+    # As `prepaid-guard serve --demo` runs it: payments credited by the inbox's worker, after the
+    # bank's reply (the suite's default credits them before it).
+    app = create_app(Settings(database_url=url, inbox_apply=InboxApply.background))
     banks = demo_banks()
     async with app.router.lifespan_context(app), serve(app) as service_url:
         simulator = create_simulator(simulator_config(service_url, banks))

@@ -8,7 +8,8 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 # The demo (`prepaid-guard serve --demo`) runs the bank simulator beside the API.
 COPY bank_simulator ./bank_simulator
-RUN /venv/bin/pip install .
+# With the tracing extra, so that setting OTEL_EXPORTER_OTLP_ENDPOINT is enough to send traces.
+RUN /venv/bin/pip install ".[tracing]"
 
 # Run: the environment, the migrations, an unprivileged user. Configured by environment alone
 # (DATABASE_URL, ADMIN_API_KEY, ENVIRONMENT, LOG_LEVEL).

@@ -31,16 +31,18 @@ from app.auth.principal import Principal
 from app.auth.scope import scoped, sees
 from app.db.batch import in_list
 from app.kit.pagination import PageRequest, paginate
+from app.ledger import service as ledger_service
 from app.ledger.types import AccountKind
 from app.lessons.errors import LessonNotFound
 from app.lessons.types import AnsweredLesson, LessonRow, LockedEnrollment
-from app.models import Enrollment, Institution, LedgerAccount, Lesson, WindDown
+from app.models import Enrollment, Institution, LedgerAccount, LedgerHead, Lesson, WindDown
 from app.models.lesson import LessonStatus
 
 lessons = cast(Table, Lesson.__table__)
 enrollments = cast(Table, Enrollment.__table__)
 institutions = cast(Table, Institution.__table__)
 accounts = cast(Table, LedgerAccount.__table__)
+heads = cast(Table, LedgerHead.__table__)
 wind_downs = cast(Table, WindDown.__table__)
 
 _ENROLLMENT_COLUMNS = [enrollments.c[field.name] for field in fields(LockedEnrollment)]
@@ -310,10 +312,10 @@ def _account_code(prefix: str, uuid_column: Any, dialect: str) -> ColumnElement[
 _UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
 
 
-def _lock_answered(dialect: str) -> Executable:
+def _lock_answered(dialect: str, ledger: bool) -> Executable:
     prepaid = accounts.alias("prepaid")
     releasable = accounts.alias("releasable")
-    return (
+    query = (
         select(
             *_ANSWERED_COLUMNS,
             institutions.c.jurisdiction_code,
@@ -341,39 +343,55 @@ def _lock_answered(dialect: str) -> Executable:
             & (releasable.c.code == str(AccountKind.releasable)),
         )
         .where(lessons.c.id == bindparam("lesson_id"))
+    )
+    if not ledger:
         # The lesson's row first, then its enrollment's: the lock order of every lesson flow.
-        .with_for_update(of=[lessons, enrollments])
+        return query.with_for_update(of=[lessons, enrollments])
+    # ... and then the institution's ledger head, which every paid lesson's institution has: a
+    # release's ledger lock in the same round trip (PostgreSQL takes a statement's row locks in
+    # the order FOR UPDATE OF names their tables).
+    return query.join(heads, heads.c.institution_id == lessons.c.institution_id).with_for_update(
+        of=[lessons, enrollments, heads]
     )
 
 
-_LOCK_ANSWERED: dict[str, Executable] = {dialect: _lock_answered(dialect) for dialect in _DIALECTS}
+_LOCK_ANSWERED: dict[tuple[str, bool], Executable] = {
+    (dialect, ledger): _lock_answered(dialect, ledger)
+    for dialect in _DIALECTS
+    for ledger in (False, True)
+}
 
 
 async def locked_answered(
-    connection: AsyncConnection, caller: Principal, lesson_id: UUID
+    connection: AsyncConnection, caller: Principal, lesson_id: UUID, *, ledger: bool
 ) -> AnsweredLesson:
     """The lesson with its enrollment, both locked, if the caller sees the enrollment (its
     institution, its parent, the regulator of its jurisdiction, the operator); else 404, as if it
-    did not exist. With the ids of the ledger accounts a release posts to, when they are open."""
+    did not exist. With the ids of the ledger accounts a release posts to, when they are open.
+    `ledger`: for a release, the institution's ledger lock is taken too, after them."""
     row = (
-        await connection.execute(_LOCK_ANSWERED[connection.dialect.name], {"lesson_id": lesson_id})
+        await connection.execute(
+            _LOCK_ANSWERED[connection.dialect.name, ledger], {"lesson_id": lesson_id}
+        )
     ).first()
     if row is None:
         raise LessonNotFound(f"no lesson {lesson_id}")
-    institution_id, *lesson = row[:_ENROLLMENT_AT]
+    institution_id, *lesson = row[:_LESSON_END]
     found = LessonRow(*lesson)
     if not sees(caller, institution_id, row.jurisdiction_code, found.enrollment_id):
         raise LessonNotFound(f"no lesson {lesson_id}")
+    if ledger:
+        ledger_service.locked_by_caller(connection, institution_id)
     return AnsweredLesson(
         institution_id,
         found,
-        LockedEnrollment(*row[_ENROLLMENT_AT + 3 :]),
+        LockedEnrollment(*row[_LESSON_END + 3 :]),
         row.prepaid_account_id,
         row.releasable_account_id,
     )
 
 
-_ENROLLMENT_AT = len(_ANSWERED_COLUMNS)  # then the jurisdiction, the two accounts, the enrollment
+_LESSON_END = len(_ANSWERED_COLUMNS)  # then the jurisdiction, the two accounts, the enrollment
 
 
 # The lessons answered, resolved or released and the counters of their enrollments. PostgreSQL:

@@ -368,7 +368,7 @@ async def confirm_lesson(
 ) -> LessonRow:
     """The parent confirms: the lesson's money is released. Confirming again changes nothing."""
     connection = await session.connection()
-    answered = await repository.locked_answered(connection, caller, lesson_id)
+    answered = await repository.locked_answered(connection, caller, lesson_id, ledger=True)
     if answered.lesson.status == LessonStatus.confirmed:
         return answered.lesson
     _require_pending(answered.lesson)
@@ -382,7 +382,7 @@ async def dispute_lesson(
     working days to answer have passed, silence has counted as consent (whether or not the
     auto-confirm job has run yet), so a dispute is too late."""
     connection = await session.connection()
-    answered = await repository.locked_answered(connection, caller, lesson_id)
+    answered = await repository.locked_answered(connection, caller, lesson_id, ledger=False)
     lesson = answered.lesson
     _require_pending(lesson)
     if local_date(now) > lesson.confirm_due_on:
@@ -408,7 +408,9 @@ async def resolve_dispute(
     its lessons and money are freed (refundable again), with no entry: the money never left
     prepaid."""
     connection = await session.connection()
-    answered = await repository.locked_answered(connection, caller, lesson_id)
+    answered = await repository.locked_answered(
+        connection, caller, lesson_id, ledger=in_favor_of is Party.institution
+    )
     lesson = answered.lesson
     if caller.role is Role.institution and in_favor_of is Party.institution:
         raise ResolutionForbidden(

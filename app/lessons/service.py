@@ -12,6 +12,15 @@ Concurrency: the enrollment's row lock serialises every change of its counters, 
 can never both take its last lesson (and the CHECK constraint on the counters backs that). Locks are
 always taken in one order: the lesson row, then enrollment rows in id order, then the institution's
 ledger (app.ledger), the order payments and refunds keep too. Recording locks no existing lesson.
+A parent's answer or a resolution takes its lesson's and enrollment's locks in one statement (and a
+release the ledger's too, after them: `repository.locked_answered`); the auto-confirm job claims
+due lessons skipping those locked, then locks their enrollments in id order, then the ledger.
+
+The answers, resolutions and releases run on SQLAlchemy Core with statements built once, as
+recording does: the lessons as `LessonRow`s (new ones made with `dataclasses.replace`), the
+enrollments as `LockedEnrollment`s, and both written back in one statement
+(`repository.write_answered`). A wind-down's return of held lessons stays on the ORM objects its
+refunds use, counted by the same rule (`_recount`).
 """
 
 from collections.abc import Sequence

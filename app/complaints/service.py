@@ -40,7 +40,8 @@ from app.kit.pagination import PageRequest
 from app.lessons import repository as lesson_repository
 from app.lessons.errors import ConfirmationWindowClosed, LessonNotFound, LessonNotPending
 from app.lessons.service import dispute_lesson
-from app.models import Alert, Complaint, Institution
+from app.lessons.types import LessonRow
+from app.models import Alert, Complaint, Institution, Lesson
 from app.models.alert import AlertKind
 from app.models.complaint import ComplaintStatus
 from app.models.institution import AlertLevel
@@ -56,7 +57,9 @@ async def file_complaint(
     await _locked_institution(session, enrollment.institution_id)
     disputed = False
     if body.lesson_id is not None:
-        lesson = await lesson_repository.visible_lesson(session, caller, body.lesson_id, lock=True)
+        lesson: Lesson | LessonRow = await lesson_repository.visible_lesson(
+            session, caller, body.lesson_id, lock=True
+        )
         if lesson.enrollment_id != enrollment.id:
             raise LessonNotFound(f"no lesson {body.lesson_id} in enrollment {enrollment.id}")
         try:

@@ -28,5 +28,7 @@ Write cost
     write (postings, entries, balances, head) whatever the number of entries: a batch of entries of
     one institution (`post_many`, e.g. a lesson batch) shares one lock acquisition and one commit,
     which is what keeps one busy institution fast. The lock is taken once per transaction: a caller
-    that took it (`lock`) to read balances that must stay true posts without asking again.
+    that took it (`lock`) to read balances that must stay true posts without asking again, and so
+    does one whose own statement locked the head after its rows (`locked_by_caller`: a lesson's
+    confirmation locks the lesson, its enrollment and the head in one round trip).
 """

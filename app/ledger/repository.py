@@ -173,8 +173,16 @@ async def lock_head(connection: AsyncConnection, institution_id: UUID) -> None:
     if held is not None and held[0] is transaction and institution_id in held[1]:
         return
     await connection.execute(_LOCK_HEAD, {"institution_id": institution_id})
+    head_locked(connection, institution_id)
+
+
+def head_locked(connection: AsyncConnection, institution_id: UUID) -> None:
+    """Remember that the institution's head row is locked in the connection's innermost
+    transaction (by `lock_head`, or by a caller's statement that locked it with rows of its own)."""
+    transaction = _innermost_transaction(connection)
     if transaction is None:
         return
+    held = connection.info.get(_HELD)
     if held is None or held[0] is not transaction:
         held = connection.info[_HELD] = (transaction, set[UUID]())
     held[1].add(institution_id)

@@ -146,6 +146,14 @@ async def lock(connection: AsyncConnection, institution_id: UUID) -> None:
     await repo.lock_head(connection, institution_id)
 
 
+def locked_by_caller(connection: AsyncConnection, institution_id: UUID) -> None:
+    """For a caller whose own statement locked the institution's head row (`LedgerHead`, FOR
+    UPDATE) together with rows it must lock before it, saving the lock's round trip: the ledger
+    takes its lock as held from then on, as after `lock`. The statement must lock the head after
+    the caller's other rows (FOR UPDATE OF them first), and the ledger's reads come after it."""
+    repo.head_locked(connection, institution_id)
+
+
 async def balances_by_kind(
     connection: AsyncConnection, institution_id: UUID
 ) -> dict[AccountKind, int]:

@@ -154,7 +154,7 @@ async def get_lesson(lesson_id: UUID, caller: CurrentPrincipal, db: Db) -> Lesso
         "`409 lesson_not_pending`."
     ),
 )
-async def confirm_lesson(lesson_id: UUID, caller: Parent, db: Db) -> Lesson:
+async def confirm_lesson(lesson_id: UUID, caller: Parent, db: Db) -> LessonRow:
     return await db.run(
         lambda session: service.confirm_lesson(session, caller, lesson_id, utcnow())
     )
@@ -170,7 +170,7 @@ async def confirm_lesson(lesson_id: UUID, caller: Parent, db: Db) -> Lesson:
         "the end of its `confirm_due_on` (`409 confirmation_window_closed`)."
     ),
 )
-async def dispute_lesson(lesson_id: UUID, body: Dispute, caller: Parent, db: Db) -> Lesson:
+async def dispute_lesson(lesson_id: UUID, body: Dispute, caller: Parent, db: Db) -> LessonRow:
     return await db.run(
         lambda session: service.dispute_lesson(session, caller, lesson_id, body.reason, utcnow())
     )
@@ -188,7 +188,7 @@ async def dispute_lesson(lesson_id: UUID, body: Dispute, caller: Parent, db: Db)
         "(`409 lesson_not_disputed`)."
     ),
 )
-async def resolve_dispute(lesson_id: UUID, body: Resolution, caller: Resolver, db: Db) -> Lesson:
+async def resolve_dispute(lesson_id: UUID, body: Resolution, caller: Resolver, db: Db) -> LessonRow:
     return await db.run(
         lambda session: service.resolve_dispute(
             session, caller, lesson_id, body.in_favor_of, body.note, utcnow()

@@ -11,20 +11,39 @@ from datetime import date, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Executable, Table, bindparam, exists, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    String,
+    Table,
+    bindparam,
+    exists,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.auth.principal import Principal
-from app.auth.scope import scoped
+from app.auth.scope import scoped, sees
 from app.db.batch import in_list
 from app.kit.pagination import PageRequest, paginate
+from app.ledger import service as ledger_service
+from app.ledger.types import AccountKind
 from app.lessons.errors import LessonNotFound
-from app.lessons.types import LessonRow, LockedEnrollment
-from app.models import Enrollment, Lesson, WindDown
+from app.lessons.types import AnsweredLesson, LessonRow, LockedEnrollment
+from app.models import Enrollment, Institution, LedgerAccount, LedgerHead, Lesson, WindDown
 from app.models.lesson import LessonStatus
 
 lessons = cast(Table, Lesson.__table__)
 enrollments = cast(Table, Enrollment.__table__)
+institutions = cast(Table, Institution.__table__)
+accounts = cast(Table, LedgerAccount.__table__)
+heads = cast(Table, LedgerHead.__table__)
+wind_downs = cast(Table, WindDown.__table__)
 
 _ENROLLMENT_COLUMNS = [enrollments.c[field.name] for field in fields(LockedEnrollment)]
 _LESSON_COLUMNS = [lessons.c[field.name] for field in fields(LessonRow)]
@@ -171,15 +190,32 @@ def _inserted(institution_id: UUID, lesson: LessonRow, now: datetime) -> dict[st
     }
 
 
-def _due(today: date) -> tuple[ColumnElement[bool], ...]:
+def _due() -> tuple[ColumnElement[bool], ...]:
     # An institution being wound down gets nothing more by silence: its pending lessons go back
     # to the payers (app.winddown), and auto-confirming one meanwhile would race that.
-    wound_down = exists().where(WindDown.institution_id == Lesson.institution_id)
+    wound_down = exists().where(wind_downs.c.institution_id == lessons.c.institution_id)
     return (
-        Lesson.status == LessonStatus.pending_confirmation,
-        Lesson.confirm_due_on < today,
+        lessons.c.status == LessonStatus.pending_confirmation,
+        lessons.c.confirm_due_on < bindparam("today", type_=lessons.c.confirm_due_on.type),
         ~wound_down,
     )
+
+
+_DUE_ORDER = (lessons.c.confirm_due_on, lessons.c.id)
+_FIRST_DUE = (
+    select(lessons.c.institution_id)
+    .where(*_due())
+    .order_by(*_DUE_ORDER)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+_DUE_OF_INSTITUTION = (
+    select(*_LESSON_COLUMNS)
+    .where(lessons.c.institution_id == bindparam("institution_id"), *_due())
+    .order_by(*_DUE_ORDER)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
 
 
 async def locked_held_lessons(
@@ -201,29 +237,20 @@ async def locked_held_lessons(
     ).all()
 
 
-async def claim_due(session: AsyncSession, today: date, limit: int) -> Sequence[Lesson]:
+async def claim_due(
+    connection: AsyncConnection, today: date, limit: int
+) -> tuple[UUID | None, list[LessonRow]]:
     """Up to `limit` lessons of one institution whose confirmation time has passed by `today`,
-    locked. Rows another transaction holds are skipped (on PostgreSQL), so two runs share the work
-    and a parent's answer in progress is never waited for. One institution per batch, because a
-    ledger transaction touches one institution only (app.ledger)."""
-    institution_id = await session.scalar(
-        select(Lesson.institution_id)
-        .where(*_due(today))
-        .order_by(Lesson.confirm_due_on, Lesson.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
+    locked, with that institution. Rows another transaction holds are skipped (on PostgreSQL), so
+    two runs share the work and a parent's answer in progress is never waited for. One institution
+    per batch, because a ledger transaction touches one institution only (app.ledger)."""
+    institution_id = await connection.scalar(_FIRST_DUE, {"today": today})
     if institution_id is None:
-        return []
-    return (
-        await session.scalars(
-            select(Lesson)
-            .where(Lesson.institution_id == institution_id, *_due(today))
-            .order_by(Lesson.confirm_due_on, Lesson.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+        return None, []
+    rows = await connection.execute(
+        _DUE_OF_INSTITUTION, {"institution_id": institution_id, "today": today, "limit": limit}
+    )
+    return institution_id, [LessonRow(*row) for row in rows]
 
 
 async def page(
@@ -258,3 +285,227 @@ async def visible_lesson(
     if lesson is None:
         raise LessonNotFound(f"no lesson {lesson_id}")
     return lesson
+
+
+# --- the parent's answer, the resolution, the release ---------------------------------------------
+#
+# On SQLAlchemy Core too, statements built once: a confirmation is the lesson and its enrollment
+# locked and read in one statement, the ledger's post, and the lesson and the enrollment written
+# in one more.
+
+_ANSWERED_COLUMNS = [lessons.c.institution_id, *_LESSON_COLUMNS]
+
+
+def _account_code(prefix: str, uuid_column: Any, dialect: str) -> ColumnElement[str]:
+    """The code of a ledger account named after a row's id (`prepaid:<enrollment id>`, as
+    app.ledger.prepaid_spec spells it): PostgreSQL prints a uuid in that form; SQLite keeps it as
+    32 hex digits, hyphenated here."""
+    if dialect == "postgresql":
+        return literal(prefix) + sql_cast(uuid_column, String)
+    parts = [func.substr(uuid_column, start, length) for start, length in _UUID_GROUPS]
+    code: ColumnElement[str] = literal(prefix) + parts[0]
+    for part in parts[1:]:
+        code = code + "-" + part
+    return code
+
+
+_UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+
+
+def _lock_answered(dialect: str, ledger: bool) -> Executable:
+    prepaid = accounts.alias("prepaid")
+    releasable = accounts.alias("releasable")
+    query = (
+        select(
+            *_ANSWERED_COLUMNS,
+            institutions.c.jurisdiction_code,
+            prepaid.c.id.label("prepaid_account_id"),
+            releasable.c.id.label("releasable_account_id"),
+            *[column.label(f"enrollment_{column.name}") for column in _ENROLLMENT_COLUMNS],
+        )
+        .join(
+            enrollments,
+            (enrollments.c.institution_id == lessons.c.institution_id)
+            & (enrollments.c.id == lessons.c.enrollment_id),
+        )
+        .join(institutions, institutions.c.id == lessons.c.institution_id)
+        .outerjoin(
+            prepaid,
+            (prepaid.c.institution_id == lessons.c.institution_id)
+            & (
+                prepaid.c.code
+                == _account_code(f"{AccountKind.prepaid}:", enrollments.c.id, dialect)
+            ),
+        )
+        .outerjoin(
+            releasable,
+            (releasable.c.institution_id == lessons.c.institution_id)
+            & (releasable.c.code == str(AccountKind.releasable)),
+        )
+        .where(lessons.c.id == bindparam("lesson_id"))
+    )
+    if not ledger:
+        # The lesson's row first, then its enrollment's: the lock order of every lesson flow.
+        return query.with_for_update(of=[lessons, enrollments])
+    # ... and then the institution's ledger head, which every paid lesson's institution has: a
+    # release's ledger lock in the same round trip (PostgreSQL takes a statement's row locks in
+    # the order FOR UPDATE OF names their tables).
+    return query.join(heads, heads.c.institution_id == lessons.c.institution_id).with_for_update(
+        of=[lessons, enrollments, heads]
+    )
+
+
+_LOCK_ANSWERED: dict[tuple[str, bool], Executable] = {
+    (dialect, ledger): _lock_answered(dialect, ledger)
+    for dialect in _DIALECTS
+    for ledger in (False, True)
+}
+
+
+async def locked_answered(
+    connection: AsyncConnection, caller: Principal, lesson_id: UUID, *, ledger: bool
+) -> AnsweredLesson:
+    """The lesson with its enrollment, both locked, if the caller sees the enrollment (its
+    institution, its parent, the regulator of its jurisdiction, the operator); else 404, as if it
+    did not exist. With the ids of the ledger accounts a release posts to, when they are open.
+    `ledger`: for a release, the institution's ledger lock is taken too, after them."""
+    row = (
+        await connection.execute(
+            _LOCK_ANSWERED[connection.dialect.name, ledger], {"lesson_id": lesson_id}
+        )
+    ).first()
+    if row is None:
+        raise LessonNotFound(f"no lesson {lesson_id}")
+    institution_id, *lesson = row[:_LESSON_END]
+    found = LessonRow(*lesson)
+    if not sees(caller, institution_id, row.jurisdiction_code, found.enrollment_id):
+        raise LessonNotFound(f"no lesson {lesson_id}")
+    if ledger:
+        ledger_service.locked_by_caller(connection, institution_id)
+    return AnsweredLesson(
+        institution_id,
+        found,
+        LockedEnrollment(*row[_LESSON_END + 3 :]),
+        row.prepaid_account_id,
+        row.releasable_account_id,
+    )
+
+
+_LESSON_END = len(_ANSWERED_COLUMNS)  # then the jurisdiction, the two accounts, the enrollment
+
+
+# The lessons answered, resolved or released and the counters of their enrollments. PostgreSQL:
+# one statement and one round trip whatever the batch, each column as one array.
+_ANSWER = text("""
+    WITH answered AS (
+        UPDATE lessons
+           SET status = a.status, dispute_reason = a.dispute_reason, decided_by = a.decided_by,
+               decided_at = a.decided_at, resolution_note = a.resolution_note,
+               release_seq = a.release_seq
+          FROM unnest(CAST(:lesson_id AS uuid[]), CAST(:status AS varchar[]),
+                      CAST(:dispute_reason AS varchar[]), CAST(:decided_by AS varchar[]),
+                      CAST(:decided_at AS timestamptz[]), CAST(:resolution_note AS varchar[]),
+                      CAST(:release_seq AS bigint[]))
+            AS a(id, status, dispute_reason, decided_by, decided_at, resolution_note, release_seq)
+         WHERE lessons.institution_id = :institution_id AND lessons.id = a.id
+    )
+    UPDATE enrollments
+       SET status = c.status,
+           lessons_confirmed = c.lessons_confirmed, confirmed_fen = c.confirmed_fen,
+           lessons_pending = c.lessons_pending, pending_fen = c.pending_fen,
+           lessons_disputed = c.lessons_disputed, disputed_fen = c.disputed_fen,
+           updated_at = :now
+      FROM unnest(CAST(:enrollment_id AS uuid[]), CAST(:enrollment_status AS varchar[]),
+                  CAST(:lessons_confirmed AS integer[]), CAST(:confirmed_fen AS bigint[]),
+                  CAST(:lessons_pending AS integer[]), CAST(:pending_fen AS bigint[]),
+                  CAST(:lessons_disputed AS integer[]), CAST(:disputed_fen AS bigint[]))
+            AS c(id, status, lessons_confirmed, confirmed_fen, lessons_pending, pending_fen,
+                 lessons_disputed, disputed_fen)
+     WHERE enrollments.institution_id = :institution_id AND enrollments.id = c.id
+""")
+_DECIDED = ("status", "dispute_reason", "decided_by", "decided_at", "resolution_note")
+_COUNTED = (
+    "lessons_confirmed",
+    "confirmed_fen",
+    "lessons_pending",
+    "pending_fen",
+    "lessons_disputed",
+    "disputed_fen",
+)
+# SQLite: the same two writes as executemany (a bound name may not be a column's).
+_SET_DECIDED = (
+    update(lessons)
+    .where(
+        lessons.c.institution_id == bindparam("institution"),
+        lessons.c.id == bindparam("lesson"),
+    )
+    .values(
+        {
+            **{name: bindparam(f"new_{name}", type_=lessons.c[name].type) for name in _DECIDED},
+            "release_seq": bindparam("new_release_seq"),
+        }
+    )
+)
+_SET_COUNTED = (
+    update(enrollments)
+    .where(
+        enrollments.c.institution_id == bindparam("institution"),
+        enrollments.c.id == bindparam("enrollment"),
+    )
+    .values(
+        {
+            **{name: bindparam(f"new_{name}") for name in ("status", *_COUNTED)},
+            "updated_at": bindparam("now", type_=enrollments.c.updated_at.type),
+        }
+    )
+)
+
+
+async def write_answered(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    decided: Sequence[tuple[LessonRow, int | None]],
+    counted: Sequence[LockedEnrollment],
+    now: datetime,
+) -> None:
+    """Write the lessons `decided` (each as it is now, with the entry that released its money if
+    one did) and the status and counters of the enrollments `counted`, changed `now`."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(
+            _ANSWER,
+            {
+                "institution_id": institution_id,
+                "lesson_id": [lesson.id for lesson, _ in decided],
+                **{name: [getattr(lesson, name) for lesson, _ in decided] for name in _DECIDED},
+                "release_seq": [seq for _, seq in decided],
+                "enrollment_id": [enrollment.id for enrollment in counted],
+                "enrollment_status": [enrollment.status for enrollment in counted],
+                **{name: [getattr(e, name) for e in counted] for name in _COUNTED},
+                "now": now,
+            },
+        )
+        return
+    await connection.execute(
+        _SET_DECIDED,
+        [
+            {
+                "institution": institution_id,
+                "lesson": lesson.id,
+                **{f"new_{name}": getattr(lesson, name) for name in _DECIDED},
+                "new_release_seq": seq,
+            }
+            for lesson, seq in decided
+        ],
+    )
+    await connection.execute(
+        _SET_COUNTED,
+        [
+            {
+                "institution": institution_id,
+                "enrollment": enrollment.id,
+                **{f"new_{name}": getattr(enrollment, name) for name in ("status", *_COUNTED)},
+                "now": now,
+            }
+            for enrollment in counted
+        ],
+    )

@@ -12,14 +12,23 @@ Concurrency: the enrollment's row lock serialises every change of its counters, 
 can never both take its last lesson (and the CHECK constraint on the counters backs that). Locks are
 always taken in one order: the lesson row, then enrollment rows in id order, then the institution's
 ledger (app.ledger), the order payments and refunds keep too. Recording locks no existing lesson.
+A parent's answer or a resolution takes its lesson's and enrollment's locks in one statement (and a
+release the ledger's too, after them: `repository.locked_answered`); the auto-confirm job claims
+due lessons skipping those locked, then locks their enrollments in id order, then the ledger.
+
+The answers, resolutions and releases run on SQLAlchemy Core with statements built once, as
+recording does: the lessons as `LessonRow`s (new ones made with `dataclasses.replace`), the
+enrollments as `LockedEnrollment`s, and both written back in one statement
+(`repository.write_answered`). A wind-down's return of held lessons stays on the ORM objects its
+refunds use, counted by the same rule (`_recount`).
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.auth.principal import Principal
 from app.balances.service import profile_of_institution
@@ -48,7 +57,7 @@ from app.lessons.errors import (
 )
 from app.lessons.rules import Deadlines, check_lesson_time
 from app.lessons.schemas import LessonItem, Party
-from app.lessons.types import LessonRow, LockedEnrollment
+from app.lessons.types import AnsweredLesson, LessonRow, LockedEnrollment
 from app.models import Enrollment, Lesson
 from app.models.api_key import Role
 from app.models.enrollment import EnrollmentStatus
@@ -93,20 +102,23 @@ def price_of_next(enrollment: LockedEnrollment, count: int) -> int:
     return lessons_amount(enrollment.amount_fen, enrollment.lessons, used + 1, count)
 
 
-def _tally(enrollment: Enrollment, lesson: Lesson, status: LessonStatus, sign: int) -> None:
-    counters = COUNTERS.get(status)
+def _tally(
+    enrollment: Enrollment | LockedEnrollment, lesson: Lesson | LessonRow, status: str, sign: int
+) -> None:
+    counters = COUNTERS.get(LessonStatus(status))
     if counters is not None:
         count_field, fen_field = counters
         setattr(enrollment, count_field, getattr(enrollment, count_field) + sign * lesson.count)
         setattr(enrollment, fen_field, getattr(enrollment, fen_field) + sign * lesson.amount_fen)
 
 
-def _transition(enrollment: Enrollment, lesson: Lesson, to: LessonStatus, now: datetime) -> None:
-    """Move the lesson to `to`, and its count and money between the enrollment's counters."""
-    _tally(enrollment, lesson, LessonStatus(lesson.status), -1)
+def _recount(
+    enrollment: Enrollment | LockedEnrollment, lesson: Lesson | LessonRow, to: LessonStatus
+) -> None:
+    """Move the lesson's count and money between the enrollment's counters, from its status to
+    `to`; the enrollment is completed once all its lessons are released."""
+    _tally(enrollment, lesson, lesson.status, -1)
     _tally(enrollment, lesson, to, +1)
-    lesson.status = to
-    enrollment.updated_at = now
     if (
         enrollment.status == EnrollmentStatus.active
         and enrollment.lessons_confirmed == enrollment.lessons
@@ -114,18 +126,17 @@ def _transition(enrollment: Enrollment, lesson: Lesson, to: LessonStatus, now: d
         enrollment.status = EnrollmentStatus.completed
 
 
-def _decide(
-    enrollment: Enrollment,
-    lesson: Lesson,
+def _decided(
+    enrollment: LockedEnrollment,
+    lesson: LessonRow,
     to: LessonStatus,
     decided_by: str,
     now: datetime,
     note: str | None = None,
-) -> None:
-    _transition(enrollment, lesson, to, now)
-    lesson.decided_by = decided_by
-    lesson.decided_at = now
-    lesson.resolution_note = note
+) -> LessonRow:
+    """The lesson decided (moved out of pending or disputed for good), counted as such."""
+    _recount(enrollment, lesson, to)
+    return replace(lesson, status=to, decided_by=decided_by, decided_at=now, resolution_note=note)
 
 
 # --- recording ----------------------------------------------------------------------------------
@@ -259,87 +270,138 @@ async def record_lesson(
 # --- the parent's answer, the resolution, the release ---------------------------------------------
 
 
-async def _locked_enrollment(session: AsyncSession, lesson: Lesson) -> dict[UUID, Enrollment]:
-    return await enrollment_repository.locked_enrollments(
-        session, lesson.institution_id, [lesson.enrollment_id]
-    )
-
-
-def _require_pending(lesson: Lesson) -> None:
+def _require_pending(lesson: LessonRow) -> None:
     if lesson.status != LessonStatus.pending_confirmation:
         raise LessonNotPending(
             f"lesson {lesson.id} is {lesson.status}", lesson_status=lesson.status
         )
 
 
+async def _release_accounts(
+    connection: AsyncConnection, institution_id: UUID, enrollment_ids: list[UUID]
+) -> tuple[UUID, dict[UUID, UUID]]:
+    """The institution's releasable account and each enrollment's prepaid account, opened if need
+    be (each enrollment has had one since it was paid, so this only reads)."""
+    books, prepaid = await books_and_enrollment_accounts(connection, institution_id, enrollment_ids)
+    return books.releasable.id, {
+        enrollment_id: account.id
+        for enrollment_id, account in zip(enrollment_ids, prepaid, strict=True)
+    }
+
+
 async def _release(
-    session: AsyncSession,
+    connection: AsyncConnection,
     institution_id: UUID,
-    lessons: Sequence[Lesson],
-    enrollments: dict[UUID, Enrollment],
+    lessons: Sequence[LessonRow],
+    enrollments: dict[UUID, LockedEnrollment],
     to: LessonStatus,
     decided_by: str,
     now: datetime,
     note: str | None = None,
-) -> None:
-    """Release lessons of one institution: each lesson's money from its enrollment's prepaid account
-    to releasable, in one ledger call, and the lessons moved to `to`."""
-    connection = await session.connection()
-    enrollment_ids = sorted({lesson.enrollment_id for lesson in lessons})
-    books, accounts = await books_and_enrollment_accounts(
-        connection, institution_id, enrollment_ids
-    )
-    prepaid = dict(zip(enrollment_ids, accounts, strict=True))
+    *,
+    accounts: tuple[UUID, dict[UUID, UUID]] | None = None,
+) -> list[LessonRow]:
+    """Release lessons of one institution, locked with their enrollments: each lesson's money from
+    its enrollment's prepaid account to releasable, in one ledger call, and the lessons moved to
+    `to` and written with their enrollments' counters. `accounts` (releasable, prepaid by
+    enrollment) when the caller read them already."""
+    if accounts is None:
+        accounts = await _release_accounts(
+            connection, institution_id, sorted({lesson.enrollment_id for lesson in lessons})
+        )
+    releasable, prepaid = accounts
     drafts = [
         EntryDraft.transfer(
             f"lesson:{lesson.id}:release",
             "lesson_release",
-            prepaid[lesson.enrollment_id].id,
-            books.releasable.id,
+            prepaid[lesson.enrollment_id],
+            releasable,
             lesson.amount_fen,
         )
         for lesson in lessons
     ]
     results = await ledger.post_many(connection, institution_id, drafts)
+    released: list[tuple[LessonRow, int | None]] = []
     for lesson, result in zip(lessons, results, strict=True):
         if isinstance(result, LedgerError):
             raise result  # the whole transaction rolls back: nothing half-released
-        lesson.release_seq = result.seq
-        _decide(enrollments[lesson.enrollment_id], lesson, to, decided_by, now, note)
+        decided = _decided(enrollments[lesson.enrollment_id], lesson, to, decided_by, now, note)
+        released.append((decided, result.seq))
+    await repository.write_answered(
+        connection, institution_id, released, list(enrollments.values()), now
+    )
+    return [lesson for lesson, _ in released]
 
 
-async def confirm_lesson(
-    session: AsyncSession, caller: Principal, lesson_id: UUID, now: datetime
-) -> Lesson:
-    """The parent confirms: the lesson's money is released. Confirming again changes nothing."""
-    lesson = await repository.visible_lesson(session, caller, lesson_id, lock=True)
-    if lesson.status == LessonStatus.confirmed:
-        return lesson
-    _require_pending(lesson)
-    enrollments = await _locked_enrollment(session, lesson)
-    await _release(
-        session, lesson.institution_id, [lesson], enrollments, LessonStatus.confirmed, "parent", now
+def _known_accounts(answered: AnsweredLesson) -> tuple[UUID, dict[UUID, UUID]] | None:
+    """The accounts a release of the lesson posts to, when its lock statement found them open."""
+    if answered.prepaid_account_id is None or answered.releasable_account_id is None:
+        return None
+    return answered.releasable_account_id, {answered.enrollment.id: answered.prepaid_account_id}
+
+
+async def _release_answered(
+    connection: AsyncConnection,
+    answered: AnsweredLesson,
+    to: LessonStatus,
+    decided_by: str,
+    now: datetime,
+    note: str | None = None,
+) -> LessonRow:
+    [released] = await _release(
+        connection,
+        answered.institution_id,
+        [answered.lesson],
+        {answered.enrollment.id: answered.enrollment},
+        to,
+        decided_by,
+        now,
+        note,
+        accounts=_known_accounts(answered),
+    )
+    return released
+
+
+async def _write_one(
+    connection: AsyncConnection, answered: AnsweredLesson, lesson: LessonRow, now: datetime
+) -> LessonRow:
+    """Write a lesson moved with no money moving, and its enrollment's counters."""
+    await repository.write_answered(
+        connection, answered.institution_id, [(lesson, None)], [answered.enrollment], now
     )
     return lesson
 
 
+async def confirm_lesson(
+    session: AsyncSession, caller: Principal, lesson_id: UUID, now: datetime
+) -> LessonRow:
+    """The parent confirms: the lesson's money is released. Confirming again changes nothing."""
+    connection = await session.connection()
+    answered = await repository.locked_answered(connection, caller, lesson_id, ledger=True)
+    if answered.lesson.status == LessonStatus.confirmed:
+        return answered.lesson
+    _require_pending(answered.lesson)
+    return await _release_answered(connection, answered, LessonStatus.confirmed, "parent", now)
+
+
 async def dispute_lesson(
     session: AsyncSession, caller: Principal, lesson_id: UUID, reason: str, now: datetime
-) -> Lesson:
+) -> LessonRow:
     """The parent disputes: the lesson's money stays held in prepaid until resolved. Once the
     working days to answer have passed, silence has counted as consent (whether or not the
     auto-confirm job has run yet), so a dispute is too late."""
-    lesson = await repository.visible_lesson(session, caller, lesson_id, lock=True)
+    connection = await session.connection()
+    answered = await repository.locked_answered(connection, caller, lesson_id, ledger=False)
+    lesson = answered.lesson
     _require_pending(lesson)
     if local_date(now) > lesson.confirm_due_on:
         raise ConfirmationWindowClosed(
             f"the time to answer ended on {lesson.confirm_due_on}; the lesson counts as confirmed",
             confirm_due_on=lesson.confirm_due_on.isoformat(),
         )
-    enrollments = await _locked_enrollment(session, lesson)
-    _transition(enrollments[lesson.enrollment_id], lesson, LessonStatus.disputed, now)
-    lesson.dispute_reason = reason
-    return lesson
+    _recount(answered.enrollment, lesson, LessonStatus.disputed)
+    disputed = replace(lesson, status=LessonStatus.disputed, dispute_reason=reason)
+    return await _write_one(connection, answered, disputed, now)
 
 
 async def resolve_dispute(
@@ -349,12 +411,16 @@ async def resolve_dispute(
     in_favor_of: Party,
     note: str | None,
     now: datetime,
-) -> Lesson:
+) -> LessonRow:
     """The regulator of the institution's jurisdiction resolves either way; the institution may
     only concede. For the institution the lesson is released like a confirmed one; for the parent
     its lessons and money are freed (refundable again), with no entry: the money never left
     prepaid."""
-    lesson = await repository.visible_lesson(session, caller, lesson_id, lock=True)
+    connection = await session.connection()
+    answered = await repository.locked_answered(
+        connection, caller, lesson_id, ledger=in_favor_of is Party.institution
+    )
+    lesson = answered.lesson
     if caller.role is Role.institution and in_favor_of is Party.institution:
         raise ResolutionForbidden(
             "an institution may only concede a dispute (in_favor_of: parent); the regulator "
@@ -364,28 +430,14 @@ async def resolve_dispute(
         raise LessonNotDisputed(
             f"lesson {lesson.id} is {lesson.status}", lesson_status=lesson.status
         )
-    enrollments = await _locked_enrollment(session, lesson)
     if in_favor_of is Party.institution:
-        await _release(
-            session,
-            lesson.institution_id,
-            [lesson],
-            enrollments,
-            LessonStatus.resolved_for_institution,
-            caller.role,
-            now,
-            note,
+        return await _release_answered(
+            connection, answered, LessonStatus.resolved_for_institution, caller.role, now, note
         )
-    else:
-        _decide(
-            enrollments[lesson.enrollment_id],
-            lesson,
-            LessonStatus.resolved_for_parent,
-            caller.role,
-            now,
-            note,
-        )
-    return lesson
+    resolved = _decided(
+        answered.enrollment, lesson, LessonStatus.resolved_for_parent, caller.role, now, note
+    )
+    return await _write_one(connection, answered, resolved, now)
 
 
 def return_held_lessons(
@@ -399,14 +451,13 @@ def return_held_lessons(
     money, never released, is refundable again (a wind-down: nobody is left to deliver or answer
     for them). No entry: the money never left prepaid."""
     for lesson in lessons:
-        _decide(
-            enrollments[lesson.enrollment_id],
-            lesson,
-            LessonStatus.resolved_for_parent,
-            decided_by,
-            now,
-            note,
-        )
+        enrollment = enrollments[lesson.enrollment_id]
+        _recount(enrollment, lesson, LessonStatus.resolved_for_parent)
+        enrollment.updated_at = now
+        lesson.status = LessonStatus.resolved_for_parent
+        lesson.decided_by = decided_by
+        lesson.decided_at = now
+        lesson.resolution_note = note
 
 
 async def auto_confirm_lessons(session: AsyncSession, as_of: datetime) -> int:
@@ -415,17 +466,18 @@ async def auto_confirm_lessons(session: AsyncSession, as_of: datetime) -> int:
     up to AUTO_CONFIRM_BATCH of one institution at a time. Returns how many; run it until it
     returns 0 (`app.jobs.registry.in_batches`). Running it twice, or on two processes at once,
     releases each lesson once: a lesson is claimed under its row lock and only while pending."""
-    due = await repository.claim_due(session, local_date(as_of), AUTO_CONFIRM_BATCH)
-    if not due:
+    connection = await session.connection()
+    institution_id, due = await repository.claim_due(
+        connection, local_date(as_of), AUTO_CONFIRM_BATCH
+    )
+    if institution_id is None or not due:
         return 0
-    institution_id = due[0].institution_id
-    enrollments = await enrollment_repository.locked_enrollments(
-        session, institution_id, {lesson.enrollment_id for lesson in due}
+    enrollments = await repository.locked_for_recording(
+        connection, institution_id, {lesson.enrollment_id for lesson in due}
     )
     await _release(
-        session, institution_id, due, enrollments, LessonStatus.auto_confirmed, "auto", utcnow()
+        connection, institution_id, due, enrollments, LessonStatus.auto_confirmed, "auto", utcnow()
     )
-    await session.flush()
     return len(due)
 
 

@@ -67,3 +67,15 @@ class LessonRow:
     decided_at: datetime | None
     resolution_note: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AnsweredLesson:
+    """A lesson being answered, resolved or released, and its enrollment, both under their row
+    locks; with the ledger accounts a release posts to (None when not open yet)."""
+
+    institution_id: UUID
+    lesson: LessonRow
+    enrollment: LockedEnrollment
+    prepaid_account_id: UUID | None
+    releasable_account_id: UUID | None

@@ -1,7 +1,13 @@
 """The parent's answer (confirm, dispute) and the resolution of a dispute, with the money each
 moves and who may do what."""
 
+import asyncio
+import uuid
 from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from app.kit.clock import utcnow
 from app.models.api_key import Role
@@ -218,3 +224,53 @@ async def test_a_dispute_after_the_time_to_answer_is_too_late(client, engine, ti
     assert (late.status_code, late.json()["code"]) == (409, "confirmation_window_closed")
     view = await enrollment_view(client, world, enrollment)
     assert (view["lessons_pending"], view["lessons_disputed"]) == (1, 0)
+
+
+@pytest.mark.postgres_only
+async def test_a_confirmation_locks_the_lesson_then_the_enrollment_then_the_ledger(client, engine):
+    """The lock order of the module: while another transaction holds the enrollment (as a payment
+    or a refund does, before the ledger), a confirmation waits holding the lesson and not yet the
+    ledger, so the other can go on to the ledger without a deadlock."""
+    world = await make_world(engine)
+    enrollment = await paid_enrollment(engine, world)
+    lesson = await recorded(client, world, enrollment)
+    institution = {"i": world.institution_id, "e": enrollment.id, "l": uuid.UUID(lesson["id"])}
+    async with engine.connect() as holder:
+        await holder.begin()
+        await holder.execute(
+            text("SELECT 1 FROM enrollments WHERE institution_id = :i AND id = :e FOR UPDATE"),
+            institution,
+        )
+        confirming = asyncio.create_task(
+            client.post(f"/v1/lessons/{lesson['id']}/confirm", headers=auth(enrollment.parent_key))
+        )
+        await _until_waiting_on_a_lock(engine)
+
+        async def lockable(statement: str) -> bool:
+            async with engine.connect() as probe:
+                try:
+                    await probe.execute(text(statement + " FOR UPDATE NOWAIT"), institution)
+                except DBAPIError:
+                    return False
+                return True
+
+        assert not await lockable("SELECT 1 FROM lessons WHERE institution_id = :i AND id = :l")
+        assert await lockable("SELECT 1 FROM ledger_heads WHERE institution_id = :i")
+        await holder.rollback()
+    response = await confirming
+    assert (response.status_code, response.json()["status"]) == (200, "confirmed")
+
+
+async def _until_waiting_on_a_lock(engine) -> None:
+    async with engine.connect() as watcher:
+        for _ in range(1500):  # a loaded machine may take seconds to get there
+            waiting = await watcher.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND query LIKE 'SELECT lessons.%'"
+                )
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("the confirmation never waited for the enrollment")

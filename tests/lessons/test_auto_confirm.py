@@ -131,3 +131,75 @@ async def test_two_jobs_at_once_release_each_lesson_once(client, engine, time_ma
     for enrollment in enrollments:
         view = await enrollment_view(client, world, enrollment)
         assert (view["status"], view["lessons_consumed"]) == ("completed", 60)
+
+
+@pytest.mark.postgres_only
+async def test_a_confirmation_a_dispute_and_the_job_at_once_one_wins_and_money_moves_once(
+    client, engine
+):
+    """The parent confirms and disputes each lesson while the job auto-confirms them, all at once:
+    each lesson ends as exactly one of them made it, the others are refused (or, the job, skip it),
+    and only a released lesson's money has moved, once."""
+    world = await make_world(engine)
+    enrollment = await paid_enrollment(engine, world, lessons=10, amount_fen=100_000)
+    lessons = [await recorded(client, world, enrollment) for _ in range(6)]
+    parent = auth(enrollment.parent_key)
+    due = max(date.fromisoformat(lesson["confirm_due_on"]) for lesson in lessons)
+
+    async def confirm(lesson):
+        return await client.post(f"/v1/lessons/{lesson['id']}/confirm", headers=parent)
+
+    async def dispute(lesson):
+        return await client.post(
+            f"/v1/lessons/{lesson['id']}/dispute", headers=parent, json={"reason": "absent"}
+        )
+
+    async def job():
+        await asyncio.sleep(0.1)  # so that some answers get there first, and the job takes the rest
+        return await auto_confirm(Database(engine), noon(due + timedelta(days=1)))
+
+    # Confirmation first for half the lessons, the dispute first for the others.
+    results = await asyncio.gather(
+        *(
+            racer(lesson)
+            for number, lesson in enumerate(lessons)
+            for racer in ((confirm, dispute) if number % 2 else (dispute, confirm))
+        ),
+        job(),
+    )
+
+    answers = iter(results[:-1])
+    released_fen = 0
+    for number, lesson in enumerate(lessons):
+        first, second = next(answers), next(answers)
+        confirmed, disputed = (first, second) if number % 2 else (second, first)
+        final = (await client.get(f"/v1/lessons/{lesson['id']}", headers=parent)).json()
+        winners = {
+            "confirmed": confirmed.status_code == 200,
+            "disputed": disputed.status_code == 200,
+        }
+        assert sum(winners.values()) <= 1, (confirmed.text, disputed.text)
+        for name, response in (("confirmed", confirmed), ("disputed", disputed)):
+            if not winners[name]:
+                assert (response.status_code, response.json()["code"]) == (
+                    409,
+                    "lesson_not_pending",
+                )
+        if final["status"] == "auto_confirmed":
+            assert not any(winners.values())
+        else:
+            assert winners[final["status"]], final
+        if final["status"] != "disputed":
+            released_fen += final["amount_fen"]
+    assert await money(engine, enrollment) == (100_000 - released_fen, released_fen)
+    view = await enrollment_view(client, world, enrollment)
+    statuses = [
+        (await client.get(f"/v1/lessons/{lesson['id']}", headers=parent)).json()["status"]
+        for lesson in lessons
+    ]
+    disputed = statuses.count("disputed")
+    assert (view["lessons_pending"], view["lessons_disputed"], view["lessons_consumed"]) == (
+        0,
+        disputed,
+        len(lessons) - disputed,
+    )

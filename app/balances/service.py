@@ -15,7 +15,7 @@ from uuid import UUID
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import BigInteger, Select, bindparam, func, select, true
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.balances.rules import Figures, floor_fen, holdback_fen
 from app.db.batch import among
@@ -53,8 +53,11 @@ async def profile_of(session: AsyncSession, institution: Institution) -> RulePro
 _jurisdiction_of: TtlCache[UUID, str] = TtlCache(ttl=3600)
 
 
-async def profile_of_institution(session: AsyncSession, institution_id: UUID) -> RuleProfile:
-    """The rule profile of the institution `institution_id`, usually without a statement."""
+async def profile_of_institution(
+    session: AsyncSession | AsyncConnection, institution_id: UUID
+) -> RuleProfile:
+    """The rule profile of the institution `institution_id`, usually without a statement (on a
+    session, or on the connection of a group commit)."""
     code = _jurisdiction_of.get(institution_id)
     if code is None:
         code = (
@@ -66,7 +69,9 @@ async def profile_of_institution(session: AsyncSession, institution_id: UUID) ->
     return (await profiles_of(session, {code}))[code]
 
 
-async def profiles_of(session: AsyncSession, codes: set[str]) -> dict[str, RuleProfile]:
+async def profiles_of(
+    session: AsyncSession | AsyncConnection, codes: set[str]
+) -> dict[str, RuleProfile]:
     found = {code: profile for code in codes if (profile := profiles.get(code)) is not None}
     if missing := codes - found.keys():
         rows = await session.execute(

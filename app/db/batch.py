@@ -40,10 +40,14 @@ def pairs_in(columns: tuple[Any, Any], name: str, dialect: str) -> ColumnElement
     prepared statement for every length; on SQLite an expanding IN of row values."""
     first, second = columns
     if dialect == "postgresql":
-        wanted = func.unnest(
-            bindparam(f"{name}_first", type_=ARRAY(first.type)),
-            bindparam(f"{name}_second", type_=ARRAY(second.type)),
-        ).table_valued("first", "second").render_derived()
+        wanted = (
+            func.unnest(
+                bindparam(f"{name}_first", type_=ARRAY(first.type)),
+                bindparam(f"{name}_second", type_=ARRAY(second.type)),
+            )
+            .table_valued("first", "second")
+            .render_derived()
+        )
         return tuple_(first, second).in_(select(wanted.c.first, wanted.c.second))
     return tuple_(first, second).in_(bindparam(name, expanding=True))
 

@@ -23,7 +23,7 @@ from uuid import UUID, uuid4
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.auth.principal import Principal
-from app.balances.service import profile_of_institution
+from app.balances.service import profiles_of_institutions
 from app.db.unique import retry_on_unique_violation
 from app.enrollments import repository as enrollment_repository
 from app.enrollments.errors import EnrollmentNotFound
@@ -221,16 +221,16 @@ async def record_placed(
     same enrollment and key, committed while this one waited, is found and replayed); the new
     lessons and the counters they change are written together. A key the institution used before
     returns that lesson when the item is the same lesson, and is refused when not."""
+    # Read before the locks (usually remembered: no statement), so that they are held no longer.
+    profiles = await profiles_of_institutions(
+        connection, {institution_id for institution_id, _ in placed}
+    )
     enrollments = await repository.locked_for_recording(
         connection, {(institution_id, item.enrollment_id) for institution_id, item in placed}
     )
     known = await repository.lessons_by_key(
         connection, {(institution_id, item.lesson_key) for institution_id, item in placed}
     )
-    profiles = {
-        institution_id: await profile_of_institution(connection, institution_id)
-        for institution_id in dict.fromkeys(institution_id for institution_id, _ in placed)
-    }
     deadlines = {
         institution_id: Deadlines(now, profile.parent_auto_confirm_workdays)
         for institution_id, profile in profiles.items()

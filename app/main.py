@@ -141,8 +141,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxy_addresses)
     install_tracing(app)  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md)
 
-    # Routes are tried in order: the banks' notifications, the busiest path, first.
+    # Routes are tried in order, each a pattern match: the busiest paths first, the banks'
+    # notifications, then lesson records (an institution's evening peak).
     app.include_router(banks_router)
+    app.include_router(lessons_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(supervision_router)
@@ -151,7 +153,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(refunds_router)
     app.include_router(courses_router)
     app.include_router(enrollments_router)
-    app.include_router(lessons_router)
     app.include_router(api_keys_router)
     app.include_router(jurisdictions_router)
     app.include_router(institutions_router)

@@ -15,6 +15,7 @@ banks send again).
 """
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -90,7 +91,11 @@ class GroupCommit(Generic[Item, Out]):
     async def submit(self, item: Item) -> Out:
         """Write `item` with whatever else is waiting; return its outcome once that committed."""
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name=self.name)
+            # A context of its own: not the first request's (its request id in the logs, its
+            # caller as the audit trail's actor).
+            self._task = asyncio.create_task(
+                self._run(), name=self.name, context=contextvars.Context()
+            )
         waiting: Waiting[Item, Out] = Waiting(item, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
         self._ready.set()

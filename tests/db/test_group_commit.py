@@ -1,6 +1,7 @@
 """app.db.group_commit: how a group is taken from the queue, and what a failed group answers."""
 
 import asyncio
+import contextvars
 
 import pytest
 from hypothesis import given
@@ -115,3 +116,21 @@ async def test_closing_fails_whatever_still_waits(engine):
 
     with pytest.raises(RuntimeError, match="shutting down"):
         await waiting
+
+
+async def test_the_writer_runs_in_a_context_of_its_own_not_the_first_requests(engine):
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
+    seen: list[str] = []
+
+    async def write(connection, items: list[str]) -> list[str]:
+        seen.append(request_id.get())
+        return items
+
+    writer = GroupCommit(engine, write, name="test-writer", max_batch=8, max_wait=0)
+    request_id.set("first-request")
+    try:
+        assert await writer.submit("item") == "item"
+    finally:
+        await writer.close()
+
+    assert seen == ["none"]

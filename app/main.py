@@ -37,6 +37,7 @@ from app.jurisdictions.endpoints import router as jurisdictions_router
 from app.jurisdictions.profile import profiles as profile_cache
 from app.kit import crashpoints, workdays
 from app.lessons.endpoints import router as lessons_router
+from app.lessons.group_commit import LessonWriter
 from app.logging import RequestContextMiddleware, configure_logging
 from app.metrics.endpoints import router as metrics_router
 from app.metrics.middleware import RequestMetrics
@@ -95,9 +96,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.read_engine = create_read_engine(settings, app.state.engine)
         app.state.inbox = InboxRuntime(Database(app.state.engine, settings), settings.inbox_apply)
         app.state.inbox.start()
+        app.state.lesson_writer = (
+            LessonWriter(app.state.engine, settings.group_commit_scope)
+            if app.state.engine.dialect.name == "postgresql"
+            else None
+        )
         try:
             yield
         finally:
+            if app.state.lesson_writer is not None:
+                await app.state.lesson_writer.close()
             await app.state.inbox.close()
             await app.state.engine.dispose()
             if app.state.read_engine is not app.state.engine:
@@ -133,8 +141,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxy_addresses)
     install_tracing(app)  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md)
 
-    # Routes are tried in order: the banks' notifications, the busiest path, first.
+    # Routes are tried in order, each a pattern match: the busiest paths first, the banks'
+    # notifications, then lesson records (an institution's evening peak).
     app.include_router(banks_router)
+    app.include_router(lessons_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(supervision_router)
@@ -143,7 +153,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(refunds_router)
     app.include_router(courses_router)
     app.include_router(enrollments_router)
-    app.include_router(lessons_router)
     app.include_router(api_keys_router)
     app.include_router(jurisdictions_router)
     app.include_router(institutions_router)

@@ -7,7 +7,7 @@ ledger's totals by kind in one GROUP BY, the hold-back's receipts, the releasabl
 payable, the month's payouts), and the pure `Figures` of `app.balances.rules` does the arithmetic.
 `figures` is that for one institution."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -15,7 +15,7 @@ from uuid import UUID
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import BigInteger, Select, bindparam, func, select, true
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.balances.rules import Figures, floor_fen, holdback_fen
 from app.db.batch import among
@@ -53,20 +53,33 @@ async def profile_of(session: AsyncSession, institution: Institution) -> RulePro
 _jurisdiction_of: TtlCache[UUID, str] = TtlCache(ttl=3600)
 
 
-async def profile_of_institution(session: AsyncSession, institution_id: UUID) -> RuleProfile:
+async def profile_of_institution(
+    session: AsyncSession | AsyncConnection, institution_id: UUID
+) -> RuleProfile:
     """The rule profile of the institution `institution_id`, usually without a statement."""
-    code = _jurisdiction_of.get(institution_id)
-    if code is None:
-        code = (
-            await session.execute(
-                select(Institution.jurisdiction_code).where(Institution.id == institution_id)
-            )
-        ).scalar_one()
-        _jurisdiction_of.put(institution_id, code, tag=institution_id)
-    return (await profiles_of(session, {code}))[code]
+    return (await profiles_of_institutions(session, [institution_id]))[institution_id]
 
 
-async def profiles_of(session: AsyncSession, codes: set[str]) -> dict[str, RuleProfile]:
+async def profiles_of_institutions(
+    session: AsyncSession | AsyncConnection, institution_ids: Collection[UUID]
+) -> dict[UUID, RuleProfile]:
+    """The rule profiles of these institutions (on a session, or on the connection of a group
+    commit), usually without a statement: those not remembered are looked up in one."""
+    codes = {i: code for i in institution_ids if (code := _jurisdiction_of.get(i)) is not None}
+    if missing := [i for i in institution_ids if i not in codes]:
+        rows = await session.execute(
+            select(Institution.id, Institution.jurisdiction_code).where(Institution.id.in_(missing))
+        )
+        for institution_id, code in rows.all():
+            codes[institution_id] = code
+            _jurisdiction_of.put(institution_id, code, tag=institution_id)
+    profiles = await profiles_of(session, set(codes.values()))
+    return {institution_id: profiles[code] for institution_id, code in codes.items()}
+
+
+async def profiles_of(
+    session: AsyncSession | AsyncConnection, codes: set[str]
+) -> dict[str, RuleProfile]:
     found = {code: profile for code in codes if (profile := profiles.get(code)) is not None}
     if missing := codes - found.keys():
         rows = await session.execute(

@@ -1,10 +1,10 @@
 """Reading many rows by a list of keys at once."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Uuid, and_, any_, bindparam
+from sqlalchemy import ColumnElement, Uuid, and_, any_, bindparam, func, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,3 +32,28 @@ def in_list(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
         return column == any_(bindparam(name, type_=ARRAY(column.type)))
     return column.in_(bindparam(name, expanding=True))
+
+
+def pairs_in(columns: tuple[Any, Any], name: str, dialect: str) -> ColumnElement[bool]:
+    """`(a, b) IN :name` for a statement built once and run with lists of pairs of any length
+    (`pairs_bound` binds them): on PostgreSQL two parallel array parameters unnested together, one
+    prepared statement for every length; on SQLite an expanding IN of row values."""
+    first, second = columns
+    if dialect == "postgresql":
+        wanted = (
+            func.unnest(
+                bindparam(f"{name}_first", type_=ARRAY(first.type)),
+                bindparam(f"{name}_second", type_=ARRAY(second.type)),
+            )
+            .table_valued("first", "second")
+            .render_derived()
+        )
+        return tuple_(first, second).in_(select(wanted.c.first, wanted.c.second))
+    return tuple_(first, second).in_(bindparam(name, expanding=True))
+
+
+def pairs_bound(name: str, pairs: Collection[tuple[Any, Any]], dialect: str) -> dict[str, Any]:
+    """The parameters of `pairs_in(..., name, dialect)` for `pairs`."""
+    if dialect == "postgresql":
+        return {f"{name}_first": [a for a, _ in pairs], f"{name}_second": [b for _, b in pairs]}
+    return {name: list(pairs)}

@@ -1,7 +1,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from app.auth.dependencies import CurrentPrincipal, InstitutionCaller, Parent, require
 from app.auth.principal import Principal
@@ -10,6 +10,7 @@ from app.kit.clock import utcnow
 from app.kit.errors import DomainError
 from app.kit.pagination import Page, PageParams
 from app.lessons import repository, service
+from app.lessons.group_commit import LessonWriter
 from app.lessons.schemas import (
     BatchItemResult,
     BatchResult,
@@ -53,17 +54,31 @@ Resolver = Annotated[Principal, Depends(require(Role.regulator, Role.institution
         "`422 lesson_before_payment` (before the bank's time of the payment, beyond the same "
         "skew), "
         "`422 lesson_outside_validity` (on a day outside `valid_from` to `valid_until`), "
-        "`422 calendar_not_published`, `404 enrollment_not_found`."
+        "`422 calendar_not_published`, `404 enrollment_not_found`. On PostgreSQL, records "
+        "sent at once without an `Idempotency-Key` are committed together (group commit); "
+        "each is answered exactly as if it were alone."
     ),
 )
 async def record_lesson(
-    enrollment_id: UUID, body: LessonCreate, caller: InstitutionCaller, db: Db, response: Response
+    enrollment_id: UUID,
+    body: LessonCreate,
+    caller: InstitutionCaller,
+    db: Db,
+    request: Request,
+    response: Response,
 ) -> LessonRow:
     institution_id = caller.institution_id
     item = LessonItem(enrollment_id=enrollment_id, **body.model_dump())
-    recorded = await db.run(
-        lambda session: service.record_lesson(session, institution_id, item, utcnow())
-    )
+    writer: LessonWriter | None = request.app.state.lesson_writer
+    if writer is not None and db.request_transaction is None:
+        # No connection of its own: the process's group commit records it with concurrent ones.
+        # (With an Idempotency-Key the record joins the request's transaction, which holds the
+        # key's record too.)
+        recorded = await writer.record(institution_id, item)
+    else:
+        recorded = await db.run(
+            lambda session: service.record_lesson(session, institution_id, item, utcnow())
+        )
     if not recorded.created:
         response.status_code = 200
     return recorded.lesson

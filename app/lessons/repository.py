@@ -3,7 +3,9 @@ lessons, pages.
 
 Recording runs on SQLAlchemy Core, its statements built once: a batch of a thousand lessons is the
 enrollments locked in one statement, the keys already used read in one, and on PostgreSQL the new
-lessons and the enrollments' counters written in one more, the columns sent as arrays."""
+lessons and the enrollments' counters written in one more, the columns sent as arrays. The same
+statements serve a group commit of several institutions' single records (app.lessons.group_commit),
+the rows then named by (institution, id) pairs."""
 
 from collections.abc import Collection, Sequence
 from dataclasses import fields
@@ -29,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.auth.principal import Principal
 from app.auth.scope import scoped, sees
-from app.db.batch import in_list
+from app.db.batch import in_list, pairs_bound, pairs_in
 from app.kit.pagination import PageRequest, paginate
 from app.ledger import service as ledger_service
 from app.ledger.types import AccountKind
@@ -62,9 +64,11 @@ _INSERTED = (
 _DIALECTS = ("postgresql", "sqlite")
 
 # The enrollments in id order (so that two transactions locking several never wait on each other
-# in a cycle), and the lessons of the keys, each statement spelled once per database.
+# in a cycle), and the lessons of the keys, each statement spelled once per database: of one
+# institution (the whole statement on its shard when sharded by institution), or of pairs
+# (institution, enrollment or key) when a group commit holds several institutions' records.
 _LOCK_ENROLLMENTS: dict[str, Executable] = {
-    dialect: select(*_ENROLLMENT_COLUMNS)
+    dialect: select(enrollments.c.institution_id, *_ENROLLMENT_COLUMNS)
     .where(
         enrollments.c.institution_id == bindparam("institution_id"),
         in_list(enrollments.c.id, "ids", dialect),
@@ -73,35 +77,51 @@ _LOCK_ENROLLMENTS: dict[str, Executable] = {
     .with_for_update()
     for dialect in _DIALECTS
 }
+_LOCK_ENROLLMENTS_ACROSS: dict[str, Executable] = {
+    dialect: select(enrollments.c.institution_id, *_ENROLLMENT_COLUMNS)
+    .where(pairs_in((enrollments.c.institution_id, enrollments.c.id), "wanted", dialect))
+    .order_by(enrollments.c.id)
+    .with_for_update()
+    for dialect in _DIALECTS
+}
 _LESSONS_BY_KEY: dict[str, Executable] = {
-    dialect: select(*_LESSON_COLUMNS).where(
+    dialect: select(lessons.c.institution_id, *_LESSON_COLUMNS).where(
         lessons.c.institution_id == bindparam("institution_id"),
         in_list(lessons.c.lesson_key, "keys", dialect),
     )
     for dialect in _DIALECTS
 }
+_LESSONS_BY_KEY_ACROSS: dict[str, Executable] = {
+    dialect: select(lessons.c.institution_id, *_LESSON_COLUMNS).where(
+        pairs_in((lessons.c.institution_id, lessons.c.lesson_key), "wanted", dialect)
+    )
+    for dialect in _DIALECTS
+}
 # PostgreSQL: the new lessons and the counters they change, in one statement and one round trip
-# whatever the batch (each column goes as one array), prepared once for every batch size.
+# whatever the batch (each column goes as one array, the institution too), prepared once for every
+# batch size.
 _RECORD = text("""
     WITH new_lessons AS (
         INSERT INTO lessons (institution_id, id, enrollment_id, lesson_key, occurred_at, count,
                              first_no, amount_fen, status, confirm_due_on, created_at)
-        SELECT :institution_id, id, enrollment_id, lesson_key, occurred_at, count, first_no,
+        SELECT institution_id, id, enrollment_id, lesson_key, occurred_at, count, first_no,
                amount_fen, CAST(:status AS varchar), confirm_due_on, CAST(:now AS timestamptz)
           FROM unnest(
-            CAST(:id AS uuid[]), CAST(:enrollment_id AS uuid[]), CAST(:lesson_key AS varchar[]),
+            CAST(:institution_id AS uuid[]), CAST(:id AS uuid[]),
+            CAST(:enrollment_id AS uuid[]), CAST(:lesson_key AS varchar[]),
             CAST(:occurred_at AS timestamptz[]), CAST(:count AS integer[]),
             CAST(:first_no AS integer[]), CAST(:amount_fen AS bigint[]),
             CAST(:confirm_due_on AS date[]))
-            AS l(id, enrollment_id, lesson_key, occurred_at, count, first_no, amount_fen,
-                 confirm_due_on)
+            AS l(institution_id, id, enrollment_id, lesson_key, occurred_at, count, first_no,
+                 amount_fen, confirm_due_on)
     )
     UPDATE enrollments
        SET lessons_pending = counted.lessons_pending, pending_fen = counted.pending_fen,
            updated_at = :now
-      FROM unnest(CAST(:enrollment_ids AS uuid[]), CAST(:lessons_pending AS integer[]),
-                  CAST(:pending_fen AS bigint[])) AS counted(id, lessons_pending, pending_fen)
-     WHERE enrollments.institution_id = :institution_id AND enrollments.id = counted.id
+      FROM unnest(CAST(:enrollment_institution_ids AS uuid[]), CAST(:enrollment_ids AS uuid[]),
+                  CAST(:lessons_pending AS integer[]), CAST(:pending_fen AS bigint[]))
+           AS counted(institution_id, id, lessons_pending, pending_fen)
+     WHERE enrollments.institution_id = counted.institution_id AND enrollments.id = counted.id
 """)
 # SQLite: the same two writes as executemany.
 _INSERT_LESSONS = lessons.insert()
@@ -119,52 +139,71 @@ _SET_PENDING = (
 )
 
 
+_Keyed = tuple[UUID, Any]  # a row's institution, and its key there (an id or a lesson key)
+
+
+def _one_institution(wanted: Collection[_Keyed]) -> UUID | None:
+    institutions = {institution_id for institution_id, _ in wanted}
+    return institutions.pop() if len(institutions) == 1 else None
+
+
 async def locked_for_recording(
-    connection: AsyncConnection, institution_id: UUID, enrollment_ids: Collection[UUID]
-) -> dict[UUID, LockedEnrollment]:
-    """The institution's enrollments among `enrollment_ids`, locked in id order."""
-    rows = await connection.execute(
-        _LOCK_ENROLLMENTS[connection.dialect.name],
-        {"institution_id": institution_id, "ids": list(enrollment_ids)},
-    )
-    return {row.id: LockedEnrollment(*row) for row in rows}
+    connection: AsyncConnection, wanted: Collection[tuple[UUID, UUID]]
+) -> dict[tuple[UUID, UUID], LockedEnrollment]:
+    """The enrollments among `wanted` (institution, enrollment id), locked in id order, by the
+    same pairs."""
+    dialect = connection.dialect.name
+    institution_id = _one_institution(wanted)
+    if institution_id is not None:
+        query = _LOCK_ENROLLMENTS[dialect]
+        bound = {"institution_id": institution_id, "ids": [id_ for _, id_ in wanted]}
+    else:
+        query, bound = _LOCK_ENROLLMENTS_ACROSS[dialect], pairs_bound("wanted", wanted, dialect)
+    rows = await connection.execute(query, bound)
+    return {(row[0], row.id): LockedEnrollment(*row[1:]) for row in rows}
 
 
 async def lessons_by_key(
-    connection: AsyncConnection, institution_id: UUID, keys: Collection[str]
-) -> dict[str, LessonRow]:
-    rows = await connection.execute(
-        _LESSONS_BY_KEY[connection.dialect.name],
-        {"institution_id": institution_id, "keys": list(keys)},
-    )
-    return {row.lesson_key: LessonRow(*row) for row in rows}
+    connection: AsyncConnection, wanted: Collection[tuple[UUID, str]]
+) -> dict[tuple[UUID, str], LessonRow]:
+    """The lessons recorded under `wanted` (institution, lesson key), by the same pairs."""
+    dialect = connection.dialect.name
+    institution_id = _one_institution(wanted)
+    if institution_id is not None:
+        query = _LESSONS_BY_KEY[dialect]
+        bound = {"institution_id": institution_id, "keys": [key for _, key in wanted]}
+    else:
+        query, bound = _LESSONS_BY_KEY_ACROSS[dialect], pairs_bound("wanted", wanted, dialect)
+    rows = await connection.execute(query, bound)
+    return {(row[0], row.lesson_key): LessonRow(*row[1:]) for row in rows}
 
 
 async def write_recorded(
     connection: AsyncConnection,
-    institution_id: UUID,
-    new: Sequence[LessonRow],
-    counted: Sequence[LockedEnrollment],
+    new: Sequence[tuple[UUID, LessonRow]],
+    counted: Sequence[tuple[UUID, LockedEnrollment]],
     now: datetime,
 ) -> None:
-    """Insert the new lessons, all pending and recorded `now`, and set the pending counters of the
-    enrollments they are in."""
+    """Insert the new lessons (each with its institution), all pending and recorded `now`, and set
+    the pending counters of the enrollments (each with its institution) they are in."""
     if connection.dialect.name == "postgresql":
         await connection.execute(
             _RECORD,
             {
-                "institution_id": institution_id,
+                "institution_id": [institution_id for institution_id, _ in new],
                 "status": LessonStatus.pending_confirmation,
-                **{name: [getattr(lesson, name) for lesson in new] for name in _INSERTED},
-                "enrollment_ids": [enrollment.id for enrollment in counted],
-                "lessons_pending": [enrollment.lessons_pending for enrollment in counted],
-                "pending_fen": [enrollment.pending_fen for enrollment in counted],
+                **{name: [getattr(lesson, name) for _, lesson in new] for name in _INSERTED},
+                "enrollment_institution_ids": [institution_id for institution_id, _ in counted],
+                "enrollment_ids": [enrollment.id for _, enrollment in counted],
+                "lessons_pending": [enrollment.lessons_pending for _, enrollment in counted],
+                "pending_fen": [enrollment.pending_fen for _, enrollment in counted],
                 "now": now,
             },
         )
         return
     await connection.execute(
-        _INSERT_LESSONS, [_inserted(institution_id, lesson, now) for lesson in new]
+        _INSERT_LESSONS,
+        [_inserted(institution_id, lesson, now) for institution_id, lesson in new],
     )
     await connection.execute(
         _SET_PENDING,
@@ -176,7 +215,7 @@ async def write_recorded(
                 "pending_amount": enrollment.pending_fen,
                 "now": now,
             }
-            for enrollment in counted
+            for institution_id, enrollment in counted
         ],
     )
 

@@ -26,12 +26,13 @@ refunds use, counted by the same rule (`_recount`).
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.auth.principal import Principal
-from app.balances.service import profile_of_institution
+from app.balances.service import profiles_of_institutions
 from app.db.unique import retry_on_unique_violation
 from app.enrollments import repository as enrollment_repository
 from app.enrollments.errors import EnrollmentNotFound
@@ -163,13 +164,13 @@ def _replayed(earlier: LessonRow, item: LessonItem) -> Outcome:
 
 def _new_lesson(
     item: LessonItem,
-    enrollments: dict[UUID, LockedEnrollment],
+    enrollment: LockedEnrollment | None,
     profile: RuleProfile,
     deadlines: Deadlines,
     now: datetime,
 ) -> LessonRow:
-    """The lesson `item` records, counted as pending in its enrollment; or raise why not."""
-    enrollment = enrollments.get(item.enrollment_id)
+    """The lesson `item` records in `enrollment` (None: the institution has no such enrollment),
+    counted as pending there; or raise why not."""
     if enrollment is None:
         raise EnrollmentNotFound(f"no enrollment {item.enrollment_id}")
     if enrollment.status != EnrollmentStatus.active:
@@ -214,48 +215,78 @@ def _new_lesson(
     return lesson
 
 
-async def record_lessons(
-    session: AsyncSession, institution_id: UUID, items: Sequence[LessonItem], now: datetime
+class Placed(NamedTuple):
+    """An item to record, and the institution recording it."""
+
+    institution_id: UUID
+    item: LessonItem
+
+
+async def record_placed(
+    connection: AsyncConnection, placed: Sequence[Placed], now: datetime
 ) -> list[Outcome]:
-    """Record each item, in order, accepted or refused on its own: a refusal changes nothing, and
-    a later item of the same enrollment sees the earlier ones. The enrollments are locked in id
-    order in one statement, and the keys are read after the locks (so a concurrent record of the
+    """Record each item for its institution, in order, accepted or refused on its own: a refusal
+    changes nothing, and a later item of the same enrollment sees the earlier ones. The
+    enrollments are locked in id order in one statement (across institutions when the items are of
+    several: a group commit), and the keys are read after the locks (so a concurrent record of the
     same enrollment and key, committed while this one waited, is found and replayed); the new
     lessons and the counters they change are written together. A key the institution used before
     returns that lesson when the item is the same lesson, and is refused when not."""
-    connection = await session.connection()
+    # Read before the locks (usually remembered: no statement), so that they are held no longer.
+    profiles = await profiles_of_institutions(
+        connection, {institution_id for institution_id, _ in placed}
+    )
     enrollments = await repository.locked_for_recording(
-        connection, institution_id, {item.enrollment_id for item in items}
+        connection, {(institution_id, item.enrollment_id) for institution_id, item in placed}
     )
     known = await repository.lessons_by_key(
-        connection, institution_id, {item.lesson_key for item in items}
+        connection, {(institution_id, item.lesson_key) for institution_id, item in placed}
     )
-    profile = await profile_of_institution(session, institution_id)
-    deadlines = Deadlines(now, profile.parent_auto_confirm_workdays)
+    deadlines = {
+        institution_id: Deadlines(now, profile.parent_auto_confirm_workdays)
+        for institution_id, profile in profiles.items()
+    }
     outcomes: list[Outcome] = []
-    new: list[LessonRow] = []
-    for item in items:
-        earlier = known.get(item.lesson_key)
+    new: list[tuple[UUID, LessonRow]] = []
+    for institution_id, item in placed:
+        earlier = known.get((institution_id, item.lesson_key))
         if earlier is not None:
             outcomes.append(_replayed(earlier, item))
             continue
         try:
-            lesson = _new_lesson(item, enrollments, profile, deadlines, now)
+            lesson = _new_lesson(
+                item,
+                enrollments.get((institution_id, item.enrollment_id)),
+                profiles[institution_id],
+                deadlines[institution_id],
+                now,
+            )
         except DomainError as error:
             outcomes.append(error)
             continue
-        new.append(lesson)
-        known[lesson.lesson_key] = lesson
+        new.append((institution_id, lesson))
+        known[(institution_id, lesson.lesson_key)] = lesson
         outcomes.append(Recorded(lesson, created=True))
     if new:
         counted = [
-            enrollments[key] for key in dict.fromkeys(lesson.enrollment_id for lesson in new)
+            (institution_id, enrollments[(institution_id, enrollment_id)])
+            for institution_id, enrollment_id in dict.fromkeys(
+                (institution_id, lesson.enrollment_id) for institution_id, lesson in new
+            )
         ]
         # A concurrent request recording the same key for another enrollment makes this a retry,
         # which then finds the key and answers as above.
         with retry_on_unique_violation():
-            await repository.write_recorded(connection, institution_id, new, counted, now)
+            await repository.write_recorded(connection, new, counted, now)
     return outcomes
+
+
+async def record_lessons(
+    session: AsyncSession, institution_id: UUID, items: Sequence[LessonItem], now: datetime
+) -> list[Outcome]:
+    """Record the institution's items as `record_placed` does."""
+    placed = [Placed(institution_id, item) for item in items]
+    return await record_placed(await session.connection(), placed, now)
 
 
 async def record_lesson(
@@ -472,9 +503,10 @@ async def auto_confirm_lessons(session: AsyncSession, as_of: datetime) -> int:
     )
     if institution_id is None or not due:
         return 0
-    enrollments = await repository.locked_for_recording(
-        connection, institution_id, {lesson.enrollment_id for lesson in due}
+    locked = await repository.locked_for_recording(
+        connection, {(institution_id, lesson.enrollment_id) for lesson in due}
     )
+    enrollments = {enrollment_id: row for (_, enrollment_id), row in locked.items()}
     await _release(
         connection, institution_id, due, enrollments, LessonStatus.auto_confirmed, "auto", utcnow()
     )

@@ -9,15 +9,18 @@ operator's setup only), tables that stay on the coordinator, or holes: `NOT_DIST
 is which, and a table written in an institution's transaction that it does not name fails the
 test."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.config import GroupCommitScope, Settings
 from app.db import migrate
 from app.db.engine import create_engine
 from app.db.unit import Database
@@ -26,6 +29,7 @@ from app.models.api_key import Role
 from app.payments.service import BankPayment, credit_payment
 from tests.banks.simulated import Simulated, simulated_bank
 from tests.factories import auth, make_institution, make_key, make_paid_enrollment, make_world
+from tests.lessons.helpers import paid_enrollment, record
 from tests.scratch import scratch_database
 
 pytestmark = pytest.mark.postgres_only
@@ -194,6 +198,22 @@ async def _second_school(engine: AsyncEngine, sim: Simulated, code: str) -> Simu
     )
 
 
+async def _singles_at_once(sim: Simulated, enrollment: dict, keys: list[str]) -> None:
+    """Single records sent at once without an Idempotency-Key: the process's group commit writes
+    them together (app.lessons.group_commit)."""
+    sent = await asyncio.gather(
+        *(
+            sim.service.post(
+                f"/v1/enrollments/{enrollment['id']}/lessons",
+                headers=sim.institution,
+                json={"lesson_key": key, "occurred_at": utcnow().isoformat(), "count": 1},
+            )
+            for key in keys
+        )
+    )
+    assert [response.status_code for response in sent] == [201] * len(keys)
+
+
 async def _lessons(sim: Simulated, enrollment: dict, keys: list[str], confirm: bool) -> None:
     for key in keys:
         # With an Idempotency-Key, as a client that retries sends it: its record is written in
@@ -214,7 +234,10 @@ async def _lessons(sim: Simulated, enrollment: dict, keys: list[str], confirm: b
 
 async def test_every_ledger_transaction_stays_on_one_institutions_shard(recorded: Recorded):
     steps = Steps(recorded.engine)
-    async with simulated_bank(recorded.engine, recorded.url, "ums") as first:
+    # Sharded by institution, the deployment confines each group commit to one institution.
+    async with simulated_bank(
+        recorded.engine, recorded.url, "ums", group_commit_scope=GroupCommitScope.institution
+    ) as first:
         school = await first.service.get(
             f"/v1/institutions/{first.institution_id}", headers=first.admin
         )
@@ -230,6 +253,12 @@ async def test_every_ledger_transaction_stays_on_one_institutions_shard(recorded
                     assert paid["deliveries"][0]["status_code"] == 200, paid
 
         async def lessons() -> None:
+            await asyncio.gather(
+                *(
+                    _singles_at_once(sim, enrolled[n][0], [f"S{n}-{i}" for i in range(3)])
+                    for n, sim in enumerate(schools)
+                )
+            )
             for n, sim in enumerate(schools):
                 await _lessons(sim, enrolled[n][0], [f"C{n}-{i}" for i in range(3)], True)
                 await _lessons(sim, enrolled[n][0], [f"P{n}-{i}" for i in range(2)], False)
@@ -339,3 +368,39 @@ async def test_a_transaction_crediting_two_institutions_is_caught(recorded: Reco
     await steps.run("planted", lambda: Database(recorded.engine).run(credit_both))
     crossed = {tables for step, tables in await steps.crossings() if step == "planted"}
     assert len(crossed) == 1 and "ledger_entries" in crossed.pop()
+
+
+@pytest.mark.parametrize("scope", list(GroupCommitScope))
+async def test_group_committed_lessons_stay_on_one_shard_only_when_confined(
+    recorded: Recorded, scope: GroupCommitScope
+):
+    """Two institutions' single records sent at once share a transaction under the `database`
+    scope (the recorder sees it cross), and never under `institution`."""
+    from app.main import create_app
+
+    worlds = [await make_world(recorded.engine), await make_world(recorded.engine)]
+    enrollments = [await paid_enrollment(recorded.engine, world) for world in worlds]
+    app = create_app(Settings(database_url=recorded.url, group_commit_scope=scope))
+    steps = Steps(recorded.engine)
+    async with app.router.lifespan_context(app):
+        app.state.lesson_writer.max_wait = 0.05  # company within one test process
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+            async def singles() -> None:
+                sent = await asyncio.gather(
+                    *(
+                        record(client, world, enrollment)
+                        for _ in range(4)
+                        for world, enrollment in zip(worlds, enrollments, strict=True)
+                    )
+                )
+                assert [response.status_code for response in sent] == [201] * 8
+
+            await steps.run("singles", singles)
+
+    crossed = {tables for step, tables in await steps.crossings() if step == "singles"}
+    if scope is GroupCommitScope.institution:
+        assert crossed == set()
+    else:
+        assert crossed == {"enrollments,lessons"}

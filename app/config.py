@@ -24,6 +24,13 @@ class InboxApply(StrEnum):
     inline = "inline"  # by the request itself, before the reply (tests, a single small process)
 
 
+class GroupCommitScope(StrEnum):
+    """What one group-committed transaction of single lesson records may hold (app/lessons)."""
+
+    database = "database"  # any institutions' records: one database holds them all
+    institution = "institution"  # one institution's: sharded by institution (Citus), one shard
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
@@ -59,6 +66,10 @@ class Settings(BaseSettings):
     # When a bank's payment is credited: by a worker right after the bank's reply (background,
     # which group-commits the inbox: the reply means "stored"), or before the reply (inline).
     inbox_apply: InboxApply = InboxApply.background
+    # Single lesson records of concurrent requests are written together in one transaction on
+    # PostgreSQL (app/lessons/group_commit.py); `institution` confines each such transaction to one
+    # institution, as a deployment sharded by institution needs (docs/deploy.md).
+    group_commit_scope: GroupCommitScope = GroupCommitScope.database
     # Tests only: comma-separated names of crash points (app/kit/crashpoints.py) at which the
     # process kills itself. Refused in production.
     crash_points: str = ""

@@ -43,8 +43,9 @@ from uuid import UUID, uuid4
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.alerts.engine import evaluate_money
+from app.alerts.engine import evaluate_money, evaluate_money_locked
 from app.alerts.service import raise_alert
+from app.balances.service import profiles_of
 from app.banks.config import BankSetup, cached_bank, load_bank
 from app.banks.protocol import (
     BankEvent,
@@ -607,49 +608,59 @@ async def apply_notification(
 async def apply_payment_messages(
     session: AsyncSession, messages: Sequence[tuple[Source, Notification]]
 ) -> list[MessageStatus]:
-    """Apply stored payment messages of one escrow account (the crediting worker's group) with
-    what `apply_notification` does to each, in fewer statements: the institution locked and the
-    bank checked once for all (one read), the payments that credit their order straight in one batch (`credit_matching_payments`) with one
-    evaluation of the institution's alerts after them, and the rest one by one, in the order
-    received. The status of each message."""
+    """Apply stored payment messages (the crediting worker's group: one institution's, or several
+    institutions' where the deployment is not sharded by institution) with what
+    `apply_notification` does to each, in fewer statements: the institutions locked in id order
+    and their banks checked in one read, the payments that credit their order straight in one
+    batch (`credit_matching_payments`) with one evaluation of each institution's alerts after
+    them, and the rest one by one, in the order received. A message naming an account held at
+    another bank is refused as `apply_notification` refuses it. The status of each message."""
     events = [event for _, notification in messages for event in notification.events]
-    slugs = {source.slug for source, _ in messages}
     # The institutions holding the accounts, locked; the bank check of payments needs nothing
     # else than their banks.
-    holders = await _lock_institutions(session, events)
-    if len(slugs) != 1 or any(holder.bank_slug not in slugs for holder in holders):
-        return [
-            await apply_notification(session, source, notification, None)
-            for source, notification in messages
-        ]
-    payments = [
-        (source, event)
-        for source, notification in messages
-        for event in notification.events
-        if isinstance(event, PaymentReceived)
-    ]
+    holders = {
+        holder.escrow_account_no: holder for holder in await _lock_institutions(session, events)
+    }
+    statuses: list[MessageStatus] = [MessageStatus.processed] * len(messages)
+    payments: list[tuple[Source, PaymentReceived]] = []
+    for index, (source, notification) in enumerate(messages):
+        if any(
+            event.account_no in holders and holders[event.account_no].bank_slug != source.slug
+            for event in notification.events
+        ):
+            statuses[index] = await apply_notification(session, source, notification, None)
+        else:
+            payments.extend(
+                (source, event)
+                for event in notification.events
+                if isinstance(event, PaymentReceived)
+            )
     outcomes = await credit_matching_payments(
-        session,
-        holders[0] if len(holders) == 1 else None,
-        [_bank_payment(source.slug, event) for source, event in payments],
+        session, holders, [_bank_payment(source.slug, event) for source, event in payments]
     )
-    credited: list[PaymentReceived] = []
-    institution_id = None
+    credited: dict[UUID, list[PaymentReceived]] = {}
     for (source, event), outcome in zip(payments, outcomes, strict=True):
         if outcome is None:
             await _payment(session, source.slug, event)
         else:
-            credited.append(event)
-            institution_id = outcome.institution_id
-    if institution_id is not None:
-        await evaluate_money(
+            credited.setdefault(outcome.institution_id, []).append(event)
+    if credited:
+        locked = [holder for holder in holders.values() if holder.id in credited]
+        profiles = await profiles_of(session, {holder.jurisdiction_code for holder in locked})
+        await evaluate_money_locked(
             session,
-            institution_id,
+            [(holder, profiles[holder.jurisdiction_code]) for holder in sorted(locked, key=_id)],
             utcnow(),
-            cause=_cause_of_credits(credited),
-            actor=f"bank:{messages[0][0].slug}",
+            {
+                holder.id: (_cause_of_credits(credited[holder.id]), f"bank:{holder.bank_slug}")
+                for holder in locked
+            },
         )
-    return [MessageStatus.processed] * len(messages)
+    return statuses
+
+
+def _id(institution: Institution) -> UUID:
+    return institution.id
 
 
 def _cause_of_credits(credited: Sequence[PaymentReceived]) -> str:

@@ -50,7 +50,7 @@ from app.models.bank_message import MessageStatus
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2  # how soon a message stored by another process (or before a crash) is credited
-PASS_SIZE = 1000  # stored messages taken per pass
+PASS_SIZE = 1000  # stored messages taken per pass (`institution` scope)
 GROUP_SIZE = 100  # messages of one institution applied in one transaction (`institution` scope)
 # Messages of any institutions applied in one transaction (`database` scope): with a few hundred
 # institutions sharing the load, a pass credits its messages in one round of statements.
@@ -95,12 +95,14 @@ async def credit_stored(db: Database) -> int:
 
 
 async def _credit_oldest_together(db: Database) -> int:
-    """Up to PASS_SIZE of the oldest stored messages, in transactions of up to WIDE_GROUP_SIZE
-    spanning institutions, CONCURRENT_GROUPS at once (one on SQLite, which has one writer)."""
-    concurrent = 1 if db.engine.dialect.name == "sqlite" else CONCURRENT_GROUPS
-    passes = min(concurrent, -(-PASS_SIZE // WIDE_GROUP_SIZE))
-    handled = await asyncio.gather(*(_credit_wide_group(db) for _ in range(passes)))
-    return sum(handled)
+    """The oldest stored messages, in a transaction of up to WIDE_GROUP_SIZE spanning
+    institutions; when that one was full (a backlog), CONCURRENT_GROUPS - 1 more at once (none
+    on SQLite, which has one writer)."""
+    handled = await _credit_wide_group(db)
+    if handled < WIDE_GROUP_SIZE or db.engine.dialect.name == "sqlite":
+        return handled
+    more = await asyncio.gather(*(_credit_wide_group(db) for _ in range(CONCURRENT_GROUPS - 1)))
+    return handled + sum(more)
 
 
 async def _credit_wide_group(db: Database) -> int:

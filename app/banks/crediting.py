@@ -1,17 +1,30 @@
 """Crediting the payment messages the inbox stored and acknowledged (status `stored`).
 
 Each process runs a worker, woken after each of its group commits and every POLL_SECONDS anyway
-(for messages another process stored, or one that died between storing and crediting). It takes
-the oldest stored messages, groups them by their escrow account, and applies each group in one
-transaction, so that a transaction never spans institutions (the shard rule). The messages are
-taken with FOR UPDATE SKIP LOCKED and applied only while still `stored`, and the transaction that
-applies them marks them `processed`: two workers, or a worker and the `process_inbox` job, never
-apply one twice. What applying means is the inbox's, unchanged (`apply_payment_messages` does
-what `apply_notification` does to each message, in fewer statements): only its moment moved.
+(for messages another process stored, or one that died between storing and crediting); while a
+pass finds work, the next follows at once. The messages are taken with FOR UPDATE SKIP LOCKED and
+applied only while still `stored`, and the transaction that applies them marks them `processed`:
+two workers, or a worker and the `process_inbox` job, never apply one twice. What applying means
+is the inbox's, unchanged (`apply_payment_messages` does what `apply_notification` does to each
+message, in fewer statements): only its moment moved.
 
-A group that fails is rolled back and applied again one message per transaction, so one bad
-message (say, for an account nobody holds yet) is kept `failed`, as a synchronous failure would
-be, and the others are credited; `process_inbox` tries it again later.
+How many institutions a transaction spans is the deployment's GROUP_COMMIT_SCOPE:
+- `database` (one database holds every institution): a transaction takes the oldest stored
+  messages whatever their institutions (up to WIDE_GROUP_SIZE), locking them as it reads them, and
+  credits them in one round of statements: the institutions, their enrollments and their ledger
+  heads each locked in one statement in institution id order, one ledger read and one journal
+  write for them all. With a few hundred institutions sharing the load, this is what lets
+  crediting keep up with the replies.
+- `institution` (sharded by institution, Citus): each institution's messages are applied in
+  transactions of their own (up to GROUP_SIZE each), CONCURRENT_GROUPS at once.
+
+A group that fails is rolled back and applied again one institution per transaction, and a failing
+institution's one message per transaction, so one bad message (say, for an account nobody holds
+yet) is kept `failed`, as a synchronous failure would be, and the others are credited;
+`process_inbox` tries it again later.
+
+Backlog bound: when crediting falls behind (a pass finds as many messages as it may take),
+replies wait for it to catch up, at most BEHIND_WAIT_SECONDS; see that constant.
 
 With INBOX_APPLY=inline a request credits its own message before its reply instead, on the same
 path (tests, and a small single process that wants the old behaviour).
@@ -56,6 +69,12 @@ GROUP_SIZE = 100  # messages of one institution applied in one transaction (`ins
 # institutions sharing the load, a pass credits its messages in one round of statements.
 WIDE_GROUP_SIZE = 500
 CONCURRENT_GROUPS = 4  # transactions of a pass at once (each holds a pooled connection)
+# The backlog bound: a pass that finds as many stored messages as it may take means crediting has
+# fallen behind the replies. Until a pass finds fewer, each reply waits (at most this long) for it
+# to catch up: a bank's bounded number of connections then slows its sending to crediting's pace,
+# so the delay from reply to credit stays bounded rather than growing with the backlog. The
+# message is stored either way, so a reply after the wait is as true as one before.
+BEHIND_WAIT_SECONDS = 5.0
 
 
 class CreditedElsewhere(Exception):
@@ -92,6 +111,13 @@ async def credit_stored(db: Database) -> int:
         for start in range(0, len(ids), GROUP_SIZE)
     ]
     return sum(await asyncio.gather(*(credit(chunk) for chunk in chunks)))
+
+
+def full_pass(db: Database) -> int:
+    """As many stored messages as one pass may take: a pass that finds them all is behind."""
+    if db.settings.group_commit_scope is GroupCommitScope.institution:
+        return PASS_SIZE
+    return WIDE_GROUP_SIZE * (1 if db.engine.dialect.name == "sqlite" else CONCURRENT_GROUPS)
 
 
 async def _credit_oldest_together(db: Database) -> int:
@@ -284,6 +310,9 @@ class InboxRuntime:
         self._wake = asyncio.Event()
         self._draining = asyncio.Lock()
         self._worker: asyncio.Task[None] | None = None
+        # Clear while crediting is behind (the backlog bound, BEHIND_WAIT_SECONDS).
+        self.caught_up = asyncio.Event()
+        self.caught_up.set()
 
     def start(self) -> None:
         if self.apply is InboxApply.background:
@@ -301,14 +330,25 @@ class InboxRuntime:
         if self.apply is InboxApply.inline and outcome.result is StoreResult.stored:
             assert outcome.stored_id is not None
             await credit_group(self.db, [[outcome.stored_id]])
+        elif outcome.result is StoreResult.stored and not self.caught_up.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.caught_up.wait(), BEHIND_WAIT_SECONDS)
         return outcome
 
     async def drain(self) -> int:
         """Credit everything stored now (the worker's pass; tests wait on it)."""
         async with self._draining:
             handled = 0
-            while credited := await credit_stored(self.db):
-                handled += credited
+            full = full_pass(self.db)
+            try:
+                while credited := await credit_stored(self.db):
+                    handled += credited
+                    if credited >= full:
+                        self.caught_up.clear()
+                    else:
+                        self.caught_up.set()
+            finally:
+                self.caught_up.set()  # nothing left, or a failing pass: replies never wait on it
             return handled
 
     def _stored(self) -> None:

@@ -275,7 +275,7 @@ async def _post_locked(
     """The write path, run with the institution's ledger lock held: validate, deduplicate by key,
     apply limits in order against balances read under the lock, then write journal and balances:
     on PostgreSQL one statement to read and one to write, whatever the batch size."""
-    plan = await _plan(connection, institution_id, drafts, None)
+    plan = await _plan(connection, institution_id, drafts, None, utcnow())
     if plan.write is not None:
         await repo.write_journals(connection, [plan.write], plan.now)
     return await _finish(connection, plan)
@@ -290,8 +290,9 @@ async def post_many_read(
     read under its ledger lock (`read_locked`: the tip, the drafts' keys and every account they
     name): their locks taken in id order if not held yet, then one write for them all."""
     await repo.lock_heads(connection, batches)
+    now = utcnow()  # one moment for the whole write: every entry is posted, and chained, at it
     plans = [
-        await _plan(connection, institution_id, drafts, read)
+        await _plan(connection, institution_id, drafts, read, now)
         for institution_id, (drafts, read) in batches.items()
     ]
     writes = [plan.write for plan in plans if plan.write is not None]
@@ -342,6 +343,7 @@ async def _plan(
     institution_id: UUID,
     drafts: Sequence[EntryDraft],
     read: repo.LockedRead | None,
+    now: datetime,
 ) -> _Plan:
     results: list[Result | None] = [None] * len(drafts)
     hashes: dict[int, str] = {}
@@ -389,7 +391,6 @@ async def _plan(
     missing = {p.account_id for i in hashes for p in drafts[i].postings} - known.keys()
     balances = {account_id: account.balance_fen for account_id, account in known.items()}
     last_seq_of: dict[UUID, int] = {}  # each changed account's last entry in this batch
-    now = utcnow()
     # Who moves the money, and from where: the audit trail's money side, on the entry itself.
     actor = current_actor.get()
     actor_role, actor_id = (actor.role, actor.id) if actor is not None else (None, None)

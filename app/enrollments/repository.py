@@ -6,8 +6,9 @@ from functools import cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.principal import Principal
 from app.auth.scope import scoped
@@ -98,6 +99,64 @@ def _locked_of_institutions(dialect: str) -> Select[Enrollment]:
         .order_by(Enrollment.institution_id, Enrollment.id)
         .with_for_update()
     )
+
+
+# What a payment credited to its order sets on the enrollment (`payments.service.paid_values`).
+PAID_COLUMNS = (
+    "status",
+    "paid_fen",
+    "paid_at",
+    "payment_reference",
+    "payment_channel_order_id",
+    "payment_payer_name",
+    "payment_payer_account_no",
+    "updated_at",
+)
+_SET_PAID = text("""
+    UPDATE enrollments
+       SET status = u.status, paid_fen = u.paid_fen, paid_at = u.paid_at,
+           payment_reference = u.payment_reference,
+           payment_channel_order_id = u.payment_channel_order_id,
+           payment_payer_name = u.payment_payer_name,
+           payment_payer_account_no = u.payment_payer_account_no, updated_at = u.updated_at
+      FROM unnest(CAST(:institution_id AS uuid[]), CAST(:id AS uuid[]),
+                  CAST(:status AS varchar[]), CAST(:paid_fen AS bigint[]),
+                  CAST(:paid_at AS timestamptz[]), CAST(:payment_reference AS varchar[]),
+                  CAST(:payment_channel_order_id AS varchar[]),
+                  CAST(:payment_payer_name AS varchar[]),
+                  CAST(:payment_payer_account_no AS varchar[]), CAST(:updated_at AS timestamptz[]))
+        AS u(institution_id, id, status, paid_fen, paid_at, payment_reference,
+             payment_channel_order_id, payment_payer_name, payment_payer_account_no, updated_at)
+     WHERE enrollments.institution_id = u.institution_id AND enrollments.id = u.id
+""")
+
+
+async def set_paid(
+    session: AsyncSession, paid: Sequence[tuple[Enrollment, dict[str, Any]]]
+) -> None:
+    """Write the payment columns (PAID_COLUMNS) of these enrollments, locked by the caller: on
+    PostgreSQL in one statement whatever their number and institutions, where the session's flush
+    would send one per enrollment. The loaded objects are left as written (nothing to flush)."""
+    if not paid:
+        return
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await connection.execute(
+            _SET_PAID,
+            {
+                "institution_id": [enrollment.institution_id for enrollment, _ in paid],
+                "id": [enrollment.id for enrollment, _ in paid],
+                **{name: [values[name] for _, values in paid] for name in PAID_COLUMNS},
+            },
+        )
+        for enrollment, values in paid:
+            for name, value in values.items():
+                set_committed_value(enrollment, name, value)
+        return
+    for enrollment, values in paid:
+        for name, value in values.items():
+            setattr(enrollment, name, value)
+    await session.flush()
 
 
 async def claim_expired(session: AsyncSession, as_of: datetime, limit: int) -> Sequence[Enrollment]:

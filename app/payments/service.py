@@ -16,12 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.enrollments.repository import locked_by_order_no, locked_by_order_nos_of
+from app.enrollments.repository import locked_by_order_no, locked_by_order_nos_of, set_paid
 from app.kit.clock import as_utc, utcnow
 from app.kit.money import is_fen
 from app.ledger import service as ledger
@@ -247,17 +248,18 @@ async def credit_matching_payments(
     if not batches:
         return outcomes
     posted = await ledger.post_many_read(connection, batches)
+    paid: list[tuple[Enrollment, dict[str, Any]]] = []
     for institution_id, straight in chosen.items():
         for (index, payment, enrollment), result in zip(
             straight, posted[institution_id], strict=True
         ):
             if isinstance(result, LedgerError):
                 raise result  # nothing of the batch stays: the caller applies it one by one
-            _mark_paid(enrollment, payment)
+            paid.append((enrollment, paid_values(payment)))
             outcomes[index] = PaymentOutcome(
                 PaymentResult.credited, institution_id, result.seq, enrollment_id=enrollment.id
             )
-    await session.flush()
+    await set_paid(session, paid)
     return outcomes
 
 
@@ -353,16 +355,22 @@ async def _allocate(
 
 
 def _mark_paid(enrollment: Enrollment, payment: BankPayment) -> None:
-    enrollment.paid_fen = payment.amount_fen
-    enrollment.paid_at = payment.paid_at
-    enrollment.payment_reference = payment.bank_reference
-    enrollment.payment_channel_order_id = payment.channel_order_id
-    enrollment.payment_payer_name = _fitting(payment.payer_name, MAX_PAYER_NAME_LENGTH)
-    enrollment.payment_payer_account_no = _fitting(
-        payment.payer_account_no, MAX_PAYER_ACCOUNT_LENGTH
-    )
-    enrollment.status = EnrollmentStatus.active
-    enrollment.updated_at = utcnow()
+    for name, value in paid_values(payment).items():
+        setattr(enrollment, name, value)
+
+
+def paid_values(payment: BankPayment) -> dict[str, Any]:
+    """What crediting `payment` to its order sets on the enrollment (PAID_COLUMNS)."""
+    return {
+        "status": EnrollmentStatus.active,
+        "paid_fen": payment.amount_fen,
+        "paid_at": payment.paid_at,
+        "payment_reference": payment.bank_reference,
+        "payment_channel_order_id": payment.channel_order_id,
+        "payment_payer_name": _fitting(payment.payer_name, MAX_PAYER_NAME_LENGTH),
+        "payment_payer_account_no": _fitting(payment.payer_account_no, MAX_PAYER_ACCOUNT_LENGTH),
+        "updated_at": utcnow(),
+    }
 
 
 async def _hold(

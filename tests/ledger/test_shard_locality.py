@@ -214,7 +214,11 @@ async def _lessons(sim: Simulated, enrollment: dict, keys: list[str], confirm: b
 
 async def test_every_ledger_transaction_stays_on_one_institutions_shard(recorded: Recorded):
     steps = Steps(recorded.engine)
-    async with simulated_bank(recorded.engine, recorded.url, "ums") as first:
+    # Sharded by institution, as the deployment says (GROUP_COMMIT_SCOPE): the inbox's worker
+    # then credits each institution's payments in transactions of their own.
+    async with simulated_bank(
+        recorded.engine, recorded.url, "ums", group_commit_scope="institution"
+    ) as first:
         school = await first.service.get(
             f"/v1/institutions/{first.institution_id}", headers=first.admin
         )

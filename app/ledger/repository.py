@@ -1,7 +1,9 @@
 """All of the ledger's SQL, in SQLAlchemy Core: the write path cannot afford the ORM's overhead.
 
 Every statement names one institution, so each ledger transaction stays on one shard when the tables
-are distributed by `institution_id`.
+are distributed by `institution_id`; the statements of a group commit across institutions on one
+database (`lock_heads`, `tips_keys_and_accounts_of`, `write_journals`) name several, and are used
+only where the deployment is not sharded (GROUP_COMMIT_SCOPE=database).
 """
 
 from collections.abc import Iterable, Mapping, Sequence

@@ -54,7 +54,6 @@ from bank_simulator.keys import bank_keys
 from bank_simulator.messages import DIALECTS
 from bank_simulator.state import Payment
 from bench.ledger_throughput import recreate_database
-from bench.requests import cpu_seconds
 
 PRICE = 10_000
 LESSONS = 10
@@ -520,6 +519,8 @@ async def wait_ready(port: int) -> None:
 
 
 async def main() -> None:
+    from bench.requests import cpu_seconds  # here: bench.requests imports this module
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

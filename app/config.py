@@ -25,9 +25,10 @@ class InboxApply(StrEnum):
 
 
 class GroupCommitScope(StrEnum):
-    """What one group-committed transaction of single lesson records may hold (app/lessons)."""
+    """What one group-committed transaction may hold: single lesson records (app/lessons), or the
+    stored payments the inbox's worker credits (app/banks/crediting.py)."""
 
-    database = "database"  # any institutions' records: one database holds them all
+    database = "database"  # any institutions' rows: one database holds them all
     institution = "institution"  # one institution's: sharded by institution (Citus), one shard
 
 
@@ -67,7 +68,8 @@ class Settings(BaseSettings):
     # which group-commits the inbox: the reply means "stored"), or before the reply (inline).
     inbox_apply: InboxApply = InboxApply.background
     # Single lesson records of concurrent requests are written together in one transaction on
-    # PostgreSQL (app/lessons/group_commit.py); `institution` confines each such transaction to one
+    # PostgreSQL (app/lessons/group_commit.py), and the inbox's worker credits many institutions'
+    # payments in one (app/banks/crediting.py); `institution` confines each such transaction to one
     # institution, as a deployment sharded by institution needs (docs/deploy.md).
     group_commit_scope: GroupCommitScope = GroupCommitScope.database
     # Tests only: comma-separated names of crash points (app/kit/crashpoints.py) at which the

@@ -75,6 +75,10 @@ class Result:
     credit_p50_ms: float | None = None
     credit_p99_ms: float | None = None
     credit_max_ms: float | None = None
+    # The uvicorn processes' CPU (user and system, from /proc) per acknowledged notification: over
+    # the sending alone (replies, and the crediting that kept pace), and until the last credit.
+    cpu_ms_while_sending: float | None = None
+    cpu_ms_until_credited: float | None = None
 
 
 @dataclass
@@ -455,6 +459,10 @@ async def credit_delays(url: str, slug: str, sent_at: dict[bytes, float]) -> lis
         await engine.dispose()
 
 
+def per_notification_ms(seconds: float, acknowledged: list) -> float | None:
+    return round(seconds / len(acknowledged) * 1000, 2) if acknowledged else None
+
+
 def percentile_ms(values: list[float], share: float) -> float:
     return round(values[max(0, int(len(values) * share) - 1)] * 1000, 1)
 
@@ -511,6 +519,8 @@ async def wait_ready(port: int) -> None:
 
 
 async def main() -> None:
+    from bench.requests import cpu_seconds  # here: bench.requests imports this module
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -596,11 +606,14 @@ async def main() -> None:
         try:
             for port in ports:
                 await wait_ready(port)
+            cpu_before = sum(cpu_seconds(service.pid) for service in services)
             acknowledged, latencies, elapsed, sent_at = await blast(
                 ports, adapter, items, args.connections, args.seconds
             )
+            cpu_sent = sum(cpu_seconds(service.pid) for service in services)
             if slug:
                 await settled(args.database_url, slug)
+            cpu_credited = sum(cpu_seconds(service.pid) for service in services)
         finally:
             for service in services:
                 service.send_signal(signal.SIGINT)
@@ -627,6 +640,8 @@ async def main() -> None:
             credit_p50_ms=percentile_ms(delays, 0.5) if delays else None,
             credit_p99_ms=percentile_ms(delays, 0.99) if delays else None,
             credit_max_ms=percentile_ms(delays, 1.0) if delays else None,
+            cpu_ms_while_sending=per_notification_ms(cpu_sent - cpu_before, acknowledged),
+            cpu_ms_until_credited=per_notification_ms(cpu_credited - cpu_before, acknowledged),
         )
         print(json.dumps(asdict(result)), flush=True)
         if credited != len(acknowledged) or entries != credited or not intact:

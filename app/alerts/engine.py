@@ -22,6 +22,7 @@ Every evaluation runs under the institution's row lock (`levels.lock`), so two a
 two processes, a payout and a bank message) never open one alert twice.
 """
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import partial
@@ -40,7 +41,7 @@ from app.alerts.rules import (
 )
 from app.alerts.service import close_alerts, full_key, raise_alert
 from app.balances.rules import balance_of, floor_fen
-from app.balances.service import floor_setting, holdback_of
+from app.balances.service import floor_setting, holdback_of, holdbacks_of
 from app.db.unit import Database
 from app.jurisdictions.profile import RuleProfile
 from app.kit.clock import SHANGHAI
@@ -100,14 +101,27 @@ async def position(
 ) -> Position:
     """One statement (the ledger's totals by kind), two with a hold-back."""
     totals = await ledger.balances_by_kind(await session.connection(), institution.id)
-    unconsumed = totals[AccountKind.prepaid]
+    return _position(
+        institution,
+        profile,
+        totals[AccountKind.escrow_cash],
+        totals[AccountKind.prepaid],
+        await holdback_of(session, institution.id, profile, as_of),
+    )
+
+
+def _position(
+    institution: Institution, profile: RuleProfile, ledger_fen: int, unconsumed_fen: int, h: int
+) -> Position:
     return Position(
-        ledger_balance_fen=totals[AccountKind.escrow_cash],
+        ledger_balance_fen=ledger_fen,
         bank_balance_fen=institution.bank_balance_fen,
-        unconsumed_fen=unconsumed,
-        holdback_fen=await holdback_of(session, institution.id, profile, as_of),
+        unconsumed_fen=unconsumed_fen,
+        holdback_fen=h,
         floor_fen=floor_fen(
-            floor_setting(institution, profile), profile.min_balance_pct_of_unconsumed, unconsumed
+            floor_setting(institution, profile),
+            profile.min_balance_pct_of_unconsumed,
+            unconsumed_fen,
         ),
     )
 
@@ -405,23 +419,56 @@ async def evaluate_money(
     outcome, a statement's balance), in that transaction. Cheap on the common path: the row lock
     with the profile, and the ledger's totals; the open alerts are read only when a trigger fires
     or the level is not GREEN (at GREEN nothing that bears on the level is open)."""
-    institution, profile = await levels.lock(session, institution_id)
-    at = await position(session, institution, profile, as_of)
-    trigger = figure_trigger(at.balance_fen, at.unconsumed_fen, at.required_fen)
-    if trigger is None and institution.alert_level == AlertLevel.green:
-        return
-    run = _Evaluation(
+    await evaluate_money_locked(
         session,
-        institution,
-        profile,
+        [await levels.lock(session, institution_id)],
         as_of,
-        actor,
-        await repository.open_alerts(session, institution.id),
+        {institution_id: (cause, actor)},
     )
-    await run.figures(at)
-    if run.changed:
-        await run.topup()
-        await levels.settle(session, institution, now=as_of, cause=_cause(run, cause), actor=actor)
+
+
+async def evaluate_money_locked(
+    session: AsyncSession,
+    locked: Sequence[tuple[Institution, RuleProfile]],
+    as_of: datetime,
+    moved: Mapping[UUID, tuple[str, str]],
+) -> None:
+    """`evaluate_money` of institutions whose rows the caller locked (with their profiles), after
+    money moved in each (`moved`: what moved it and who, as `cause` and `actor`; a group of bank
+    credits): their ledger totals in one read for them all, and their hold-backs in one per
+    distinct setting."""
+    ids = [institution.id for institution, _ in locked]
+    totals = await ledger.balances_by_kind_of(await session.connection(), ids)
+    holdbacks = await holdbacks_of(
+        session, [(institution.id, profile) for institution, profile in locked], as_of
+    )
+    for institution, profile in locked:
+        of = totals[institution.id]
+        at = _position(
+            institution,
+            profile,
+            of.get(AccountKind.escrow_cash.value, 0),
+            of.get(AccountKind.prepaid.value, 0),
+            holdbacks[institution.id],
+        )
+        trigger = figure_trigger(at.balance_fen, at.unconsumed_fen, at.required_fen)
+        if trigger is None and institution.alert_level == AlertLevel.green:
+            continue
+        run = _Evaluation(
+            session,
+            institution,
+            profile,
+            as_of,
+            moved[institution.id][1],
+            await repository.open_alerts(session, institution.id),
+        )
+        await run.figures(at)
+        if run.changed:
+            cause, actor = moved[institution.id]
+            await run.topup()
+            await levels.settle(
+                session, institution, now=as_of, cause=_cause(run, cause), actor=actor
+            )
 
 
 async def evaluate(

@@ -102,12 +102,23 @@ async def holdback_of(
     session: AsyncSession, institution_id: UUID, profile: RuleProfile, as_of: datetime
 ) -> int:
     """H at `as_of`: 0 without a query when the profile holds nothing back."""
-    if not profile.holdback_pct:
-        return 0
-    found = await _holdbacks(
-        session, [institution_id], profile.holdback_pct, profile.holdback_months, as_of
-    )
-    return found[institution_id]
+    return (await holdbacks_of(session, [(institution_id, profile)], as_of))[institution_id]
+
+
+async def holdbacks_of(
+    session: AsyncSession, institutions: Sequence[tuple[UUID, RuleProfile]], moment: datetime
+) -> dict[UUID, int]:
+    """H of each institution (with its profile) at `moment`: 0 without a query for one whose
+    profile holds nothing back, one query per distinct hold-back setting for the others."""
+    holdbacks = dict.fromkeys((institution_id for institution_id, _ in institutions), 0)
+    by_holdback: dict[tuple[int, int], list[UUID]] = {}
+    for institution_id, profile in institutions:
+        if profile.holdback_pct:
+            key = (profile.holdback_pct, profile.holdback_months)
+            by_holdback.setdefault(key, []).append(institution_id)
+    for (pct, months), group in by_holdback.items():
+        holdbacks.update(await _holdbacks(session, group, pct, months, moment))
+    return holdbacks
 
 
 async def _holdbacks(
@@ -225,17 +236,15 @@ async def figures_of(
 
     # Institutions sharing a profile share their moments: one query per distinct one, in practice
     # one per jurisdiction on the page.
-    holdbacks: dict[UUID, int] = {}
-    by_holdback: dict[tuple[int, int], list[UUID]] = {}
+    holdbacks = await holdbacks_of(
+        session,
+        [(institution.id, profiles[institution.jurisdiction_code]) for institution in institutions],
+        moment,
+    )
     by_lag: dict[int, list[UUID]] = {}
     for institution in institutions:
         profile = profiles[institution.jurisdiction_code]
-        if profile.holdback_pct:
-            key = (profile.holdback_pct, profile.holdback_months)
-            by_holdback.setdefault(key, []).append(institution.id)
         by_lag.setdefault(profile.release_lag_days, []).append(institution.id)
-    for (pct, months), group in by_holdback.items():
-        holdbacks.update(await _holdbacks(session, group, pct, months, moment))
 
     # T+lag: lessons released from local midnight (lag - 1) days ago on may not leave yet.
     not_yet_payable: dict[UUID, int] = {}

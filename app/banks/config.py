@@ -150,14 +150,19 @@ CACHE_SECONDS = 5.0
 _cache: WeakKeyDictionary[AsyncEngine, dict[str, tuple[float, BankSetup]]] = WeakKeyDictionary()
 
 
-async def cached_bank(db: Database, slug: str) -> BankSetup:
+async def cached_bank(db: Database, slug: str, session: AsyncSession | None = None) -> BankSetup:
+    """The bank's setup, read when this process has not for CACHE_SECONDS: in `session` when
+    given (a caller inside a transaction, which on SQLite holds the one write lock)."""
     now = time.monotonic()
     setups = _cache.setdefault(db.engine, {})
     hit = setups.get(slug)
     if hit is not None and hit[0] > now:
         return hit[1]
     secret = db.settings.secret_key.get_secret_value()
-    setup = await db.run(lambda session: load_bank(session, slug, secret))
+    if session is not None:
+        setup = await load_bank(session, slug, secret)
+    else:
+        setup = await db.run(lambda session: load_bank(session, slug, secret))
     setups[slug] = (now + CACHE_SECONDS, setup)
     return setup
 

@@ -1,15 +1,18 @@
 """The enrollment queries that take locks or pages."""
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.principal import Principal
 from app.auth.scope import scoped
+from app.db.batch import in_list
 from app.enrollments.errors import EnrollmentNotFound
 from app.enrollments.rules import OPEN_STATUSES
 from app.kit.pagination import PageRequest, paginate
@@ -51,7 +54,6 @@ def _locked_among(column: Any, name: str) -> Select[Enrollment]:
 
 
 _LOCKED_BY_IDS = _locked_among(Enrollment.id, "ids")
-_LOCKED_BY_ORDER_NOS = _locked_among(Enrollment.order_no, "order_nos")
 
 
 async def locked_by_order_no(
@@ -64,18 +66,97 @@ async def locked_by_order_no(
     )
 
 
-async def locked_by_order_nos(
-    session: AsyncSession, institution_id: UUID, order_nos: Collection[str]
-) -> Sequence[Enrollment]:
-    """The institution's enrollments of these orders, locked in the order of their ids (the order
-    two batches of payments take them in, so that they never wait on each other in a circle)."""
-    if not order_nos:
-        return []
+async def locked_by_order_nos_of(
+    session: AsyncSession, wanted: Mapping[UUID, Collection[str]]
+) -> dict[tuple[UUID, str], Enrollment]:
+    """The enrollments of these institutions' orders, in one statement, keyed by (institution,
+    order number), locked in the order of (institution, id): two batches of payments take them in
+    that order, and so never wait on each other in a circle, whatever institutions they span. (An enrollment of one of these institutions whose
+    number another of them asked for is locked too, and left out.)"""
+    asked = {order_no for order_nos in wanted.values() for order_no in order_nos}
+    if not asked:
+        return {}
+    dialect = (await session.connection()).dialect.name
     found = await session.scalars(
-        _LOCKED_BY_ORDER_NOS,
-        {"institution_id": institution_id, "order_nos": list(order_nos)},
+        _locked_of_institutions(dialect),
+        {"institution_ids": list(wanted), "order_nos": list(asked)},
     )
-    return found.all()
+    return {
+        (enrollment.institution_id, enrollment.order_no): enrollment
+        for enrollment in found
+        if enrollment.order_no in wanted[enrollment.institution_id]
+    }
+
+
+@cache
+def _locked_of_institutions(dialect: str) -> Select[Enrollment]:
+    return (
+        select(Enrollment)
+        .where(
+            in_list(Enrollment.institution_id, "institution_ids", dialect),
+            in_list(Enrollment.order_no, "order_nos", dialect),
+        )
+        .order_by(Enrollment.institution_id, Enrollment.id)
+        .with_for_update()
+    )
+
+
+# What a payment credited to its order sets on the enrollment (`payments.service.paid_values`).
+PAID_COLUMNS = (
+    "status",
+    "paid_fen",
+    "paid_at",
+    "payment_reference",
+    "payment_channel_order_id",
+    "payment_payer_name",
+    "payment_payer_account_no",
+    "updated_at",
+)
+_SET_PAID = text("""
+    UPDATE enrollments
+       SET status = u.status, paid_fen = u.paid_fen, paid_at = u.paid_at,
+           payment_reference = u.payment_reference,
+           payment_channel_order_id = u.payment_channel_order_id,
+           payment_payer_name = u.payment_payer_name,
+           payment_payer_account_no = u.payment_payer_account_no, updated_at = u.updated_at
+      FROM unnest(CAST(:institution_id AS uuid[]), CAST(:id AS uuid[]),
+                  CAST(:status AS varchar[]), CAST(:paid_fen AS bigint[]),
+                  CAST(:paid_at AS timestamptz[]), CAST(:payment_reference AS varchar[]),
+                  CAST(:payment_channel_order_id AS varchar[]),
+                  CAST(:payment_payer_name AS varchar[]),
+                  CAST(:payment_payer_account_no AS varchar[]), CAST(:updated_at AS timestamptz[]))
+        AS u(institution_id, id, status, paid_fen, paid_at, payment_reference,
+             payment_channel_order_id, payment_payer_name, payment_payer_account_no, updated_at)
+     WHERE enrollments.institution_id = u.institution_id AND enrollments.id = u.id
+""")
+
+
+async def set_paid(
+    session: AsyncSession, paid: Sequence[tuple[Enrollment, dict[str, Any]]]
+) -> None:
+    """Write the payment columns (PAID_COLUMNS) of these enrollments, locked by the caller: on
+    PostgreSQL in one statement whatever their number and institutions, where the session's flush
+    would send one per enrollment. The loaded objects are left as written (nothing to flush)."""
+    if not paid:
+        return
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await connection.execute(
+            _SET_PAID,
+            {
+                "institution_id": [enrollment.institution_id for enrollment, _ in paid],
+                "id": [enrollment.id for enrollment, _ in paid],
+                **{name: [values[name] for _, values in paid] for name in PAID_COLUMNS},
+            },
+        )
+        for enrollment, values in paid:
+            for name, value in values.items():
+                set_committed_value(enrollment, name, value)
+        return
+    for enrollment, values in paid:
+        for name, value in values.items():
+            setattr(enrollment, name, value)
+    await session.flush()
 
 
 async def claim_expired(session: AsyncSession, as_of: datetime, limit: int) -> Sequence[Enrollment]:

@@ -14,7 +14,10 @@ Concurrency: which lock serialises each balance change
       then read, checked against their limits and updated under it, in ascending account id order.
       The head is always the first ledger row a transaction locks, and a ledger transaction touches
       one institution only, so two ledger writes can never wait on each other in a cycle, and
-      institutions never wait on each other at all (the natural shard key for Citus).
+      institutions never wait on each other at all (the natural shard key for Citus). The one
+      exception is a group commit across institutions on one database (`read_locked` and
+      `post_many_read`, GROUP_COMMIT_SCOPE=database, never where the tables are sharded): it
+      takes its institutions' heads in one statement in id order, so it still waits in no cycle.
     * Idempotency: an entry's key is unique per institution. Keys are checked under the lock, so a
       concurrent replay waits for the first and then sees it; posting again returns the first entry.
     * Two-phase transfers are resolved under the same lock, so a transfer is posted or voided once.

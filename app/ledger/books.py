@@ -1,16 +1,18 @@
 """An institution's standard accounts, by role, as the lifecycle uses them."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.ledger.repository import LockedRead
 from app.ledger.service import (
     AccountSpec,
     open_accounts,
     posted_and_open_accounts,
     prepaid_spec,
+    read_locked,
 )
 from app.ledger.types import Account, AccountKind
 
@@ -65,6 +67,24 @@ async def posted_and_books(
     )
     books, prepaid = _books_and_rest(institution_id, opened)
     return posted, books, prepaid
+
+
+async def posted_and_books_of(
+    connection: AsyncConnection, wanted: Mapping[UUID, tuple[Sequence[str], Sequence[UUID]]]
+) -> dict[UUID, tuple[LockedRead, Books, list[Account]] | None]:
+    """`posted_and_books` of several institutions, given each one's keys and enrollments: their
+    ledger locks taken in id order, then one read for them all. What was read under the lock
+    comes whole (`ledger.post_many_read` posts on it). None for an institution with an account
+    not open yet (`posted_and_books` opens it)."""
+    found = await read_locked(
+        connection, {i: (keys, _specs(ids)) for i, (keys, ids) in wanted.items()}
+    )
+    books_of: dict[UUID, tuple[LockedRead, Books, list[Account]] | None] = {}
+    for institution_id, (read, opened) in found.items():
+        books_of[institution_id] = (
+            None if opened is None else (read, *_books_and_rest(institution_id, opened))
+        )
+    return books_of
 
 
 def _specs(enrollment_ids: Sequence[UUID]) -> list[AccountSpec]:

@@ -1,12 +1,15 @@
 """All of the ledger's SQL, in SQLAlchemy Core: the write path cannot afford the ORM's overhead.
 
 Every statement names one institution, so each ledger transaction stays on one shard when the tables
-are distributed by `institution_id`.
+are distributed by `institution_id`; the statements of a group commit across institutions on one
+database (`lock_heads`, `tips_keys_and_accounts_of`, `write_journals`) name several, and are used
+only where the deployment is not sharded (GROUP_COMMIT_SCOPE=database).
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any, cast
 from uuid import UUID
 
@@ -27,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db.batch import among
+from app.db.batch import among, in_list
 from app.db.dialect import insert_for
 from app.ledger.chain import GENESIS_HASH
 from app.ledger.types import (
@@ -168,24 +171,50 @@ async def lock_head(connection: AsyncConnection, institution_id: UUID) -> None:
     transaction ends. Remembered per innermost transaction: a savepoint rolled back releases what
     it locked, so a lock taken in another (or an outer) one is taken again rather than trusted. On
     SQLite the write lock taken at BEGIN IMMEDIATE already serialises every writer."""
+    await lock_heads(connection, [institution_id])
+
+
+def _heads_held(connection: AsyncConnection) -> tuple[Any, set[UUID]]:
+    """The innermost transaction and the institutions whose ledger lock it holds."""
     transaction = _innermost_transaction(connection)
     held = connection.info.get(_HELD)
-    if held is not None and held[0] is transaction and institution_id in held[1]:
-        return
-    await connection.execute(_LOCK_HEAD, {"institution_id": institution_id})
-    head_locked(connection, institution_id)
+    if held is None or held[0] is not transaction:
+        held = (transaction, set[UUID]())
+        if transaction is not None:
+            connection.info[_HELD] = held
+    return held
 
 
 def head_locked(connection: AsyncConnection, institution_id: UUID) -> None:
     """Remember that the institution's head row is locked in the connection's innermost
-    transaction (by `lock_head`, or by a caller's statement that locked it with rows of its own)."""
-    transaction = _innermost_transaction(connection)
-    if transaction is None:
+    transaction (by a caller's statement that locked it with rows of its own), so that
+    `lock_head` sends nothing for it."""
+    _heads_held(connection)[1].add(institution_id)
+
+
+async def lock_heads(connection: AsyncConnection, institution_ids: Iterable[UUID]) -> None:
+    """`lock_head` of several institutions (a group commit across institutions on one database),
+    in one statement, in the order of their ids: two such transactions then never wait on each
+    other in a circle, and one of a single institution takes the same lock."""
+    _, held = _heads_held(connection)
+    wanted = sorted(set(institution_ids) - held)
+    if not wanted:
         return
-    held = connection.info.get(_HELD)
-    if held is None or held[0] is not transaction:
-        held = connection.info[_HELD] = (transaction, set[UUID]())
-    held[1].add(institution_id)
+    if len(wanted) == 1:
+        await connection.execute(_LOCK_HEAD, {"institution_id": wanted[0]})
+    else:
+        await connection.execute(_locking_heads(connection.dialect.name), {"ids": wanted})
+    held.update(wanted)
+
+
+@cache
+def _locking_heads(dialect: str) -> Any:
+    return (
+        select(heads.c.institution_id)
+        .where(in_list(heads.c.institution_id, "ids", dialect))
+        .order_by(heads.c.institution_id)
+        .with_for_update()
+    )
 
 
 async def institution_ids(connection: AsyncConnection) -> list[UUID]:
@@ -374,32 +403,100 @@ async def tip_keys_and_accounts(
             "codes": list(codes),
         },
     )
-    tip: tuple[int, str] | None = None
-    posted: dict[str, tuple[int, str]] = {}
-    found: dict[UUID, Account] = {}
+    return _locked_reads(rows, [institution_id], institution_id)[institution_id]
+
+
+def _locked_reads(
+    rows: Iterable[Any], institution_ids: Iterable[UUID], tips_of: UUID | None = None
+) -> dict[UUID, LockedRead]:
+    """The rows of a read under the lock, each institution's apart (a tip row names its
+    institution unless `tips_of` says whose it is)."""
+    reads = {institution_id: LockedRead(None, {}, {}) for institution_id in institution_ids}
+    tips: dict[UUID, tuple[int, str]] = {}
     for row in rows:
         if row.part == _ACCOUNT:
-            found[row.id] = _account(row)
+            reads[row.institution_id].accounts[row.id] = _account(row)
         elif row.part == _KEY:
-            posted[row.idempotency_key] = (row.seq, row.content_hash)
+            reads[tips_of or row.institution_id].posted[row.idempotency_key] = (
+                row.seq,
+                row.content_hash,
+            )
         else:
-            tip = (row.seq, row.content_hash)
-    return LockedRead(tip, posted, found)
+            tips[tips_of or row.institution_id] = (row.seq, row.content_hash)
+    return {
+        institution_id: LockedRead(tips.get(institution_id), read.posted, read.accounts)
+        for institution_id, read in reads.items()
+    }
+
+
+# `_TIP_KEYS_AND_ACCOUNTS` of several institutions (accounts asked by code only), on PostgreSQL:
+# each part names its institution, and the pairs asked go as two arrays.
+_TIPS_KEYS_AND_ACCOUNTS = text("""
+    SELECT 'tip' AS part, institution_id, NULL::uuid AS id, NULL::varchar AS code,
+           NULL::varchar AS kind, NULL::smallint AS normal, NULL::bigint AS lower_limit_fen,
+           NULL::bigint AS balance_fen, NULL::varchar AS idempotency_key, last_seq AS seq,
+           last_hash AS content_hash
+      FROM ledger_heads WHERE institution_id = ANY(CAST(:ids AS uuid[]))
+    UNION ALL
+    SELECT 'account', a.institution_id, a.id, a.code, a.kind, a.normal, a.lower_limit_fen,
+           a.balance_fen, NULL, NULL, NULL
+      FROM unnest(CAST(:code_institution AS uuid[]), CAST(:codes AS varchar[]))
+             AS w(institution_id, code)
+      JOIN ledger_accounts a ON a.institution_id = w.institution_id AND a.code = w.code
+    UNION ALL
+    SELECT 'key', e.institution_id, NULL, NULL, NULL, NULL, NULL, NULL, e.idempotency_key, e.seq,
+           e.content_hash
+      FROM unnest(CAST(:key_institution AS uuid[]), CAST(:keys AS varchar[]))
+             AS w(institution_id, idempotency_key)
+      JOIN ledger_entries e
+        ON e.institution_id = w.institution_id AND e.idempotency_key = w.idempotency_key
+""")
+
+
+async def tips_keys_and_accounts_of(
+    connection: AsyncConnection, wanted: Mapping[UUID, tuple[Sequence[str], Sequence[str]]]
+) -> dict[UUID, LockedRead]:
+    """`tip_keys_and_accounts` of several institutions (each locked), given each one's keys and
+    account codes: on PostgreSQL in one round trip for them all."""
+    if connection.dialect.name != "postgresql":
+        return {
+            institution_id: await tip_keys_and_accounts(
+                connection, institution_id, keys, codes=codes
+            )
+            for institution_id, (keys, codes) in wanted.items()
+        }
+    pairs = {
+        "code": [(i, code) for i, (_, codes) in wanted.items() for code in codes],
+        "key": [(i, key) for i, (keys, _) in wanted.items() for key in keys],
+    }
+    rows = await connection.execute(
+        _TIPS_KEYS_AND_ACCOUNTS,
+        {
+            "ids": list(wanted),
+            "code_institution": [i for i, _ in pairs["code"]],
+            "codes": [code for _, code in pairs["code"]],
+            "key_institution": [i for i, _ in pairs["key"]],
+            "keys": [key for _, key in pairs["key"]],
+        },
+    )
+    return _locked_reads(rows, wanted)
 
 
 # PostgreSQL takes whole columns as arrays: one statement and one round trip for any number of
-# entries, with no per-row work in the driver. The journal's guards need its parts in order: every
-# posting written before any entry (a posting's trigger refuses one for an entry that exists) and
-# before any balance moves (an account's trigger checks the move against its postings). Sibling
-# parts of one statement run in no promised order, so entries and balances both read `written`,
-# the count of postings, which exists only once every posting is. The entries' balance trigger
-# and the head's run at the statement's end and see all of it.
+# entries of any number of institutions (a group commit across institutions on one database), with
+# no per-row work in the driver. The journal's guards need its parts in order: every posting written
+# before any entry (a posting's trigger refuses one for an entry that exists) and before any balance
+# moves (an account's trigger checks the move against its postings). Sibling parts of one statement
+# run in no promised order, so entries and balances both read `written`, the count of postings,
+# which exists only once every posting is. The entries' balance trigger and the heads' run at the
+# statement's end and see all of it.
 _WRITE_JOURNAL = text("""
     WITH new_postings AS (
         INSERT INTO ledger_postings (institution_id, entry_seq, line_no, account_id, amount_fen)
-        SELECT :institution_id, * FROM unnest(
-            CAST(:entry_seq AS bigint[]), CAST(:line_no AS smallint[]),
-            CAST(:account_id AS uuid[]), CAST(:amount_fen AS bigint[]))
+        SELECT * FROM unnest(
+            CAST(:posting_institution AS uuid[]), CAST(:entry_seq AS bigint[]),
+            CAST(:line_no AS smallint[]), CAST(:account_id AS uuid[]),
+            CAST(:amount_fen AS bigint[]))
         RETURNING entry_seq
     ), written AS (
         SELECT count(*) AS postings FROM new_postings
@@ -407,25 +504,40 @@ _WRITE_JOURNAL = text("""
         INSERT INTO ledger_entries (institution_id, seq, idempotency_key, kind, memo, posted_at,
                                     posting_count, content_hash, prev_hash, hash,
                                     actor_role, actor_id, address)
-        SELECT :institution_id, seq, idempotency_key, kind, memo, :posted_at,
+        SELECT institution_id, seq, idempotency_key, kind, memo, :posted_at,
                posting_count, content_hash, prev_hash, hash, :actor_role, :actor_id, :address
-          FROM unnest(CAST(:seq AS bigint[]), CAST(:idempotency_key AS varchar[]),
-                      CAST(:kind AS varchar[]), CAST(:memo AS varchar[]),
-                      CAST(:posting_count AS smallint[]), CAST(:content_hash AS varchar[]),
-                      CAST(:prev_hash AS varchar[]), CAST(:hash AS varchar[]))
-            AS e(seq, idempotency_key, kind, memo, posting_count, content_hash, prev_hash, hash)
+          FROM unnest(CAST(:entry_institution AS uuid[]), CAST(:seq AS bigint[]),
+                      CAST(:idempotency_key AS varchar[]), CAST(:kind AS varchar[]),
+                      CAST(:memo AS varchar[]), CAST(:posting_count AS smallint[]),
+                      CAST(:content_hash AS varchar[]), CAST(:prev_hash AS varchar[]),
+                      CAST(:hash AS varchar[]))
+            AS e(institution_id, seq, idempotency_key, kind, memo, posting_count, content_hash,
+                 prev_hash, hash)
          CROSS JOIN written
     ), new_balances AS (
         UPDATE ledger_accounts SET balance_fen = b.balance_fen, last_seq = b.last_seq
-          FROM unnest(CAST(:balance_account AS uuid[]), CAST(:balance_fen AS bigint[]),
-                      CAST(:balance_last_seq AS bigint[]))
-            AS b(id, balance_fen, last_seq)
+          FROM unnest(CAST(:balance_institution AS uuid[]), CAST(:balance_account AS uuid[]),
+                      CAST(:balance_fen AS bigint[]), CAST(:balance_last_seq AS bigint[]))
+            AS b(institution_id, id, balance_fen, last_seq)
          CROSS JOIN written
-         WHERE ledger_accounts.institution_id = :institution_id AND ledger_accounts.id = b.id
+         WHERE ledger_accounts.institution_id = b.institution_id AND ledger_accounts.id = b.id
     )
-    UPDATE ledger_heads SET last_seq = :head_seq, last_hash = :head_hash, updated_at = :posted_at
-     WHERE institution_id = :institution_id
+    UPDATE ledger_heads SET last_seq = h.last_seq, last_hash = h.last_hash, updated_at = :posted_at
+      FROM unnest(CAST(:head_institution AS uuid[]), CAST(:head_seq AS bigint[]),
+                  CAST(:head_hash AS varchar[])) AS h(institution_id, last_seq, last_hash)
+     WHERE ledger_heads.institution_id = h.institution_id
 """)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalWrite:
+    """One institution's part of a journal write: its new entries and postings (rows in the
+    tables' shape), and each account they changed with its new balance and last entry."""
+
+    institution_id: UUID
+    entry_rows: list[dict[str, Any]]
+    posting_rows: list[dict[str, Any]]
+    balances: dict[UUID, tuple[int, int]]
 
 
 def _columns(rows: list[dict[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
@@ -442,59 +554,88 @@ async def write_journal(
 ) -> None:
     """Append entries and their postings, set the balances they changed (each with the last entry
     that changed it) and move the head to the last entry: the whole write of `service.post_many`,
-    in a fixed number of statements.
+    in a fixed number of statements."""
+    await write_journals(
+        connection, [JournalWrite(institution_id, entry_rows, posting_rows, balances)], now
+    )
+
+
+async def write_journals(
+    connection: AsyncConnection, writes: Sequence[JournalWrite], now: datetime
+) -> None:
+    """`write_journal` of several institutions (each holding its ledger lock): on PostgreSQL one
+    statement for them all; on SQLite each institution's in turn.
 
     The order is the database's guards': postings first (the entry's insert trigger checks that
     they sum to zero), then entries, then balances (moved by exactly the new postings), then the
     head (onto the last entry)."""
-    head_seq, head_hash = entry_rows[-1]["seq"], entry_rows[-1]["hash"]
-    if connection.dialect.name == "postgresql":
-        await connection.execute(
-            _WRITE_JOURNAL,
-            {
-                **_columns(posting_rows, ("entry_seq", "line_no", "account_id", "amount_fen")),
-                "institution_id": institution_id,
-                "posted_at": now,
-                # One actor and address for the call's entries: scalars, like the moment.
-                "actor_role": entry_rows[-1]["actor_role"],
-                "actor_id": entry_rows[-1]["actor_id"],
-                "address": entry_rows[-1]["address"],
-                **_columns(
-                    entry_rows,
-                    (
-                        "seq",
-                        "idempotency_key",
-                        "kind",
-                        "memo",
-                        "posting_count",
-                        "content_hash",
-                        "prev_hash",
-                        "hash",
-                    ),
-                ),
-                "balance_account": list(balances),
-                "balance_fen": [balance for balance, _ in balances.values()],
-                "balance_last_seq": [seq for _, seq in balances.values()],
-                "head_seq": head_seq,
-                "head_hash": head_hash,
-            },
-        )
+    if connection.dialect.name != "postgresql":
+        for write in writes:
+            await _write_journal_plainly(connection, write, now)
         return
-    await connection.execute(postings.insert(), posting_rows)
-    await connection.execute(entries.insert(), entry_rows)
+    all_entries = [row for write in writes for row in write.entry_rows]
+    all_postings = [row for write in writes for row in write.posting_rows]
+    last = all_entries[-1]
+    await connection.execute(
+        _WRITE_JOURNAL,
+        {
+            "posting_institution": [row["institution_id"] for row in all_postings],
+            **_columns(all_postings, ("entry_seq", "line_no", "account_id", "amount_fen")),
+            "posted_at": now,
+            # One actor and address for the call's entries: scalars, like the moment.
+            "actor_role": last["actor_role"],
+            "actor_id": last["actor_id"],
+            "address": last["address"],
+            "entry_institution": [row["institution_id"] for row in all_entries],
+            **_columns(
+                all_entries,
+                (
+                    "seq",
+                    "idempotency_key",
+                    "kind",
+                    "memo",
+                    "posting_count",
+                    "content_hash",
+                    "prev_hash",
+                    "hash",
+                ),
+            ),
+            "balance_institution": [
+                write.institution_id for write in writes for _ in write.balances
+            ],
+            "balance_account": [account for write in writes for account in write.balances],
+            "balance_fen": [b for write in writes for b, _ in write.balances.values()],
+            "balance_last_seq": [seq for write in writes for _, seq in write.balances.values()],
+            "head_institution": [write.institution_id for write in writes],
+            "head_seq": [write.entry_rows[-1]["seq"] for write in writes],
+            "head_hash": [write.entry_rows[-1]["hash"] for write in writes],
+        },
+    )
+
+
+async def _write_journal_plainly(
+    connection: AsyncConnection, write: JournalWrite, now: datetime
+) -> None:
+    institution_id = write.institution_id
+    await connection.execute(postings.insert(), write.posting_rows)
+    await connection.execute(entries.insert(), write.entry_rows)
     await connection.execute(
         update(accounts)
         .where(accounts.c.institution_id == institution_id, accounts.c.id == bindparam("account"))
         .values(balance_fen=bindparam("balance"), last_seq=bindparam("seq")),
         [
             {"account": account, "balance": balance, "seq": seq}
-            for account, (balance, seq) in balances.items()
+            for account, (balance, seq) in write.balances.items()
         ],
     )
     await connection.execute(
         update(heads)
         .where(heads.c.institution_id == institution_id)
-        .values(last_seq=head_seq, last_hash=head_hash, updated_at=now)
+        .values(
+            last_seq=write.entry_rows[-1]["seq"],
+            last_hash=write.entry_rows[-1]["hash"],
+            updated_at=now,
+        )
     )
 
 

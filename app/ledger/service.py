@@ -6,11 +6,11 @@ ledger lock via `repository.lock_head`.
 """
 
 import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -283,6 +283,76 @@ async def _post_locked(
     """The write path, run with the institution's ledger lock held: validate, deduplicate by key,
     apply limits in order against balances read under the lock, then write journal and balances:
     on PostgreSQL one statement to read and one to write, whatever the batch size."""
+    plan = await _plan(connection, institution_id, drafts, None, utcnow())
+    if plan.write is not None:
+        await repo.write_journals(connection, [plan.write], plan.now)
+    return await _finish(connection, plan)
+
+
+async def post_many_read(
+    connection: AsyncConnection,
+    batches: Mapping[UUID, tuple[Sequence[EntryDraft], repo.LockedRead]],
+) -> dict[UUID, list[Result]]:
+    """`post_many` of several institutions at once (a group commit across institutions on one
+    database: never where the deployment is sharded by institution), each with what its caller
+    read under its ledger lock (`read_locked`: the tip, the drafts' keys and every account they
+    name): their locks taken in id order if not held yet, then one write for them all."""
+    await repo.lock_heads(connection, batches)
+    now = utcnow()  # one moment for the whole write: every entry is posted, and chained, at it
+    plans = [
+        await _plan(connection, institution_id, drafts, read, now)
+        for institution_id, (drafts, read) in batches.items()
+    ]
+    writes = [plan.write for plan in plans if plan.write is not None]
+    if writes:
+        await repo.write_journals(connection, writes, plans[0].now)
+    return {plan.institution_id: await _finish(connection, plan) for plan in plans}
+
+
+async def read_locked(
+    connection: AsyncConnection, wanted: Mapping[UUID, tuple[Sequence[str], Sequence[AccountSpec]]]
+) -> dict[UUID, tuple[repo.LockedRead, list[Account] | None]]:
+    """For callers that decide what to post by what was posted before, across institutions: each
+    institution's ledger lock (in id order), then in one read the tip, which of its keys are
+    posted, and its accounts `specs` in order (None when one is not open yet: its caller takes
+    the path of one institution, which opens it)."""
+    await repo.lock_heads(connection, wanted)
+    reads = await repo.tips_keys_and_accounts_of(
+        connection,
+        {i: (keys, [spec.code for spec in specs]) for i, (keys, specs) in wanted.items()},
+    )
+    found: dict[UUID, tuple[repo.LockedRead, list[Account] | None]] = {}
+    for institution_id, (_, specs) in wanted.items():
+        read = reads[institution_id]
+        by_code = {account.code: account for account in read.accounts.values()}
+        opened = [by_code.get(spec.code) for spec in specs]
+        found[institution_id] = (
+            read,
+            None if None in opened or read.tip is None else cast(list[Account], opened),
+        )
+    return found
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What a post decided under the lock, before writing: each draft's result where known, the
+    journal write, and the replays to load."""
+
+    institution_id: UUID
+    now: datetime
+    results: list[Result | None]
+    write: repo.JournalWrite | None
+    replay_of_seq: dict[int, int]
+    replay_of_index: dict[int, int]
+
+
+async def _plan(
+    connection: AsyncConnection,
+    institution_id: UUID,
+    drafts: Sequence[EntryDraft],
+    read: repo.LockedRead | None,
+    now: datetime,
+) -> _Plan:
     results: list[Result | None] = [None] * len(drafts)
     hashes: dict[int, str] = {}
     for index, draft in enumerate(drafts):
@@ -293,13 +363,14 @@ async def _post_locked(
 
     # One read under the lock: the chain's tip, the keys, and the accounts of every valid draft (a
     # replay's too, a few rows more, rather than a second round trip once the replays are known).
-    keys = list({drafts[i].idempotency_key for i in hashes})
-    account_ids = {p.account_id for i in hashes for p in drafts[i].postings}
-    read = (
-        await repo.tip_keys_and_accounts(connection, institution_id, keys, account_ids)
-        if hashes
-        else repo.LockedRead(None, {}, {})
-    )
+    if read is None:
+        keys = list({drafts[i].idempotency_key for i in hashes})
+        account_ids = {p.account_id for i in hashes for p in drafts[i].postings}
+        read = (
+            await repo.tip_keys_and_accounts(connection, institution_id, keys, account_ids)
+            if hashes
+            else repo.LockedRead(None, {}, {})
+        )
     posted, known = read.posted, read.accounts
     # A key already in the journal, or earlier in this batch, is a replay when the content is the
     # same and a misuse when it is not.
@@ -328,7 +399,6 @@ async def _post_locked(
     missing = {p.account_id for i in hashes for p in drafts[i].postings} - known.keys()
     balances = {account_id: account.balance_fen for account_id, account in known.items()}
     last_seq_of: dict[UUID, int] = {}  # each changed account's last entry in this batch
-    now = utcnow()
     # Who moves the money, and from where: the audit trail's money side, on the entry itself.
     actor = current_actor.get()
     actor_role, actor_id = (actor.role, actor.id) if actor is not None else (None, None)
@@ -395,22 +465,31 @@ async def _post_locked(
             hash=last_hash,
         )
 
-    if entry_rows:
-        await repo.write_journal(
-            connection,
+    write = (
+        repo.JournalWrite(
             institution_id,
             entry_rows,
             posting_rows,
             {account: (balances[account], last_seq_of[account]) for account in sorted(last_seq_of)},
-            now,
         )
-        LEDGER_ENTRIES.inc(len(entry_rows))
+        if entry_rows
+        else None
+    )
+    return _Plan(institution_id, now, results, write, replay_of_seq, replay_of_index)
 
-    if replay_of_seq:
-        loaded = await repo.load_entries(connection, institution_id, list(replay_of_seq.values()))
-        for index, seq in replay_of_seq.items():
+
+async def _finish(connection: AsyncConnection, plan: _Plan) -> list[Result]:
+    """The results once the plan's journal is written: the replays loaded."""
+    results = plan.results
+    if plan.write is not None:
+        LEDGER_ENTRIES.inc(len(plan.write.entry_rows))
+    if plan.replay_of_seq:
+        loaded = await repo.load_entries(
+            connection, plan.institution_id, list(plan.replay_of_seq.values())
+        )
+        for index, seq in plan.replay_of_seq.items():
             results[index] = loaded[seq]
-    for index, first in replay_of_index.items():
+    for index, first in plan.replay_of_index.items():
         outcome = results[first]
         results[index] = (
             replace(outcome, replayed=True) if isinstance(outcome, PostedEntry) else outcome

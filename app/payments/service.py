@@ -16,17 +16,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.enrollments.repository import locked_by_order_no, locked_by_order_nos
+from app.enrollments.repository import locked_by_order_no, locked_by_order_nos_of, set_paid
 from app.kit.clock import as_utc, utcnow
 from app.kit.money import is_fen
 from app.ledger import service as ledger
-from app.ledger.books import Books, posted_and_books
+from app.ledger.books import Books, posted_and_books, posted_and_books_of
 from app.ledger.errors import LedgerError
+from app.ledger.repository import LockedRead
 from app.ledger.types import Account, EntryDraft
 from app.models import Enrollment, Institution, SuspenseItem
 from app.models.enrollment import EnrollmentStatus
@@ -155,65 +157,109 @@ def _credit_draft(
 
 
 async def credit_matching_payments(
-    session: AsyncSession, institution: Institution | None, payments: Sequence[BankPayment]
+    session: AsyncSession, holders: Mapping[str, Institution], payments: Sequence[BankPayment]
 ) -> list[PaymentOutcome | None]:
-    """Credit together, in one round of statements and one ledger call, those of these payments
-    (into one escrow account, in the order received) that `credit_payment` would credit straight
-    to the order they quote: the busy day's common case. Each of the others gets None, for the
-    caller to hand to `credit_payment` afterwards (suspense, an allocation, a replay, a refusal).
+    """Credit together, in one round of statements and one ledger write, those of these payments
+    (in the order received) that `credit_payment` would credit straight to the order they quote:
+    the busy day's common case. Each of the others gets None, for the caller to hand to
+    `credit_payment` afterwards (suspense, an allocation, a replay, a refusal).
 
     A payment is taken here only when no earlier payment of the batch quotes its order or has its
     bank reference, so that whatever credit_payment does afterwards to the rest happens to each
     order in the order received, as it would have one by one.
 
-    `institution` holds the payments' escrow account, its row locked by the caller (None when no
-    institution does: credit_payment says so)."""
+    `holders` names the institution holding each escrow account, its row locked by the caller (an
+    account no institution holds is absent: credit_payment says so). The payments may be into
+    several institutions' accounts: their enrollments, ledger locks and reads are then taken
+    together (in institution id order) and their entries written at once, in the caller's one
+    transaction; a caller confined to one institution (a deployment sharded by institution) hands
+    it one institution's payments."""
     outcomes: list[PaymentOutcome | None] = [None] * len(payments)
-    accounts = {payment.escrow_account_no for payment in payments}
-    if institution is None or accounts != {institution.escrow_account_no}:
+    indexes: dict[UUID, list[int]] = {}
+    institutions: dict[UUID, Institution] = {}
+    for index, payment in enumerate(payments):
+        holder = holders.get(payment.escrow_account_no)
+        if holder is not None:
+            indexes.setdefault(holder.id, []).append(index)
+            institutions[holder.id] = holder
+    if not indexes:
         return outcomes
-    orders = {
-        payment.order_no
-        for payment in payments
-        if payment.order_no and len(payment.order_no) <= MAX_ORDER_NO_LENGTH
-    }
-    enrollments = {
-        enrollment.order_no: enrollment
-        for enrollment in await locked_by_order_nos(session, institution.id, orders)
-    }
+    enrollments = await locked_by_order_nos_of(
+        session,
+        {
+            institution_id: {
+                order_no
+                for order_no in (payments[index].order_no for index in listed)
+                if order_no and len(order_no) <= MAX_ORDER_NO_LENGTH
+            }
+            for institution_id, listed in sorted(indexes.items())
+        },
+    )
     connection = await session.connection()
-    await ledger.lock(connection, institution.id)
-    # Under the lock, in one read: the payments' entries if handled before, the books, and the
+    # Under the locks, in one read: the payments' entries if handled before, the books, and the
     # prepaid account of every order they quote (each enrollment has had one since it was made).
-    found = list(enrollments.values())
-    posted, books, prepaid = await posted_and_books(
+    by_order: dict[UUID, dict[str, Enrollment]] = {institution_id: {} for institution_id in indexes}
+    for (institution_id, order_no), enrollment in enrollments.items():
+        by_order[institution_id][order_no] = enrollment
+    found = {institution_id: list(of.values()) for institution_id, of in by_order.items()}
+    read = await posted_and_books_of(
         connection,
-        institution.id,
-        [key for payment in payments for key in (payment_key(payment), suspense_key(payment))],
-        [enrollment.id for enrollment in found],
+        {
+            institution_id: (
+                [
+                    key
+                    for index in listed
+                    for key in (payment_key(payments[index]), suspense_key(payments[index]))
+                ],
+                [enrollment.id for enrollment in found[institution_id]],
+            )
+            for institution_id, listed in sorted(indexes.items())
+        },
     )
-    account_of = {
-        enrollment.id: account for enrollment, account in zip(found, prepaid, strict=True)
-    }
-    chosen = _straight_credits(institution, enrollments, posted, payments)
-    if not chosen:
+    batches: dict[UUID, tuple[list[EntryDraft], LockedRead]] = {}
+    chosen: dict[UUID, list[tuple[int, BankPayment, Enrollment]]] = {}
+    for institution_id, listed in indexes.items():
+        books_read = read[institution_id]
+        if books_read is None:
+            continue  # an account not open yet: credit_payment opens it
+        locked, books, prepaid = books_read
+        account_of = {
+            enrollment.id: account
+            for enrollment, account in zip(found[institution_id], prepaid, strict=True)
+        }
+        straight = [
+            (listed[at], payment, enrollment)
+            for at, payment, enrollment in _straight_credits(
+                institutions[institution_id],
+                by_order[institution_id],
+                locked.posted,
+                [payments[index] for index in listed],
+            )
+        ]
+        if straight:
+            chosen[institution_id] = straight
+            batches[institution_id] = (
+                [
+                    _credit_draft(payment, books, account_of[enrollment.id], enrollment)
+                    for _, payment, enrollment in straight
+                ],
+                locked,
+            )
+    if not batches:
         return outcomes
-    results = await ledger.post_many(
-        connection,
-        institution.id,
-        [
-            _credit_draft(payment, books, account_of[enrollment.id], enrollment)
-            for _, payment, enrollment in chosen
-        ],
-    )
-    for (index, payment, enrollment), result in zip(chosen, results, strict=True):
-        if isinstance(result, LedgerError):
-            raise result  # nothing of the batch stays: the caller applies it one by one
-        _mark_paid(enrollment, payment)
-        outcomes[index] = PaymentOutcome(
-            PaymentResult.credited, institution.id, result.seq, enrollment_id=enrollment.id
-        )
-    await session.flush()
+    posted = await ledger.post_many_read(connection, batches)
+    paid: list[tuple[Enrollment, dict[str, Any]]] = []
+    for institution_id, straight in chosen.items():
+        for (index, payment, enrollment), result in zip(
+            straight, posted[institution_id], strict=True
+        ):
+            if isinstance(result, LedgerError):
+                raise result  # nothing of the batch stays: the caller applies it one by one
+            paid.append((enrollment, paid_values(payment)))
+            outcomes[index] = PaymentOutcome(
+                PaymentResult.credited, institution_id, result.seq, enrollment_id=enrollment.id
+            )
+    await set_paid(session, paid)
     return outcomes
 
 
@@ -309,16 +355,22 @@ async def _allocate(
 
 
 def _mark_paid(enrollment: Enrollment, payment: BankPayment) -> None:
-    enrollment.paid_fen = payment.amount_fen
-    enrollment.paid_at = payment.paid_at
-    enrollment.payment_reference = payment.bank_reference
-    enrollment.payment_channel_order_id = payment.channel_order_id
-    enrollment.payment_payer_name = _fitting(payment.payer_name, MAX_PAYER_NAME_LENGTH)
-    enrollment.payment_payer_account_no = _fitting(
-        payment.payer_account_no, MAX_PAYER_ACCOUNT_LENGTH
-    )
-    enrollment.status = EnrollmentStatus.active
-    enrollment.updated_at = utcnow()
+    for name, value in paid_values(payment).items():
+        setattr(enrollment, name, value)
+
+
+def paid_values(payment: BankPayment) -> dict[str, Any]:
+    """What crediting `payment` to its order sets on the enrollment (PAID_COLUMNS)."""
+    return {
+        "status": EnrollmentStatus.active,
+        "paid_fen": payment.amount_fen,
+        "paid_at": payment.paid_at,
+        "payment_reference": payment.bank_reference,
+        "payment_channel_order_id": payment.channel_order_id,
+        "payment_payer_name": _fitting(payment.payer_name, MAX_PAYER_NAME_LENGTH),
+        "payment_payer_account_no": _fitting(payment.payer_account_no, MAX_PAYER_ACCOUNT_LENGTH),
+        "updated_at": utcnow(),
+    }
 
 
 async def _hold(

@@ -301,6 +301,7 @@ async def test_a_crash_mid_apply_keeps_the_message_and_the_retry_credits_it_once
 
     monkeypatch.setattr(ledger, "post", then_crash(ledger.post))
     monkeypatch.setattr(ledger, "post_many", then_crash(ledger.post_many))
+    monkeypatch.setattr(ledger, "post_many_read", then_crash(ledger.post_many_read))
     body, headers = gm.signed(message)
     reply = await client.post(f"/v1/banks/{gm.slug}/notify", content=body, headers=headers)
 

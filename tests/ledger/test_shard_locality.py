@@ -234,7 +234,8 @@ async def _lessons(sim: Simulated, enrollment: dict, keys: list[str], confirm: b
 
 async def test_every_ledger_transaction_stays_on_one_institutions_shard(recorded: Recorded):
     steps = Steps(recorded.engine)
-    # Sharded by institution, the deployment confines each group commit to one institution.
+    # Sharded by institution, as the deployment says (GROUP_COMMIT_SCOPE): each group commit of
+    # lesson records, and each crediting transaction of the inbox's worker, holds one institution.
     async with simulated_bank(
         recorded.engine, recorded.url, "ums", group_commit_scope=GroupCommitScope.institution
     ) as first:

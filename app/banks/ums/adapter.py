@@ -3,7 +3,7 @@ instructions signed with SHA256withRSA, outcomes pulled with a 202008 query."""
 
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -81,7 +81,7 @@ class _NoAnswer(Exception):
     """A response, or part of one, that is not a usable answer."""
 
 
-def _required(fields: dict[str, str], name: str) -> str:
+def _required(fields: Mapping[str, str], name: str) -> str:
     value = fields.get(name, "")
     if not value:
         raise MalformedMessage(f"missing {name}")

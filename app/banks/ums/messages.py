@@ -2,21 +2,32 @@
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
 
 from app.kit.clock import SHANGHAI
 
 
-def form_fields(body: bytes) -> dict[str, str]:
+def form_fields(body: bytes) -> Mapping[str, str]:
     """The fields of an application/x-www-form-urlencoded UTF-8 body. ValueError for a body that is
     not UTF-8 (raw or percent-encoded), a part without `=`, or a field given twice: which of two
-    values the bank signed cannot be known, so neither is trusted."""
+    values the bank signed cannot be known, so neither is trusted.
+
+    A body is read once, however often it is asked for (a request verifies it, then reads it):
+    the fields of the last few bodies are kept, read-only."""
+    return _form_fields(body)
+
+
+@lru_cache(maxsize=64)
+def _form_fields(body: bytes) -> Mapping[str, str]:
     text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError
     fields: dict[str, str] = {}
     if not text:
-        return fields
+        return MappingProxyType(fields)
     pairs = parse_qsl(
         text, keep_blank_values=True, strict_parsing=True, encoding="utf-8", errors="strict"
     )
@@ -24,14 +35,14 @@ def form_fields(body: bytes) -> dict[str, str]:
         if key in fields:
             raise ValueError(f"field {key!r} given twice")
         fields[key] = value
-    return fields
+    return MappingProxyType(fields)
 
 
 # What the signed string of a notification (spec 1) joins its fields with.
 _SEPARATORS = re.compile(r"[&=]")
 
 
-def ambiguous_field(fields: dict[str, str]) -> str | None:
+def ambiguous_field(fields: Mapping[str, str]) -> str | None:
     """The name of a field whose name or value holds `&` or `=`, or None. The signature covers
     `k1=v1&k2=v2...`, which reads back into one set of fields only when no name or value holds
     either: otherwise `a=1&b=2` could be one field or two, and a captured notification could be

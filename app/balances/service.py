@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import BigInteger, Select, bindparam, func, select, true
+from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.balances.rules import Figures, floor_fen, holdback_fen
@@ -317,6 +317,13 @@ async def figures(
     )
 
 
+def _one_of(column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    """`column IN values` for a list fixed when the statement is built, said as equalities: an IN
+    list is an expanding parameter, rendered into the statement's text again on every execution,
+    where equalities leave the compiled statement whole in SQLAlchemy's cache."""
+    return or_(*(column == value for value in values))
+
+
 def _figures_now() -> Select[Any]:
     """The statement of `figures`, built once: each input an aggregate over one institution's rows
     (a single shard's), cross-joined into one row. Hold-back rounds each receipt up on its own:
@@ -325,7 +332,7 @@ def _figures_now() -> Select[Any]:
     signed = accounts.c.balance_fen * accounts.c.normal
 
     def of_kind(*kinds: str) -> Any:
-        return func.coalesce(func.sum(signed).filter(accounts.c.kind.in_(kinds)), 0)
+        return func.coalesce(func.sum(signed).filter(_one_of(accounts.c.kind, kinds)), 0)
 
     balances = (
         select(
@@ -368,7 +375,7 @@ def _figures_now() -> Select[Any]:
         select(func.coalesce(func.sum(Payout.amount_fen), 0).label("month_payouts"))
         .where(
             Payout.institution_id == institution,
-            Payout.status.not_in(MONEY_BACK),
+            ~_one_of(Payout.status, MONEY_BACK),
             Payout.created_at >= bindparam("month_start", type_=Payout.created_at.type),
         )
         .subquery("month")

@@ -133,17 +133,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxy_addresses)
     install_tracing(app)  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md)
 
-    # Routes are tried in order: the banks' notifications, the busiest path, first.
+    # Routes are tried in order, each costing a few microseconds to try, so the busiest come
+    # first: the banks' notifications, then lessons and their confirmations, enrollments and the
+    # balance view. No two routes of one method take the same path (tests/test_routing.py), so
+    # the order changes nothing but the time it takes to find a route.
     app.include_router(banks_router)
+    app.include_router(lessons_router)
+    app.include_router(enrollments_router)
+    app.include_router(supervision_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
-    app.include_router(supervision_router)
     app.include_router(jobs_router)
     app.include_router(payouts_router)
     app.include_router(refunds_router)
     app.include_router(courses_router)
-    app.include_router(enrollments_router)
-    app.include_router(lessons_router)
     app.include_router(api_keys_router)
     app.include_router(jurisdictions_router)
     app.include_router(institutions_router)

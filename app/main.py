@@ -36,6 +36,7 @@ from app.jobs.endpoints import router as jobs_router
 from app.jurisdictions.endpoints import router as jurisdictions_router
 from app.jurisdictions.profile import profiles as profile_cache
 from app.kit import crashpoints, workdays
+from app.kit.routing import gate_routers
 from app.lessons.endpoints import router as lessons_router
 from app.logging import RequestContextMiddleware, configure_logging
 from app.metrics.endpoints import router as metrics_router
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(complaints_router)
     app.include_router(opening_router)
     app.include_router(alerts_router)
+    gate_routers(app)
     return app
 
 

@@ -68,3 +68,41 @@ def test_the_check_sees_two_routes_that_take_one_path():
         "GET /v1/enrollments/{enrollment_id}",
         "GET /v1/enrollments/{anything}",
     ]
+
+
+def _scope(app: FastAPI, path: str, method: str) -> dict[str, object]:
+    return {"type": "http", "path": path, "method": method, "root_path": "", "app": app}
+
+
+def test_a_routers_gate_answers_as_its_routes_would():
+    """Every included router is gated (app.kit.routing), and for any path, a route's or none,
+    with any method, the gate's answer is the router's own."""
+    app = create_app(Settings(database_url="sqlite:///:memory:"))
+    included = [top for top in app.router.routes if hasattr(top, "original_router")]
+    assert included and all("matches" in vars(top) for top in included)  # each one gated
+
+    paths = [_a_path_of(route) for route in _api_routes(app)]
+    paths += [path + "/" for path in paths] + ["/", "/v1", "/v1/nothing/here", "/healthz/x"]
+    for top in included:
+        for path in paths:
+            for method in ("GET", "POST", "PUT", "DELETE"):
+                scope = _scope(app, path, method)
+                gated = top.matches(dict(scope))
+                asked = type(top).matches(top, dict(scope))
+                assert gated == asked, (path, method)
+
+
+def test_a_route_added_to_a_router_later_is_still_found():
+    from app.health.endpoints import router as health_router
+
+    app = create_app(Settings(database_url="sqlite:///:memory:"))
+    [top] = [t for t in app.router.routes if getattr(t, "original_router", None) is health_router]
+
+    async def later() -> None:
+        pass
+
+    health_router.add_api_route("/later-health", later, methods=["GET"])
+    try:
+        assert top.matches(_scope(app, "/later-health", "GET"))[0] is Match.FULL
+    finally:
+        health_router.routes.pop()

@@ -13,9 +13,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -57,6 +59,45 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class LeanJsonFormatter(JsonFormatter):
+    """python-json-logger's JSON lines, the same text (a property test holds them equal), built
+    with less work for an ordinary record (a plain message, no exception or stack), which is every
+    request's line: the fields are taken from the record in one pass and encoded by one encoder
+    made once, where the library's general path renames each field and makes an encoder per line.
+    Anything else takes the library's path."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        assert self.json_encoder is JsonEncoder and self.timestamp is True  # what is mirrored
+        self._encode = JsonEncoder(ensure_ascii=self.json_ensure_ascii).encode
+        self._skipped = frozenset(self._skip_fields)
+        self._fields = tuple((field, self._get_rename(field)) for field in self._required_fields)
+        self._timestamp = self._get_rename("timestamp")
+        self._ordinary = not (
+            self.defaults or self.static_fields or self.rename_fields_keep_missing
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        if (
+            not self._ordinary
+            or record.exc_info
+            or record.exc_text
+            or record.stack_info
+            or not isinstance(record.msg, str)
+        ):
+            return super().format(record)
+        record.message = record.getMessage()
+        attributes = record.__dict__
+        line = {name: attributes.get(field) for field, name in self._fields}
+        skipped = self._skipped
+        renamed = self.rename_fields
+        for key, value in attributes.items():
+            if key not in skipped and not key.startswith("_"):
+                line[renamed.get(key, key)] = value
+        line[self._timestamp] = datetime.fromtimestamp(record.created, tz=UTC)
+        return self.prefix + self._encode(line)
+
+
 def configure_logging(level: str) -> None:
     """Send every log line, uvicorn's included, as JSON to stdout.
 
@@ -65,7 +106,7 @@ def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.set_name(JSON_HANDLER_NAME)
     handler.setFormatter(
-        JsonFormatter(
+        LeanJsonFormatter(
             "%(levelname)s %(name)s %(message)s",
             timestamp=True,
             rename_fields={"levelname": "level"},
@@ -113,6 +154,21 @@ def _ids_from(scope: Scope) -> tuple[str, str]:
 RequestObserver = Callable[[Scope, int, float], None]
 
 
+def _log_request(scope: Scope, status: int, seconds: float) -> None:
+    """The request's line, made and handled as `request_logger.info` would, without looking up
+    the caller's source line first (a walk up the stack that no field of the JSON line shows)."""
+    extra = {
+        "method": scope["method"],
+        "path": scope["path"],
+        "status": status,
+        "duration_ms": round(seconds * 1000, 2),
+    }
+    record = request_logger.makeRecord(
+        request_logger.name, logging.INFO, __file__, 0, "request", (), None, extra=extra
+    )
+    request_logger.handle(record)
+
+
 class RequestContextMiddleware:
     """Outermost layer: gives the request its ids, echoes them in the response and logs the request
     once it is over, with its status and duration, which it also hands to its observers."""
@@ -151,14 +207,7 @@ class RequestContextMiddleware:
             seconds = time.perf_counter() - started
             for observe in self.observers:
                 observe(scope, status, seconds)
-            request_logger.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 2),
-                },
-            )
+            if request_logger.isEnabledFor(logging.INFO):
+                _log_request(scope, status, seconds)
             _correlation_id.reset(correlation_token)
             _request_id.reset(token)

@@ -2,10 +2,18 @@
 
 import json
 import logging
+import sys
+import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
 
-from app.logging import JSON_HANDLER_NAME, RequestIdFilter, configure_logging
+from app.logging import JSON_HANDLER_NAME, LeanJsonFormatter, RequestIdFilter, configure_logging
 
 
 @pytest.fixture
@@ -93,3 +101,93 @@ async def test_every_line_logged_during_a_request_carries_its_correlation_id(
         if record.name in ("app.test", "app.request")
     ]
     assert lines == [("app.test", "nightly-42"), ("app.request", "nightly-42"), ("app.test", None)]
+
+
+# The handler's formatter, and the library's own with the same settings: one line each.
+_SETTINGS: dict[str, Any] = {
+    "timestamp": True,
+    "rename_fields": {"levelname": "level"},
+    "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
+}
+_LEAN = LeanJsonFormatter("%(levelname)s %(name)s %(message)s", **_SETTINGS)
+_LIBRARY = JsonFormatter("%(levelname)s %(name)s %(message)s", **_SETTINGS)
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
+    st.uuids(),
+    st.datetimes(timezones=st.just(UTC)),
+    st.lists(st.integers(), max_size=3),
+)
+# Extra fields as a caller passes them: any name a LogRecord does not have already.
+_TAKEN = {
+    *logging.LogRecord("n", logging.INFO, "p", 1, "m", (), None).__dict__,
+    "message",
+    "asctime",
+}
+_extras = st.dictionaries(
+    st.text(min_size=1, max_size=12).filter(lambda key: key not in _TAKEN), _values, max_size=6
+)
+
+
+def _record(
+    message: object, args: tuple[object, ...], extras: dict[str, Any], error: bool
+) -> logging.LogRecord:
+    exc_info = None
+    if error:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            exc_info = sys.exc_info()
+    record = logging.getLogger("app.test").makeRecord(
+        "app.test", logging.WARNING, __file__, 1, message, args, exc_info, extra=extras
+    )
+    record.created = 1_767_000_000.123456  # both lines of one record carry one moment
+    return record
+
+
+@given(
+    message=st.one_of(st.text(max_size=20), st.builds(dict, note=st.text(max_size=5))),
+    extras=_extras,
+    error=st.booleans(),
+)
+def test_the_lean_formatter_writes_the_librarys_line(message, extras, error):
+    args: tuple[object, ...] = ()
+    if isinstance(message, str):
+        message = message.replace("%", "%%")
+
+    lean = _LEAN.format(_record(message, args, extras, error))
+    library = _LIBRARY.format(_record(message, args, extras, error))
+
+    assert lean == library
+
+
+def test_the_request_line_is_the_librarys_line():
+    record = _record(
+        "request",
+        (),
+        {"method": "GET", "path": "/v1/x", "status": 200, "duration_ms": 1.5, "id": uuid.uuid4()},
+        False,
+    )
+    record.request_id = "req-1"
+    record.correlation_id = "req-1"
+    line = json.loads(_LEAN.format(record))
+
+    assert _LEAN.format(record) == _LIBRARY.format(record)
+    assert list(line) == [
+        "level",
+        "name",
+        "message",
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+        "id",
+        "request_id",
+        "correlation_id",
+        "timestamp",
+    ]
+    assert line["timestamp"] == datetime.fromtimestamp(record.created, tz=UTC).isoformat()

@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import BigInteger, Select, bindparam, func, select, true
+from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.balances.rules import Figures, floor_fen, holdback_fen
@@ -307,21 +307,48 @@ async def figures(
     """One institution's figures now (`as_of` being "now", as for `figures_of`), in one statement:
     the same inputs as `figures_of` reads for many (a property test holds them equal), each an
     aggregate of the institution's own rows."""
-    row = (
-        await session.execute(
-            _FIGURES_NOW,
-            {
-                "institution_id": institution.id,
-                "holdback_pct": profile.holdback_pct,
-                "receipts_after": as_of - relativedelta(months=profile.holdback_months),
-                "moment": as_of,
-                "not_payable_since": _local_midnight(1 - profile.release_lag_days, as_of),
-                "month_start": datetime.combine(
-                    local_date(as_of).replace(day=1), time(0), SHANGHAI
-                ),
-            },
-        )
-    ).one()
+    parameters = _figures_parameters(institution.id, profile, as_of)
+    row = (await session.execute(_FIGURES_NOW, parameters)).one()
+    return _figures_from(row, institution, profile)
+
+
+async def institution_and_figures(
+    session: AsyncSession, institution_id: UUID, profile: RuleProfile, as_of: datetime
+) -> tuple[Institution, Figures] | None:
+    """The institution's row and its figures now, together in the one statement of `figures`
+    (the balance view's single round trip); None when there is no such institution. `profile` is
+    its jurisdiction's, known beforehand (`cached_jurisdiction`)."""
+    parameters = _figures_parameters(institution_id, profile, as_of)
+    row = (await session.execute(_INSTITUTION_AND_FIGURES_NOW, parameters)).one_or_none()
+    if row is None:
+        return None
+    institution: Institution = row[0]
+    return institution, _figures_from(row, institution, profile)
+
+
+def cached_jurisdiction(institution_id: UUID) -> str | None:
+    """The institution's jurisdiction when this process has seen it lately (it never changes)."""
+    return _jurisdiction_of.get(institution_id)
+
+
+def remember_jurisdiction(institution: Institution) -> None:
+    _jurisdiction_of.put(institution.id, institution.jurisdiction_code, tag=institution.id)
+
+
+def _figures_parameters(
+    institution_id: UUID, profile: RuleProfile, as_of: datetime
+) -> dict[str, Any]:
+    return {
+        "institution_id": institution_id,
+        "holdback_pct": profile.holdback_pct,
+        "receipts_after": as_of - relativedelta(months=profile.holdback_months),
+        "moment": as_of,
+        "not_payable_since": _local_midnight(1 - profile.release_lag_days, as_of),
+        "month_start": datetime.combine(local_date(as_of).replace(day=1), time(0), SHANGHAI),
+    }
+
+
+def _figures_from(row: Any, institution: Institution, profile: RuleProfile) -> Figures:
     unconsumed = int(row.prepaid)
     return Figures(
         ledger_balance_fen=int(row.escrow_cash),
@@ -339,15 +366,23 @@ async def figures(
     )
 
 
-def _figures_now() -> Select[Any]:
+def _one_of(column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    """`column IN values` for a list fixed when the statement is built, said as equalities: an IN
+    list is an expanding parameter, rendered into the statement's text again on every execution,
+    where equalities leave the compiled statement whole in SQLAlchemy's cache."""
+    return or_(*(column == value for value in values))
+
+
+def _figures_now(with_institution: bool) -> Select[Any]:
     """The statement of `figures`, built once: each input an aggregate over one institution's rows
-    (a single shard's), cross-joined into one row. Hold-back rounds each receipt up on its own:
+    (a single shard's), cross-joined into one row; `with_institution`, that row joined to the
+    institution's own (no row when there is none). Hold-back rounds each receipt up on its own:
     ceil(pct * x / 100) is (pct * x + 99) / 100 in integers, x never negative."""
     institution = bindparam("institution_id", type_=accounts.c.institution_id.type)
     signed = accounts.c.balance_fen * accounts.c.normal
 
     def of_kind(*kinds: str) -> Any:
-        return func.coalesce(func.sum(signed).filter(accounts.c.kind.in_(kinds)), 0)
+        return func.coalesce(func.sum(signed).filter(_one_of(accounts.c.kind, kinds)), 0)
 
     balances = (
         select(
@@ -390,15 +425,21 @@ def _figures_now() -> Select[Any]:
         select(func.coalesce(func.sum(Payout.amount_fen), 0).label("month_payouts"))
         .where(
             Payout.institution_id == institution,
-            Payout.status.not_in(MONEY_BACK),
+            ~_one_of(Payout.status, MONEY_BACK),
             Payout.created_at >= bindparam("month_start", type_=Payout.created_at.type),
         )
         .subquery("month")
     )
     # Each is one row: joined on nothing, they make one row (said as joins, not a bare FROM list).
-    return select(balances, holdback, not_yet, month).select_from(
-        balances.join(holdback, true()).join(not_yet, true()).join(month, true())
+    joined = balances.join(holdback, true()).join(not_yet, true()).join(month, true())
+    if not with_institution:
+        return select(balances, holdback, not_yet, month).select_from(joined)
+    return (
+        select(Institution, balances, holdback, not_yet, month)
+        .select_from(Institution.__table__.join(joined, true()))
+        .where(Institution.id == institution)
     )
 
 
-_FIGURES_NOW = _figures_now()
+_FIGURES_NOW = _figures_now(with_institution=False)
+_INSTITUTION_AND_FIGURES_NOW = _figures_now(with_institution=True)

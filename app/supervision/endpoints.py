@@ -31,7 +31,7 @@ from app.supervision.schemas import (
     LedgerVerification,
     Summary,
 )
-from app.supervision.views import AsOf, balance_view_now, balance_views
+from app.supervision.views import AsOf, balance_views, visible_balance_view_now
 
 router = APIRouter(tags=["supervision"])
 
@@ -54,9 +54,9 @@ BALANCE_DESCRIPTION = (
 async def _view(
     session: AsyncSession, caller: Principal, institution_id: UUID, as_of: datetime | None
 ) -> BalanceView:
-    institution = await visible_institution(session, caller, institution_id)
     if as_of is None:
-        return await balance_view_now(session, institution)
+        return await visible_balance_view_now(session, caller, institution_id)
+    institution = await visible_institution(session, caller, institution_id)
     [view] = await balance_views(session, [institution], as_of)
     return view
 

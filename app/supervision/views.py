@@ -4,13 +4,27 @@ and the alert level, now or as they stood at a past moment."""
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.alerts.engine import level_as_of
+from app.auth.principal import Principal
+from app.auth.scope import sees, sees_institution
 from app.balances.schemas import BalanceView
-from app.balances.service import bank_reports, figures, figures_of, profile_of
+from app.balances.service import (
+    bank_reports,
+    cached_jurisdiction,
+    figures,
+    figures_of,
+    institution_and_figures,
+    profile_of,
+    profiles_of,
+    remember_jurisdiction,
+)
+from app.institutions.errors import InstitutionNotFound
+from app.institutions.repository import visible_institution
 from app.kit.clock import SHANGHAI, utcnow
 from app.models import Institution
 from app.supervision.errors import AsOfInFuture, InvalidAsOf
@@ -64,6 +78,33 @@ async def balance_view_now(session: AsyncSession, institution: Institution) -> B
     return BalanceView.of(
         institution,
         found,
+        bank_balance_as_of=institution.bank_balance_as_of,
+        alert_level=institution.alert_level,
+    )
+
+
+async def visible_balance_view_now(
+    session: AsyncSession, caller: Principal, institution_id: UUID
+) -> BalanceView:
+    """The view now of an institution the caller sees (404 otherwise), in one statement once this
+    process knows the institution's jurisdiction: who may see it is decided from that before any
+    statement, and the institution's row comes with its figures. The first time, the row is read
+    first (`visible_institution`), then the figures."""
+    code = cached_jurisdiction(institution_id)
+    if code is None:
+        institution = await visible_institution(session, caller, institution_id)
+        remember_jurisdiction(institution)
+        return await balance_view_now(session, institution)
+    if not sees(caller, institution_id, code):
+        raise InstitutionNotFound(f"no institution {institution_id}")
+    profile = (await profiles_of(session, {code}))[code]
+    found = await institution_and_figures(session, institution_id, profile, utcnow())
+    if found is None or not sees_institution(caller, found[0]):
+        raise InstitutionNotFound(f"no institution {institution_id}")
+    institution, now = found
+    return BalanceView.of(
+        institution,
+        now,
         bank_balance_as_of=institution.bank_balance_as_of,
         alert_level=institution.alert_level,
     )

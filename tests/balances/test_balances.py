@@ -2,9 +2,12 @@
 the allowance next to what is releasable."""
 
 import asyncio
+import uuid
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
 
+from app.balances import service as balances
 from app.models import Institution
 from tests.factories import auth, make_paid_enrollment, make_world
 
@@ -76,3 +79,63 @@ async def test_a_balance_view_is_not_held_up_by_a_writer(engine, client):
         await writer.rollback()
     assert view["unconsumed_fen"] == 4 * 10_000
     assert own.status_code == 200 and own.json() == view
+
+
+async def _own_view(client, world, app, key=None):
+    """The view at /v1/institutions/{id}/balance, with the statements the app sent for it."""
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.split()[0].upper() not in ("BEGIN", "COMMIT", "ROLLBACK"):
+            statements.append(statement)
+
+    event.listen(app.state.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        response = await client.get(
+            f"/v1/institutions/{world.institution_id}/balance",
+            headers=auth(key or world.institution_key),
+        )
+    finally:
+        event.remove(app.state.engine.sync_engine, "before_cursor_execute", count)
+    return response, statements
+
+
+async def test_a_known_institutions_view_is_one_statement_and_the_same_view(engine, app, client):
+    """The first view of an institution reads its row, then its figures; once its jurisdiction
+    is known, the row comes with the figures in one statement, and the view is the same."""
+    world = await make_world(engine, holdback_pct=10, min_balance_floor_fen=30_000)
+    await make_paid_enrollment(engine, world, lessons=5, released=2, pending=1)
+    await _own_view(client, world, app)  # the key and the profile found, as a caller's first
+    balances._jurisdiction_of.clear()
+
+    first, first_statements = await _own_view(client, world, app)
+    second, second_statements = await _own_view(client, world, app)
+
+    assert first.status_code == second.status_code == 200, first.text
+    assert first.json() == second.json()
+    assert first.json()["holdback_fen"] == 5_000 and first.json()["floor_fen"] == 30_000
+    assert len(first_statements) == 2
+    assert len(second_statements) == 1
+    assert first.json() == await _view(client, world)
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["first view", "jurisdiction known"])
+async def test_a_view_out_of_scope_is_404_either_way(engine, app, client, known):
+    world = await make_world(engine)
+    other = await make_world(engine)
+    if known:
+        await _own_view(client, world, app)
+    else:
+        balances._jurisdiction_of.clear()
+
+    # Another institution's key, another jurisdiction's regulator, an institution that is not.
+    for key in (other.institution_key, other.regulator_key):
+        response, _ = await _own_view(client, world, app, key)
+        assert response.status_code == 404, response.text
+        assert response.json()["code"] == "institution_not_found"
+    missing = await client.get(
+        f"/v1/institutions/{uuid.uuid4()}/balance", headers=auth(world.regulator_key)
+    )
+    assert missing.status_code == 404 and missing.json()["code"] == "institution_not_found"
+    allowed, _ = await _own_view(client, world, app, world.regulator_key)
+    assert allowed.status_code == 200, allowed.text

@@ -9,8 +9,8 @@ Nothing is answered before its group committed.
 A group may be confined to the items of one `group_of` key (the institution, when the deployment
 is sharded by institution: a transaction then stays on one shard); `in_flight` groups may be
 written at once (groups of different institutions then do not wait for each other). When a group
-of several fails, `one_by_one` writes each of its items again in a transaction of its own, so that
-one bad item fails only its own request; without it the whole group fails (the bank inbox: its
+of several fails, `one_by_one` writes each of its items again, in order, in a transaction of its
+own, so that one bad item fails only its own request; without it the whole group fails (the bank inbox: its
 banks send again).
 """
 
@@ -152,7 +152,11 @@ class GroupCommit(Generic[Item, Out]):
         except Exception as error:
             if self.one_by_one and len(group) > 1:
                 log.warning("%s: a group of %d failed; writing each alone", self.name, len(group))
-                await asyncio.gather(*(self._write([waiting]) for waiting in group))
+                # In order, one at a time: a later item of the same row sees the earlier ones, as
+                # in the group, and a group of hundreds does not ask the pool for as many
+                # connections at once.
+                for waiting in group:
+                    await self._write([waiting])
                 return
             log.exception("%s: a group of %d could not be written", self.name, len(group))
             _fail(group, error)

@@ -241,10 +241,11 @@ async def test_a_confirmation_locks_the_lesson_then_the_enrollment_then_the_ledg
             text("SELECT 1 FROM enrollments WHERE institution_id = :i AND id = :e FOR UPDATE"),
             institution,
         )
+        holder_pid = await holder.scalar(text("SELECT pg_backend_pid()"))
         confirming = asyncio.create_task(
             client.post(f"/v1/lessons/{lesson['id']}/confirm", headers=auth(enrollment.parent_key))
         )
-        await _until_waiting_on_a_lock(engine)
+        await _until_blocked_by(engine, holder_pid, confirming)
 
         async def lockable(statement: str) -> bool:
             async with engine.connect() as probe:
@@ -261,14 +262,22 @@ async def test_a_confirmation_locks_the_lesson_then_the_enrollment_then_the_ledg
     assert (response.status_code, response.json()["status"]) == (200, "confirmed")
 
 
-async def _until_waiting_on_a_lock(engine) -> None:
+async def _until_blocked_by(engine, holder_pid: int, request: asyncio.Task) -> None:
+    """Until another backend waits on a lock `holder_pid` holds (the confirmation, on the
+    enrollment); fails at once if the request ends instead."""
     async with engine.connect() as watcher:
         for _ in range(1500):  # a loaded machine may take seconds to get there
+            if request.done():
+                response = request.result()
+                raise AssertionError(
+                    f"the confirmation ended without waiting: {response.status_code} {response.text}"
+                )
             waiting = await watcher.scalar(
                 text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND query LIKE 'SELECT lessons.%'"
-                )
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE :holder = ANY(pg_blocking_pids(pid))"
+                ),
+                {"holder": holder_pid},
             )
             if waiting:
                 return

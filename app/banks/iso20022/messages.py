@@ -6,6 +6,7 @@ refuses entity bombs and external references with them."""
 
 import re
 from datetime import datetime
+from functools import lru_cache
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import ElementTree as SafeElementTree
@@ -47,6 +48,13 @@ _DATETIME = re.compile(
 _TRANSACTION_STATUS = {"ACSC": ResultStatus.settled, "RJCT": ResultStatus.failed}
 
 
+@lru_cache(maxsize=256)
+def _qualified(namespace: str, path: str) -> str:
+    """`a/b` as `{namespace}a/{namespace}b`, written once per path (a message asks for the same
+    few paths every time)."""
+    return "/".join(f"{{{namespace}}}{name}" for name in path.split("/"))
+
+
 class XmlReader:
     """Finds elements of one namespace by slash-separated local names."""
 
@@ -54,7 +62,7 @@ class XmlReader:
         self.namespace = namespace
 
     def _path(self, path: str) -> str:
-        return "/".join(f"{{{self.namespace}}}{name}" for name in path.split("/"))
+        return _qualified(self.namespace, path)
 
     def find(self, element: Element, path: str) -> Element | None:
         return element.find(self._path(path))

@@ -3,9 +3,12 @@
 import hashlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.banks.ums.signing import (
     notify_signature,
+    notify_string,
     sign_file,
     sign_payload,
     signing_string,
@@ -26,6 +29,24 @@ def test_notify_signature_sorts_by_byte_order_skips_empty_and_sign_and_appends_k
         notify_signature(fields, "KEY", "SHA256")
         == hashlib.sha256(signed.encode()).hexdigest().upper()
     )
+
+
+# Any field name a form body can carry: every code point but the surrogates, which UTF-8 cannot
+# encode (the body is decoded strictly), astral ones included.
+_NAMES = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=6)
+
+
+@given(fields=st.dictionaries(_NAMES.filter(lambda name: name != "sign"), _NAMES, max_size=8))
+def test_notify_string_orders_fields_by_their_utf8_bytes(fields: dict[str, str]) -> None:
+    by_bytes = sorted(fields, key=lambda name: name.encode("utf-8"))
+    assert notify_string(fields) == "&".join(f"{name}={fields[name]}" for name in by_bytes)
+
+
+def test_notify_string_orders_an_astral_name_after_a_bmp_one() -> None:
+    # U+FF21 is EF BC A1 in UTF-8 and U+1F600 is F0 9F 98 80: it comes first, as its code point
+    # does (in UTF-16 it would not: FF21 > D83D).
+    fields = {"\U0001f600": "1", "\uff21": "2", "a": "3"}
+    assert notify_string(fields) == "a=3&\uff21=2&\U0001f600=1"
 
 
 def test_notify_signature_hashes_utf8() -> None:

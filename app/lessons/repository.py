@@ -147,19 +147,29 @@ def _one_institution(wanted: Collection[_Keyed]) -> UUID | None:
     return institutions.pop() if len(institutions) == 1 else None
 
 
+async def _by_pairs(
+    connection: AsyncConnection,
+    wanted: Collection[_Keyed],
+    of_one: dict[str, Executable],
+    across: dict[str, Executable],
+    listed: str,
+) -> Any:  # a CursorResult of the rows
+    """The rows of `wanted` (institution, key): by the statement naming the institution when they
+    are all of one (it stays on that institution's shard), else by the one taking pairs."""
+    dialect = connection.dialect.name
+    institution_id = _one_institution(wanted)
+    if institution_id is not None:
+        bound = {"institution_id": institution_id, listed: [key for _, key in wanted]}
+        return await connection.execute(of_one[dialect], bound)
+    return await connection.execute(across[dialect], pairs_bound("wanted", wanted, dialect))
+
+
 async def locked_for_recording(
     connection: AsyncConnection, wanted: Collection[tuple[UUID, UUID]]
 ) -> dict[tuple[UUID, UUID], LockedEnrollment]:
     """The enrollments among `wanted` (institution, enrollment id), locked in id order, by the
     same pairs."""
-    dialect = connection.dialect.name
-    institution_id = _one_institution(wanted)
-    if institution_id is not None:
-        query = _LOCK_ENROLLMENTS[dialect]
-        bound = {"institution_id": institution_id, "ids": [id_ for _, id_ in wanted]}
-    else:
-        query, bound = _LOCK_ENROLLMENTS_ACROSS[dialect], pairs_bound("wanted", wanted, dialect)
-    rows = await connection.execute(query, bound)
+    rows = await _by_pairs(connection, wanted, _LOCK_ENROLLMENTS, _LOCK_ENROLLMENTS_ACROSS, "ids")
     return {(row[0], row.id): LockedEnrollment(*row[1:]) for row in rows}
 
 
@@ -167,14 +177,7 @@ async def lessons_by_key(
     connection: AsyncConnection, wanted: Collection[tuple[UUID, str]]
 ) -> dict[tuple[UUID, str], LessonRow]:
     """The lessons recorded under `wanted` (institution, lesson key), by the same pairs."""
-    dialect = connection.dialect.name
-    institution_id = _one_institution(wanted)
-    if institution_id is not None:
-        query = _LESSONS_BY_KEY[dialect]
-        bound = {"institution_id": institution_id, "keys": [key for _, key in wanted]}
-    else:
-        query, bound = _LESSONS_BY_KEY_ACROSS[dialect], pairs_bound("wanted", wanted, dialect)
-    rows = await connection.execute(query, bound)
+    rows = await _by_pairs(connection, wanted, _LESSONS_BY_KEY, _LESSONS_BY_KEY_ACROSS, "keys")
     return {(row[0], row.lesson_key): LessonRow(*row[1:]) for row in rows}
 
 

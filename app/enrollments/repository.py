@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.auth.principal import Principal
 from app.auth.scope import scoped
-from app.db.batch import in_list
+from app.db.batch import pairs_bound, pairs_in
 from app.enrollments.errors import EnrollmentNotFound
 from app.enrollments.rules import OPEN_STATUSES
 from app.kit.pagination import PageRequest, paginate
@@ -70,32 +70,28 @@ async def locked_by_order_nos_of(
     session: AsyncSession, wanted: Mapping[UUID, Collection[str]]
 ) -> dict[tuple[UUID, str], Enrollment]:
     """The enrollments of these institutions' orders, in one statement, keyed by (institution,
-    order number), locked in the order of (institution, id): two batches of payments take them in
-    that order, and so never wait on each other in a circle, whatever institutions they span. (An enrollment of one of these institutions whose
-    number another of them asked for is locked too, and left out.)"""
-    asked = {order_no for order_nos in wanted.values() for order_no in order_nos}
-    if not asked:
+    order number), locked in the order of (institution, id): two batches of payments (or a batch
+    and a group of lesson records) take them in that order, and so never wait on each other in a
+    circle, whatever institutions they span."""
+    pairs = [
+        (institution_id, order_no)
+        for institution_id, order_nos in wanted.items()
+        for order_no in order_nos
+    ]
+    if not pairs:
         return {}
     dialect = (await session.connection()).dialect.name
     found = await session.scalars(
-        _locked_of_institutions(dialect),
-        {"institution_ids": list(wanted), "order_nos": list(asked)},
+        _locked_of_institutions(dialect), pairs_bound("wanted", pairs, dialect)
     )
-    return {
-        (enrollment.institution_id, enrollment.order_no): enrollment
-        for enrollment in found
-        if enrollment.order_no in wanted[enrollment.institution_id]
-    }
+    return {(enrollment.institution_id, enrollment.order_no): enrollment for enrollment in found}
 
 
 @cache
 def _locked_of_institutions(dialect: str) -> Select[Enrollment]:
     return (
         select(Enrollment)
-        .where(
-            in_list(Enrollment.institution_id, "institution_ids", dialect),
-            in_list(Enrollment.order_no, "order_nos", dialect),
-        )
+        .where(pairs_in((Enrollment.institution_id, Enrollment.order_no), "wanted", dialect))
         .order_by(Enrollment.institution_id, Enrollment.id)
         .with_for_update()
     )

@@ -1,8 +1,8 @@
 """Single lesson records by group commit (app.db.group_commit): the records that concurrent
 requests of this process make without an `Idempotency-Key` are written together, in one
 transaction of `record_placed` (the enrollments of every institution in the group locked in one
-statement in id order, their keys read in one, one write), and each request is answered with its
-own outcome, exactly as alone: a refusal is its own problem, a replayed key its earlier lesson.
+statement in (institution, id) order, their keys read in one, one write), and each request is
+answered with its own outcome, exactly as alone: a refusal is its own problem, a replayed key its earlier lesson.
 
 A group holds any institutions' records (GROUP_COMMIT_SCOPE=database), or one institution's only
 (`institution`: sharded by institution, a transaction stays on one shard). When a group's

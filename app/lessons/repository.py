@@ -63,8 +63,9 @@ _INSERTED = (
 )
 _DIALECTS = ("postgresql", "sqlite")
 
-# The enrollments in id order (so that two transactions locking several never wait on each other
-# in a cycle), and the lessons of the keys, each statement spelled once per database: of one
+# The enrollments in (institution, id) order, as every lock of several enrollments takes them (so
+# that two transactions locking several never wait on each other in a cycle, whatever institutions
+# they span), and the lessons of the keys, each statement spelled once per database: of one
 # institution (the whole statement on its shard when sharded by institution), or of pairs
 # (institution, enrollment or key) when a group commit holds several institutions' records.
 _LOCK_ENROLLMENTS: dict[str, Executable] = {
@@ -80,7 +81,7 @@ _LOCK_ENROLLMENTS: dict[str, Executable] = {
 _LOCK_ENROLLMENTS_ACROSS: dict[str, Executable] = {
     dialect: select(enrollments.c.institution_id, *_ENROLLMENT_COLUMNS)
     .where(pairs_in((enrollments.c.institution_id, enrollments.c.id), "wanted", dialect))
-    .order_by(enrollments.c.id)
+    .order_by(enrollments.c.institution_id, enrollments.c.id)
     .with_for_update()
     for dialect in _DIALECTS
 }

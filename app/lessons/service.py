@@ -227,8 +227,8 @@ async def record_placed(
 ) -> list[Outcome]:
     """Record each item for its institution, in order, accepted or refused on its own: a refusal
     changes nothing, and a later item of the same enrollment sees the earlier ones. The
-    enrollments are locked in id order in one statement (across institutions when the items are of
-    several: a group commit), and the keys are read after the locks (so a concurrent record of the
+    enrollments are locked in (institution, id) order in one statement (across institutions when
+    the items are of several: a group commit), and the keys are read after the locks (so a concurrent record of the
     same enrollment and key, committed while this one waited, is found and replayed); the new
     lessons and the counters they change are written together. A key the institution used before
     returns that lesson when the item is the same lesson, and is refused when not."""
